@@ -1,0 +1,208 @@
+//! Topic administration and offset look-ups.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::convert::{blocking, kafka_error};
+use super::KafkaConfig;
+use crate::eventlog::{Cleanup, CommittedOffset, LogError, TopicPartition, TopicSpec};
+
+pub(super) struct Admin {
+    client: Arc<AdminClient<DefaultClientContext>>,
+    /// A group-less read_committed consumer: its watermark queries return
+    /// the last stable offset, which is what read_committed readers see.
+    metadata: Arc<BaseConsumer>,
+    config: KafkaConfig,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Admin {
+    pub(super) fn new(config: &KafkaConfig) -> Result<Self, LogError> {
+        let client = config
+            .client_config()
+            .create()
+            .map_err(|e| kafka_error("creating the admin client", &e))?;
+        let metadata: BaseConsumer = config
+            .client_config()
+            .set("isolation.level", "read_committed")
+            .set("enable.auto.commit", "false")
+            .set("group.id", "quickstore-metadata")
+            .create()
+            .map_err(|e| kafka_error("creating the metadata client", &e))?;
+        Ok(Self { client: Arc::new(client), metadata: Arc::new(metadata), config: config.clone() })
+    }
+
+    pub(super) async fn create_topics(&self, specs: &[TopicSpec]) -> Result<(), LogError> {
+        let configs: Vec<Vec<(&'static str, String)>> = specs.iter().map(topic_configs).collect();
+        let new_topics: Vec<NewTopic<'_>> = specs
+            .iter()
+            .zip(&configs)
+            .map(|(spec, config)| {
+                config.iter().fold(
+                    NewTopic::new(
+                        &spec.name,
+                        spec.partitions,
+                        TopicReplication::Fixed(i32::from(spec.replication_factor)),
+                    ),
+                    |topic, (k, v)| topic.set(k, v),
+                )
+            })
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(self.config.operation_timeout));
+        let results = self
+            .client
+            .create_topics(&new_topics, &options)
+            .await
+            .map_err(|e| kafka_error("create_topics", &e))?;
+        for (result, spec) in results.into_iter().zip(specs) {
+            match result {
+                Ok(_) => {}
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                    let actual = self.partition_count(&spec.name).await?;
+                    if actual != spec.partitions {
+                        return Err(LogError::TopicMismatch {
+                            topic: spec.name.clone(),
+                            expected: spec.partitions,
+                            actual,
+                        });
+                    }
+                }
+                Err((topic, code)) => {
+                    return Err(LogError::Kafka(format!("creating topic {topic}: {code}")))
+                }
+            }
+        }
+        // CreateTopics returns before every broker knows the topic; wait
+        // until metadata shows all partitions so the first produce succeeds.
+        for spec in specs {
+            self.wait_for_topic(&spec.name).await?;
+        }
+        Ok(())
+    }
+
+    async fn wait_for_topic(&self, topic: &str) -> Result<(), LogError> {
+        let deadline = tokio::time::Instant::now() + self.config.operation_timeout;
+        loop {
+            match self.partition_count(topic).await {
+                Ok(n) if n > 0 => return Ok(()),
+                Ok(_) | Err(LogError::UnknownTopic(_)) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Ok(_) => return Err(LogError::Timeout(format!("topic {topic} has no partitions"))),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    pub(super) async fn list_topics(&self) -> Result<Vec<String>, LogError> {
+        let client = Arc::clone(&self.metadata);
+        let timeout = self.config.operation_timeout;
+        blocking(move || {
+            let md = client.fetch_metadata(None, timeout).map_err(|e| kafka_error("metadata", &e))?;
+            Ok(md.topics().iter().map(|t| t.name().to_owned()).filter(|n| !n.starts_with("__")).collect())
+        })
+        .await
+    }
+
+    pub(super) async fn partition_count(&self, topic: &str) -> Result<i32, LogError> {
+        let client = Arc::clone(&self.metadata);
+        let timeout = self.config.operation_timeout;
+        let topic = topic.to_owned();
+        blocking(move || {
+            let md = client
+                .fetch_metadata(Some(&topic), timeout)
+                .map_err(|e| kafka_error(&topic, &e))?;
+            let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
+                return Err(LogError::UnknownTopic(topic));
+            };
+            if let Some(err) = t.error() {
+                let code: RDKafkaErrorCode = err.into();
+                return match code {
+                    RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic => {
+                        Err(LogError::UnknownTopic(topic))
+                    }
+                    other => Err(LogError::Kafka(format!("metadata for {topic}: {other}"))),
+                };
+            }
+            i32::try_from(t.partitions().len()).map_err(|_| LogError::Kafka("too many partitions".into()))
+        })
+        .await
+    }
+
+    /// (low, high) where high is the last stable offset.
+    pub(super) async fn watermarks(&self, tp: &TopicPartition) -> Result<(i64, i64), LogError> {
+        let client = Arc::clone(&self.metadata);
+        let timeout = self.config.operation_timeout;
+        let tp = tp.clone();
+        blocking(move || {
+            client
+                .fetch_watermarks(&tp.topic, tp.partition, timeout)
+                .map_err(|e| kafka_error(&tp.to_string(), &e))
+        })
+        .await
+    }
+
+    pub(super) async fn committed_offsets(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<HashMap<TopicPartition, CommittedOffset>, LogError> {
+        // Committed offsets are fetched through a consumer of that group;
+        // it never subscribes, so it does not join or disturb the group.
+        let consumer: BaseConsumer = self
+            .config
+            .client_config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .create()
+            .map_err(|e| kafka_error("creating an offsets client", &e))?;
+        let mut tpl = TopicPartitionList::new();
+        for tp in partitions {
+            tpl.add_partition(&tp.topic, tp.partition);
+        }
+        let timeout = self.config.operation_timeout;
+        blocking(move || {
+            let committed =
+                consumer.committed_offsets(tpl, timeout).map_err(|e| kafka_error("committed offsets", &e))?;
+            let mut out = HashMap::new();
+            for e in committed.elements() {
+                if let Offset::Offset(o) = e.offset() {
+                    out.insert(
+                        TopicPartition::new(e.topic(), e.partition()),
+                        CommittedOffset { next_offset: o, metadata: e.metadata().to_owned() },
+                    );
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+fn topic_configs(spec: &TopicSpec) -> Vec<(&'static str, String)> {
+    let mut configs = match spec.cleanup {
+        Cleanup::KeepForever => {
+            vec![("cleanup.policy", "delete".to_owned()), ("retention.ms", "-1".to_owned()), ("retention.bytes", "-1".to_owned())]
+        }
+        Cleanup::Compact => vec![("cleanup.policy", "compact".to_owned())],
+        Cleanup::Delete { retention } => {
+            vec![("cleanup.policy", "delete".to_owned()), ("retention.ms", retention.as_millis().to_string())]
+        }
+    };
+    if let Some(min_isr) = spec.min_insync_replicas {
+        configs.push(("min.insync.replicas", min_isr.to_string()));
+    }
+    configs
+}

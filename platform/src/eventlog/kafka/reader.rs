@@ -1,0 +1,111 @@
+//! Range reads of one partition (restore and replay), read_committed.
+
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+
+use super::convert::{kafka_error, to_log_record};
+use super::KafkaConfig;
+use crate::eventlog::{LogError, LogRecord, TopicPartition};
+
+/// Records are handed from the blocking reader thread in chunks of this size.
+const CHUNK: usize = 512;
+
+pub(super) fn read_range(
+    config: KafkaConfig,
+    tp: TopicPartition,
+    from: i64,
+    until: i64,
+) -> BoxStream<'static, Result<LogRecord, LogError>> {
+    let (tx, rx) = mpsc::channel::<Result<Vec<LogRecord>, LogError>>(4);
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = read_blocking(&config, &tp, from, until, &tx) {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    tokio_stream_from(rx)
+        .flat_map(|chunk| match chunk {
+            Ok(records) => futures::stream::iter(records.into_iter().map(Ok).collect::<Vec<_>>()),
+            Err(e) => futures::stream::iter(vec![Err(e)]),
+        })
+        .boxed()
+}
+
+fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> BoxStream<'static, T> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+fn read_blocking(
+    config: &KafkaConfig,
+    tp: &TopicPartition,
+    from: i64,
+    until: i64,
+    tx: &mpsc::Sender<Result<Vec<LogRecord>, LogError>>,
+) -> Result<(), LogError> {
+    let consumer: BaseConsumer = config
+        .client_config()
+        // A throwaway group id: this consumer only assigns, never joins or commits.
+        .set("group.id", format!("quickstore-reader-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", "50")
+        .create()
+        .map_err(|e| kafka_error("creating a reader", &e))?;
+    let (_, end_now) = consumer
+        .fetch_watermarks(&tp.topic, tp.partition, config.operation_timeout)
+        .map_err(|e| kafka_error(&tp.to_string(), &e))?;
+    let end = until.min(end_now);
+    if from >= end {
+        return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(from))
+        .map_err(|e| kafka_error(&tp.to_string(), &e))?;
+    consumer.assign(&tpl).map_err(|e| kafka_error(&tp.to_string(), &e))?;
+
+    // An idle deadline, renewed by every record: a long replay is fine, a
+    // broker that stops answering is not.
+    let idle_limit = config.operation_timeout;
+    let mut deadline = std::time::Instant::now() + idle_limit;
+    let mut chunk = Vec::with_capacity(CHUNK);
+    loop {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                deadline = std::time::Instant::now() + idle_limit;
+                let record = to_log_record(&message);
+                if record.offset >= end {
+                    break;
+                }
+                let last = record.offset + 1 >= end;
+                chunk.push(record);
+                if last {
+                    break;
+                }
+                if chunk.len() >= CHUNK {
+                    if tx.blocking_send(Ok(std::mem::take(&mut chunk))).is_err() {
+                        return Ok(()); // the reader was dropped
+                    }
+                }
+            }
+            // End of the partition: everything up to the LSO was read.
+            Some(Err(KafkaError::PartitionEOF(_))) => break,
+            Some(Err(e)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) => break,
+            Some(Err(e)) => return Err(kafka_error(&tp.to_string(), &e)),
+            None if std::time::Instant::now() > deadline => {
+                return Err(LogError::Timeout(format!("reading {tp} up to {end}")))
+            }
+            None => {}
+        }
+    }
+    if !chunk.is_empty() {
+        let _ = tx.blocking_send(Ok(chunk));
+    }
+    Ok(())
+}

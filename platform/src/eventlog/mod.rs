@@ -1,0 +1,149 @@
+//! The event-log port: what every QuickStore service may assume about the log.
+//!
+//! The semantics (which the conformance suite in `platform/tests/conformance`
+//! pins down for every adapter):
+//!
+//! - **Topics and partitions.** A record's partition is
+//!   [`crate::partitioner::partition_for_key`] of its key unless the record
+//!   names one; offsets in a partition only grow. Offsets may have gaps (Kafka
+//!   spends offsets on transaction markers), so code never assumes `n+1`.
+//! - **Reads are read_committed.** Records of an aborted or still-open
+//!   transaction are never returned, by [`EventLog::read_range`] or by a
+//!   [`GroupMember`].
+//! - **Exactly-once transactions.** A [`GroupMember`] configured with a
+//!   transactional id can `begin`, `send` records to any topics, and
+//!   `commit_transaction` with the offsets it consumed: the records and the
+//!   offsets become visible together or not at all. A member that lost its
+//!   partitions in a rebalance it did not take part in (a *zombie*) gets
+//!   [`LogError::Fenced`] and nothing of its transaction becomes visible.
+//! - **Consumer groups.** Partitions of the subscribed topics are shared
+//!   among the members; a member learns of changes through
+//!   [`GroupEvent::Revoked`] / [`GroupEvent::Assigned`] returned by `poll`
+//!   — these are the rebalance callbacks, delivered in order on the polling
+//!   task (as Kafka's Java client calls its listener from inside `poll`):
+//!   no record of a partition follows its `Revoked`. A newly assigned
+//!   partition resumes from the group's committed offset (or the start).
+//! - **A crashed member** (dropped without [`GroupMember::close`], or a
+//!   killed process) keeps its partitions until its session times out; its
+//!   open transaction never becomes visible.
+
+pub mod embedded;
+pub mod kafka;
+mod error;
+mod types;
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+pub use error::LogError;
+pub use types::{
+    Cleanup, CommittedOffset, GroupConfig, GroupEvent, Header, LogRecord, OffsetCommit,
+    OutgoingRecord, RecordPosition, TopicPartition, TopicSpec,
+};
+
+/// The log: topic administration, range reads, producers and group members.
+#[async_trait]
+pub trait EventLog: Send + Sync + Debug + 'static {
+    /// Creates the topics that do not exist yet. An existing topic with the
+    /// same partition count is fine; a different count is
+    /// [`LogError::TopicMismatch`] (co-partitioning would silently break).
+    async fn create_topics(&self, specs: &[TopicSpec]) -> Result<(), LogError>;
+
+    /// Names of every topic that exists (in any order).
+    async fn list_topics(&self) -> Result<Vec<String>, LogError>;
+
+    /// Number of partitions of `topic`.
+    async fn partition_count(&self, topic: &str) -> Result<i32, LogError>;
+
+    /// The read_committed end of a partition: the offset after the last
+    /// record a read_committed reader can see now (Kafka's last stable
+    /// offset).
+    async fn end_offset(&self, tp: &TopicPartition) -> Result<i64, LogError>;
+
+    /// The first offset still stored in a partition.
+    async fn start_offset(&self, tp: &TopicPartition) -> Result<i64, LogError>;
+
+    /// read_committed records of `tp` with `from <= offset < until`, in
+    /// offset order. The stream ends at `until` or at the partition's end as
+    /// of the call, whichever comes first. Used for restore and replay.
+    fn read_range(
+        &self,
+        tp: TopicPartition,
+        from: i64,
+        until: i64,
+    ) -> BoxStream<'static, Result<LogRecord, LogError>>;
+
+    /// The offsets `group` has committed for `partitions` (absent = none).
+    async fn committed_offsets(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<HashMap<TopicPartition, CommittedOffset>, LogError>;
+
+    /// An idempotent, non-transactional producer (the command API's).
+    async fn producer(&self, client_id: &str) -> Result<Box<dyn Producer>, LogError>;
+
+    /// Joins `config.group_id` as a new member.
+    async fn join_group(&self, config: GroupConfig) -> Result<Box<dyn GroupMember>, LogError>;
+}
+
+/// Appends single records outside any consumer transaction.
+#[async_trait]
+pub trait Producer: Send + Sync + Debug {
+    /// Appends `record`; resolves once it is durable (acks=all) with its
+    /// position.
+    async fn send(&self, record: OutgoingRecord) -> Result<RecordPosition, LogError>;
+}
+
+/// One member of a consumer group. Owned by one task; not shared.
+#[async_trait]
+pub trait GroupMember: Send + Debug {
+    /// The member id the group knows this member by (diagnostics).
+    fn member_id(&self) -> String;
+
+    /// Waits up to `timeout` for something to happen and returns it:
+    /// rebalance events first, then at most `max_records` records.
+    async fn poll(
+        &mut self,
+        max_records: usize,
+        timeout: Duration,
+    ) -> Result<Vec<GroupEvent>, LogError>;
+
+    /// Partitions this member owns now.
+    fn assignment(&self) -> Vec<TopicPartition>;
+
+    /// Moves the consume position of an owned partition (e.g. back to the
+    /// committed offset after an aborted transaction).
+    async fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<(), LogError>;
+
+    /// At-least-once: commits consumed offsets outside any transaction.
+    async fn commit_offsets(&mut self, offsets: &[OffsetCommit]) -> Result<(), LogError>;
+
+    /// Starts a transaction. Needs `GroupConfig::transactional_id`.
+    async fn begin(&mut self) -> Result<(), LogError>;
+
+    /// Adds a record to the open transaction.
+    fn send(&mut self, record: OutgoingRecord) -> Result<(), LogError>;
+
+    /// Commits the open transaction together with `offsets` (the next
+    /// offset to consume, per partition) under this member's group
+    /// generation. Returns the positions of the records sent, in send order.
+    /// [`LogError::Fenced`] when this member is a zombie: nothing is visible.
+    async fn commit_transaction(
+        &mut self,
+        offsets: &[OffsetCommit],
+    ) -> Result<Vec<RecordPosition>, LogError>;
+
+    /// Discards the open transaction (no-op if none).
+    async fn abort_transaction(&mut self) -> Result<(), LogError>;
+
+    /// Leaves the group cleanly so its partitions move at once.
+    async fn close(self: Box<Self>) -> Result<(), LogError>;
+}
+
+/// How long adapters wait for broker round trips they cannot make async.
+pub(crate) const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,0 +1,25 @@
+//! # platform — ports and adapters shared by every QuickStore service
+//!
+//! QuickStore keeps its system of record in an append-only, partitioned event
+//! log. Services never talk to Kafka (or to the embedded twin) directly: they
+//! talk to the [`eventlog::EventLog`] port, whose semantics are defined by the
+//! conformance suite in `tests/conformance/` and not by any one adapter.
+//!
+//! Layout:
+//! - [`eventlog`] — the port: topics, partitions, records, consumer groups
+//!   with exactly-once transactions (records + consumed offsets committed
+//!   atomically, zombies fenced), read_committed range reads.
+//!   - [`eventlog::kafka`] — the production adapter over `rdkafka`
+//!     (idempotent + transactional producer, `send_offsets_to_transaction`).
+//!   - [`eventlog::embedded`] — the single-binary adapter: one directory on
+//!     disk, crash-safe, same semantics, used by `quickstore dev` and fast tests.
+//! - [`partitioner`] — Java-compatible murmur2 key placement, so every Kafka
+//!   tool agrees with us on where a key lives.
+//!
+//! Why ports at all: the command processor, sagas and projectors are written
+//! once against the port; the embedded adapter makes the whole system one
+//! process for development, while the test suite runs the same scenarios on
+//! a real broker.
+
+pub mod eventlog;
+pub mod partitioner;
