@@ -13,6 +13,8 @@
 //!     (idempotent + transactional producer, `send_offsets_to_transaction`).
 //!   - [`eventlog::embedded`] — the single-binary adapter: one directory on
 //!     disk, crash-safe, same semantics, used by `quickstore dev` and fast tests.
+//! - [`config`] — layered settings (defaults < TOML file < `QS_*` env) with
+//!   [`config::Secret`] values that never print.
 //! - [`partitioner`] — Java-compatible murmur2 key placement, so every Kafka
 //!   tool agrees with us on where a key lives.
 //!
@@ -21,5 +23,6 @@
 //! process for development, while the test suite runs the same scenarios on
 //! a real broker.
 
+pub mod config;
 pub mod eventlog;
 pub mod partitioner;

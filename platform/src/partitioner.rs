@@ -79,6 +79,26 @@ mod tests {
         }
     }
 
+    /// Vectors produced by the real Java client and cross-checked against a
+    /// real broker's placement (see the file's header).
+    #[test]
+    fn matches_java_client_placement() {
+        let vectors = include_str!("../../deploy/kafka/murmur2-vectors.txt");
+        let mut checked = 0;
+        for line in vectors.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+            let fields: Vec<&str> = line.split('\t').collect();
+            assert_eq!(fields.len(), 5, "malformed vector line {line:?}");
+            let key = fields[0].as_bytes();
+            let parse = |s: &str| s.parse::<i32>().unwrap_or(i32::MIN);
+            assert_eq!(murmur2(key), parse(fields[1]), "murmur2 of {:?}", fields[0]);
+            for (n, expected) in [(3, fields[2]), (6, fields[3]), (12, fields[4])] {
+                assert_eq!(partition_for_key(key, n), parse(expected), "{:?} in {n}", fields[0]);
+            }
+            checked += 1;
+        }
+        assert!(checked >= 10, "only {checked} vectors read");
+    }
+
     #[test]
     fn partition_is_in_range_and_stable() {
         for n in 1..20 {

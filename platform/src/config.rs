@@ -1,0 +1,174 @@
+//! Layered configuration: built-in defaults, then an optional TOML file,
+//! then `QS_*` environment variables (`QS_EVENT_LOG=kafka`,
+//! `QS_KAFKA_BOOTSTRAP=…`). Secrets are [`Secret`]s: they never print.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::eventlog::kafka::KafkaConfig;
+
+/// A value that must never reach a log line or an error message.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The only way to the value: greppable, so every use is deliberate.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Which event log backs the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventLogBackend {
+    /// One process, data in `data_dir` (the default: `quickstore dev`).
+    Embedded,
+    /// Apache Kafka at `kafka_bootstrap`.
+    Kafka,
+}
+
+/// Every setting, flat so each maps to one `QS_<NAME>` variable.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    /// `QS_EVENT_LOG`: `embedded` or `kafka`.
+    pub event_log: EventLogBackend,
+    /// `QS_DATA_DIR`: the embedded log's and registry's directory.
+    pub data_dir: PathBuf,
+    /// `QS_KAFKA_BOOTSTRAP`: `host:port[,host:port]`.
+    pub kafka_bootstrap: String,
+    /// `QS_KAFKA_SECURITY_PROTOCOL`: `plaintext`, `ssl`, `sasl_plaintext`, `sasl_ssl`.
+    pub kafka_security_protocol: String,
+    /// `QS_KAFKA_SASL_MECHANISM`, e.g. `SCRAM-SHA-512`.
+    pub kafka_sasl_mechanism: Option<String>,
+    pub kafka_sasl_username: Option<String>,
+    /// `QS_KAFKA_SASL_PASSWORD` (secret).
+    pub kafka_sasl_password: Option<Secret>,
+    /// `QS_SCHEMA_REGISTRY_URL`: a Confluent-compatible registry; unset =
+    /// the embedded registry (persisted in `data_dir`).
+    pub schema_registry_url: Option<String>,
+    /// `QS_TOPIC_PREFIX`: prepended to every topic and group name.
+    pub topic_prefix: String,
+    /// `QS_PARTITIONS`: partitions of every co-partitioned topic.
+    pub partitions: i32,
+    /// `QS_REPLICATION_FACTOR`: 1 on a single broker, 3 in production.
+    pub replication_factor: i16,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            event_log: EventLogBackend::Embedded,
+            data_dir: PathBuf::from(".quickstore"),
+            kafka_bootstrap: "127.0.0.1:9092".to_owned(),
+            kafka_security_protocol: "plaintext".to_owned(),
+            kafka_sasl_mechanism: None,
+            kafka_sasl_username: None,
+            kafka_sasl_password: None,
+            schema_registry_url: None,
+            topic_prefix: String::new(),
+            partitions: 6,
+            replication_factor: 1,
+        }
+    }
+}
+
+/// A configuration that cannot be used, with what to change.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Settings {
+    /// Defaults < `file` (if given) < `QS_*` environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError(format!("config file {} does not exist", file.display())));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let settings: Settings =
+            figment.merge(Env::prefixed("QS_")).extract().map_err(|e| ConfigError(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=10_000).contains(&self.partitions) {
+            return Err(ConfigError(format!(
+                "QS_PARTITIONS must be between 1 and 10000, got {}",
+                self.partitions
+            )));
+        }
+        if self.replication_factor < 1 {
+            return Err(ConfigError("QS_REPLICATION_FACTOR must be at least 1".into()));
+        }
+        if self.event_log == EventLogBackend::Kafka && self.kafka_bootstrap.trim().is_empty() {
+            return Err(ConfigError("QS_EVENT_LOG=kafka needs QS_KAFKA_BOOTSTRAP=host:port".into()));
+        }
+        Ok(())
+    }
+
+    /// The Kafka client settings, security included.
+    pub fn kafka(&self) -> KafkaConfig {
+        let mut config = KafkaConfig::new(self.kafka_bootstrap.clone());
+        let mut set = |k: &str, v: &str| config.client_properties.push((k.to_owned(), v.to_owned()));
+        set("security.protocol", &self.kafka_security_protocol);
+        if let Some(m) = &self.kafka_sasl_mechanism {
+            set("sasl.mechanism", m);
+        }
+        if let Some(u) = &self.kafka_sasl_username {
+            set("sasl.username", u);
+        }
+        if let Some(p) = &self.kafka_sasl_password {
+            set("sasl.password", p.expose());
+        }
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Settings { kafka_sasl_password: Some(Secret::new("hunter2")), ..Settings::default() };
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert!(!format!("{:?}", s.kafka()).contains("hunter2"));
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(Settings::default().validate().is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_partitions_with_the_variable_to_fix() {
+        let s = Settings { partitions: 0, ..Settings::default() };
+        let err = s.validate().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("QS_PARTITIONS"), "{err}");
+    }
+}

@@ -1,0 +1,181 @@
+//! What every conformance case gets: a fresh log of one adapter, random
+//! names, and helpers to poll and read.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use futures::StreamExt;
+use platform::eventlog::embedded::{EmbeddedLog, EmbeddedOptions};
+use platform::eventlog::kafka::{KafkaConfig, KafkaLog};
+use platform::eventlog::{
+    Cleanup, EventLog, GroupConfig, GroupEvent, GroupMember, LogRecord, TopicPartition, TopicSpec,
+};
+
+pub const KAFKA_ENV: &str = "QS_KAFKA_BOOTSTRAP";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adapter {
+    Embedded,
+    Kafka,
+}
+
+impl Adapter {
+    pub fn name(self) -> &'static str {
+        match self {
+            Adapter::Embedded => "embedded",
+            Adapter::Kafka => "kafka",
+        }
+    }
+}
+
+/// The broker address, or a loud failure saying how to get one.
+pub fn kafka_bootstrap() -> Result<String> {
+    match std::env::var(KAFKA_ENV) {
+        Ok(v) if !v.trim().is_empty() => Ok(v),
+        _ => bail!(
+            "{KAFKA_ENV} is not set: these tests need a real Kafka broker. Run the project's test \
+             command (`./deploy/test.sh`), which fetches and starts one, or start one with \
+             `deploy/kafka/start.sh` and export the {KAFKA_ENV}=host:port it prints"
+        ),
+    }
+}
+
+pub struct Harness {
+    pub adapter: Adapter,
+    pub log: Arc<dyn EventLog>,
+    /// The embedded log's directory (kept alive for the case's duration).
+    pub dir: Option<tempfile::TempDir>,
+    prefix: String,
+}
+
+impl Harness {
+    pub async fn new(adapter: Adapter) -> Result<Self> {
+        let prefix = format!("conf-{}.", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        match adapter {
+            Adapter::Embedded => {
+                let dir = tempfile::tempdir()?;
+                let log = EmbeddedLog::open(dir.path(), EmbeddedOptions::default())?;
+                Ok(Self { adapter, log: Arc::new(log), dir: Some(dir), prefix })
+            }
+            Adapter::Kafka => {
+                let log = KafkaLog::connect(KafkaConfig::new(kafka_bootstrap()?))?;
+                Ok(Self { adapter, log: Arc::new(log), dir: None, prefix })
+            }
+        }
+    }
+
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.path().to_path_buf())
+    }
+
+    /// Drops the embedded log (closing its files) and opens the directory
+    /// again, as a restarted process would.
+    pub fn reopen_embedded(&mut self) -> Result<()> {
+        if let Some(dir) = &self.dir {
+            let log = EmbeddedLog::open(dir.path(), EmbeddedOptions::default())?;
+            self.log = Arc::new(log);
+        }
+        Ok(())
+    }
+
+    /// A random, per-case topic (or group) name.
+    pub fn name(&self, base: &str) -> String {
+        format!("{}{}", self.prefix, base)
+    }
+
+    pub async fn topic(&self, base: &str, partitions: i32) -> Result<String> {
+        let name = self.name(base);
+        self.log
+            .create_topics(&[TopicSpec::new(name.clone(), partitions, Cleanup::KeepForever)])
+            .await
+            .with_context(|| format!("creating {name}"))?;
+        Ok(name)
+    }
+
+    /// Group settings short enough that fencing and crash cases run in
+    /// seconds (the test broker allows sessions down to 500 ms).
+    pub fn group_config(&self, group: &str, topics: Vec<String>) -> GroupConfig {
+        let mut config = GroupConfig::new(group.to_owned(), topics);
+        config.session_timeout = Duration::from_millis(1500);
+        config.max_poll_interval = Duration::from_millis(2500);
+        config.transaction_timeout = Duration::from_secs(5);
+        config
+    }
+
+    /// Every committed record of `topic`, all partitions, via range reads.
+    pub async fn read_all(&self, topic: &str) -> Result<Vec<LogRecord>> {
+        read_all(self.log.as_ref(), topic).await
+    }
+}
+
+pub async fn read_all(log: &dyn EventLog, topic: &str) -> Result<Vec<LogRecord>> {
+    let partitions = log.partition_count(topic).await?;
+    let mut out = Vec::new();
+    for p in 0..partitions {
+        let tp = TopicPartition::new(topic, p);
+        let end = log.end_offset(&tp).await?;
+        let mut stream = log.read_range(tp, 0, end);
+        while let Some(record) = stream.next().await {
+            out.push(record?);
+        }
+    }
+    Ok(out)
+}
+
+/// What a member saw over several polls.
+#[derive(Debug, Default)]
+pub struct Seen {
+    pub records: Vec<LogRecord>,
+    pub assigned: Vec<TopicPartition>,
+    pub events: Vec<GroupEvent>,
+}
+
+/// Polls until `done(seen)` or the deadline.
+pub async fn poll_until(
+    member: &mut dyn GroupMember,
+    deadline: Duration,
+    mut done: impl FnMut(&Seen) -> bool,
+) -> Result<Seen> {
+    let until = tokio::time::Instant::now() + deadline;
+    let mut seen = Seen::default();
+    loop {
+        for event in member.poll(500, Duration::from_millis(200)).await? {
+            match &event {
+                GroupEvent::Records(rs) => seen.records.extend(rs.iter().cloned()),
+                GroupEvent::Assigned(tps) => seen.assigned.extend(tps.iter().cloned()),
+                GroupEvent::Revoked(tps) => seen.assigned.retain(|tp| !tps.contains(tp)),
+            }
+            seen.events.push(event);
+        }
+        if done(&seen) {
+            return Ok(seen);
+        }
+        if tokio::time::Instant::now() > until {
+            bail!(
+                "timed out after {deadline:?}: saw {} records, assignment {:?}",
+                seen.records.len(),
+                seen.assigned
+            );
+        }
+    }
+}
+
+/// The next offset to consume per partition, after `records`.
+pub fn next_offsets(records: &[LogRecord]) -> HashMap<TopicPartition, i64> {
+    let mut out: HashMap<TopicPartition, i64> = HashMap::new();
+    for r in records {
+        let e = out.entry(r.topic_partition()).or_insert(0);
+        *e = (*e).max(r.offset + 1);
+    }
+    out
+}
+
+pub fn values(records: &[LogRecord]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+        .collect()
+}
