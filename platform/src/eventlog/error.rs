@@ -17,6 +17,12 @@ pub enum LogError {
     #[error("fenced: {0}")]
     Fenced(String),
 
+    /// Another instance took over this member's transactional id: this
+    /// instance is the stale one and must stop (rejoining would fence the
+    /// newer instance in turn and the two would take turns forever).
+    #[error("producer fenced: {0}")]
+    ProducerFenced(String),
+
     /// The transaction could not commit and was (or must be) aborted; the
     /// batch can be retried from the last committed offsets.
     #[error("transaction aborted: {0}")]

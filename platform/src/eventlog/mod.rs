@@ -132,7 +132,9 @@ pub trait GroupMember: Send + Debug {
     /// Commits the open transaction together with `offsets` (the next
     /// offset to consume, per partition) under this member's group
     /// generation. Returns the positions of the records sent, in send order.
-    /// [`LogError::Fenced`] when this member is a zombie: nothing is visible.
+    /// [`LogError::Fenced`] when this member is a zombie (the group moved
+    /// on): nothing is visible, rejoin. [`LogError::ProducerFenced`] when a
+    /// newer instance took the transactional id: stop.
     async fn commit_transaction(
         &mut self,
         offsets: &[OffsetCommit],

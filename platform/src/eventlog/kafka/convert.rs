@@ -45,23 +45,32 @@ fn is_fencing(code: RDKafkaErrorCode) -> bool {
         RDKafkaErrorCode::IllegalGeneration
             | RDKafkaErrorCode::UnknownMemberId
             | RDKafkaErrorCode::FencedInstanceId
-            | RDKafkaErrorCode::ProducerFenced
-            | RDKafkaErrorCode::InvalidProducerEpoch
-            | RDKafkaErrorCode::Fenced
     )
 }
 
-/// Maps an error of a transactional call. Fencing errors become
-/// [`LogError::Fenced`]; everything else aborts the transaction.
+/// A newer producer with the same transactional id exists.
+fn is_producer_fencing(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch | RDKafkaErrorCode::Fenced
+    )
+}
+
+/// Maps an error of a transactional call: the group moved on →
+/// [`LogError::Fenced`]; another instance owns our transactional id (or any
+/// fatal producer error) → [`LogError::ProducerFenced`]; anything else
+/// aborts the transaction.
 pub(super) fn transaction_error(context: &str, error: &KafkaError) -> LogError {
     let code = error.rdkafka_error_code();
+    if code.is_some_and(is_producer_fencing) {
+        return LogError::ProducerFenced(format!("{context}: {error}"));
+    }
     if code.is_some_and(is_fencing) {
         return LogError::Fenced(format!("{context}: {error}"));
     }
     if let KafkaError::Transaction(e) = error {
         if e.is_fatal() {
-            // A fatal transactional error means the producer itself was fenced.
-            return LogError::Fenced(format!("{context}: {error}"));
+            return LogError::ProducerFenced(format!("{context}: {error}"));
         }
     }
     LogError::TransactionAborted(format!("{context}: {error}"))

@@ -75,9 +75,9 @@ pub(super) struct KafkaMember {
 struct TransactionalProducer {
     producer: FutureProducer,
     in_transaction: bool,
-    /// A fatal error (fenced by a newer instance) poisons a producer; the
-    /// next `begin` builds a fresh one, whose `init_transactions` bumps the
-    /// epoch and so fences any other holder of the id in turn.
+    /// A fatal error (a newer instance took our transactional id) poisons
+    /// the producer for good: re-initialising would fence the newer
+    /// instance in turn, so every later call answers `ProducerFenced`.
     poisoned: bool,
     pending: Vec<(String, DeliveryFuture)>,
 }
@@ -292,19 +292,16 @@ impl GroupMember for KafkaMember {
     }
 
     async fn begin(&mut self) -> Result<(), LogError> {
-        let config = self.config.clone();
-        let log = self.log.clone();
         let txn = self.transaction_mut()?;
         if txn.poisoned {
-            let id = config.transactional_id.clone().unwrap_or_default();
-            *txn = TransactionalProducer::create(&log, &config, &id).await?;
+            return Err(LogError::ProducerFenced("this member's transactional id belongs to a newer instance".into()));
         }
         if txn.in_transaction {
             return Err(LogError::Invalid("a transaction is already open".into()));
         }
         txn.producer.begin_transaction().map_err(|e| {
             let err = transaction_error("begin_transaction", &e);
-            if matches!(err, LogError::Fenced(_)) {
+            if matches!(err, LogError::ProducerFenced(_)) {
                 txn.poisoned = true;
             }
             err
@@ -364,12 +361,12 @@ impl GroupMember for KafkaMember {
         let pending = std::mem::take(&mut txn.pending);
         txn.in_transaction = false;
         if let Err(err) = result {
-            if matches!(err, LogError::Fenced(_)) {
+            if matches!(err, LogError::ProducerFenced(_)) {
                 txn.poisoned = true;
             }
             let producer = txn.producer.clone();
-            // Abort so the next transaction can start; for a fenced
-            // producer this fails too, which is fine: it is replaced.
+            // Abort so the next transaction can start (for a poisoned
+            // producer this fails too, and nothing more is sent anyway).
             let _ = blocking(move || {
                 producer.abort_transaction(timeout).map_err(|e| transaction_error("abort", &e))
             })
@@ -400,7 +397,7 @@ impl GroupMember for KafkaMember {
             producer.abort_transaction(timeout).map_err(|e| transaction_error("abort", &e))
         })
         .await;
-        if let Err(LogError::Fenced(_)) = &result {
+        if let Err(LogError::ProducerFenced(_)) = &result {
             txn.poisoned = true;
         }
         result

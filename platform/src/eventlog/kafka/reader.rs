@@ -88,10 +88,8 @@ fn read_blocking(
                 if last {
                     break;
                 }
-                if chunk.len() >= CHUNK {
-                    if tx.blocking_send(Ok(std::mem::take(&mut chunk))).is_err() {
-                        return Ok(()); // the reader was dropped
-                    }
+                if chunk.len() >= CHUNK && tx.blocking_send(Ok(std::mem::take(&mut chunk))).is_err() {
+                    return Ok(()); // the reader was dropped
                 }
             }
             // End of the partition: everything up to the LSO was read.

@@ -1,0 +1,152 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # variables here are used by the scripts that source this file
+# Helpers shared by the deploy/*/ scripts. Source it; it defines functions and
+# a few variables and has no side effects besides that.
+#
+# Conventions (same for every component):
+#   cache (downloads, survives runs, OUTSIDE the repo):
+#     ${QS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/quickstore}
+#   run dirs (one per running server, removed by stop.sh):
+#     ${QS_RUN_DIR:-/tmp/quickstore-run}/<component>-<name>
+# Progress goes to stderr, so that a script's stdout carries only its result
+# (start.sh: the KEY=value line, last).
+
+QS_CACHE_ROOT="${QS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/quickstore}"
+QS_RUN_ROOT="${QS_RUN_DIR:-/tmp/quickstore-run}"
+# Maven's local repository lives in the cache too, so a second fetch (or a
+# fetch after the cache dir is wiped of one component) resolves offline.
+QS_M2_REPO="$QS_CACHE_ROOT/m2"
+# Pinned so the goal behaves the same whatever default Maven ships.
+QS_DEP_PLUGIN="org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+
+qs_log() { printf '[%s] %s\n' "${QS_LOG_TAG:-deploy}" "$*" >&2; }
+qs_die() { printf '[%s] ERROR: %s\n' "${QS_LOG_TAG:-deploy}" "$*" >&2; exit 1; }
+
+# qs_pom_property FILE NAME -> value of <NAME>...</NAME> in a pom (first hit).
+# Plain sed: `mvn help:evaluate` would cost several seconds per call.
+qs_pom_property() {
+  sed -n "s:.*<$2>\\([^<]*\\)</$2>.*:\\1:p" "$1" | head -n 1
+}
+
+# qs_java [MIN_MAJOR] -> prints the java binary to use (JAVA_HOME first, then
+# PATH); dies with an install hint if there is none or it is too old.
+qs_java() {
+  local min="${1:-17}" java ver major
+  if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then
+    java="$JAVA_HOME/bin/java"
+  elif command -v java >/dev/null 2>&1; then
+    java="$(command -v java)"
+  else
+    qs_die "java not found. Install a JDK >= $min (Debian: apt-get install -y openjdk-17-jdk-headless) or set JAVA_HOME."
+  fi
+  ver="$("$java" -version 2>&1 | sed -n 's/.*version "\([^"]*\)".*/\1/p' | head -n 1)"
+  major="${ver%%.*}"
+  [[ "$major" == 1 ]] && major="$(cut -d. -f2 <<<"$ver")"   # "1.8.0_x" style
+  if ! [[ "$major" =~ ^[0-9]+$ ]] || (( major < min )); then
+    qs_die "$java is version '${ver:-unknown}', need >= $min. Install openjdk-17-jdk-headless (apt-get) or point JAVA_HOME at a newer JDK."
+  fi
+  printf '%s\n' "$java"
+}
+
+qs_require_mvn() {
+  command -v mvn >/dev/null 2>&1 \
+    || qs_die "mvn not found. Install Maven (Debian: apt-get install -y maven); it fetches the jars from Maven Central."
+}
+
+# qs_port_in_use PORT -> 0 if something listens on 127.0.0.1:PORT.
+qs_port_in_use() {
+  if command -v ss >/dev/null 2>&1; then
+    [[ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ]] && return 0
+  fi
+  # Fallback (and belt-and-braces): try to connect.
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# qs_free_port [EXCLUDE...] -> a loopback port nobody listens on.
+# Picked from 20000-32767, below Linux's default ephemeral range
+# (32768-60999), so outgoing connections of other processes do not grab it
+# between our pick and the server's bind. There is still a small race with
+# other pickers; start scripts retry on "Address already in use".
+qs_free_port() {
+  local p tries=0 ex taken
+  while (( tries++ < 200 )); do
+    p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 12768 ))
+    taken=0
+    for ex in "$@"; do [[ "$ex" == "$p" ]] && taken=1; done
+    (( taken )) && continue
+    qs_port_in_use "$p" || { printf '%s\n' "$p"; return 0; }
+  done
+  qs_die "could not find a free loopback port"
+}
+
+# qs_pid_alive PID -> 0 if the process exists and is not a zombie (a killed
+# server lingers as a zombie until its parent, often init, reaps it).
+qs_pid_alive() {
+  [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null || return 1
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"          # the field after "(comm) " is the state
+  [[ "${stat:0:1}" != Z ]]
+}
+
+# qs_pid_matches PID PATTERN -> 0 if the process's command line contains
+# PATTERN. Guards against killing an unrelated process that reused a stale pid.
+qs_pid_matches() {
+  [[ -r "/proc/$1/cmdline" ]] || return 1
+  tr '\0' ' ' <"/proc/$1/cmdline" | grep -qF -- "$2"
+}
+
+# qs_stop_pid PID PATTERN TIMEOUT_S NAME: SIGTERM, wait, SIGKILL.
+qs_stop_pid() {
+  local pid="$1" pattern="$2" timeout="$3" name="$4" waited=0
+  if ! qs_pid_alive "$pid"; then
+    qs_log "$name: not running (pid ${pid:-none})"
+    return 0
+  fi
+  if ! qs_pid_matches "$pid" "$pattern"; then
+    qs_log "$name: pid $pid is not ours any more (command line lacks '$pattern'); not killing it"
+    return 0
+  fi
+  qs_log "$name: SIGTERM to pid $pid"
+  kill -TERM "$pid" 2>/dev/null || true
+  while qs_pid_alive "$pid" && (( waited < timeout * 10 )); do
+    sleep 0.1
+    waited=$(( waited + 1 ))
+  done
+  if qs_pid_alive "$pid"; then
+    qs_log "$name: still alive after ${timeout}s, SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    while qs_pid_alive "$pid"; do sleep 0.1; done
+  fi
+  qs_log "$name: stopped"
+}
+
+# qs_launch PIDFILE OUTFILE CMD... : start CMD in its own session (so a
+# Ctrl-C or the end of the calling shell/test harness does not take it down
+# half-way; stop.sh is the way to stop it), stdout+stderr to OUTFILE, and the
+# real pid of CMD (not of a wrapper) in PIDFILE.
+qs_launch() {
+  local pidfile="$1" out="$2"
+  shift 2
+  # shellcheck disable=SC2016  # $$ and $@ are for the inner sh
+  setsid sh -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" </dev/null >"$out" 2>&1 &
+  local i=0
+  while [[ ! -s "$pidfile" ]] && (( i++ < 100 )); do sleep 0.05; done
+  [[ -s "$pidfile" ]] || qs_die "process did not start (no pid written to $pidfile); see $out"
+}
+
+# qs_with_lock LOCKFILE CMD... : run CMD holding an exclusive lock, so two
+# concurrent fetches into the same cache do not trample each other.
+qs_with_lock() {
+  local lock="$1"
+  shift
+  mkdir -p "$(dirname "$lock")"
+  if command -v flock >/dev/null 2>&1; then
+    (
+      flock 9
+      "$@"
+    ) 9>"$lock"
+  else
+    "$@"
+  fi
+}
