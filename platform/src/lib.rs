@@ -26,3 +26,5 @@
 pub mod config;
 pub mod eventlog;
 pub mod partitioner;
+#[cfg(feature = "testing")]
+pub mod testing;

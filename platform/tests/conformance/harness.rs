@@ -14,33 +14,10 @@ use platform::eventlog::{
     Cleanup, EventLog, GroupConfig, GroupEvent, GroupMember, LogRecord, TopicPartition, TopicSpec,
 };
 
-pub const KAFKA_ENV: &str = "QS_KAFKA_BOOTSTRAP";
+pub use platform::testing::TestAdapter as Adapter;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Adapter {
-    Embedded,
-    Kafka,
-}
-
-impl Adapter {
-    pub fn name(self) -> &'static str {
-        match self {
-            Adapter::Embedded => "embedded",
-            Adapter::Kafka => "kafka",
-        }
-    }
-}
-
-/// The broker address, or a loud failure saying how to get one.
 pub fn kafka_bootstrap() -> Result<String> {
-    match std::env::var(KAFKA_ENV) {
-        Ok(v) if !v.trim().is_empty() => Ok(v),
-        _ => bail!(
-            "{KAFKA_ENV} is not set: these tests need a real Kafka broker. Run the project's test \
-             command (`./deploy/test.sh`), which fetches and starts one, or start one with \
-             `deploy/kafka/start.sh` and export the {KAFKA_ENV}=host:port it prints"
-        ),
-    }
+    Ok(platform::testing::kafka_bootstrap()?)
 }
 
 pub struct Harness {
@@ -53,7 +30,7 @@ pub struct Harness {
 
 impl Harness {
     pub async fn new(adapter: Adapter) -> Result<Self> {
-        let prefix = format!("conf-{}.", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let prefix = platform::testing::unique_prefix("conf");
         match adapter {
             Adapter::Embedded => {
                 let dir = tempfile::tempdir()?;

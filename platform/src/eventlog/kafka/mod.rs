@@ -69,7 +69,7 @@ impl KafkaConfig {
     }
 
     /// A librdkafka config with the connection and security settings.
-    pub(crate) fn client_config(&self) -> ClientConfig {
+    pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap_servers);
         for (key, value) in &self.client_properties {

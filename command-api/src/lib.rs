@@ -1,0 +1,24 @@
+//! # command-api — the write side
+//!
+//! Commands reach QuickStore as records on `<context>.commands` (the HTTP
+//! endpoints that produce them arrive with the write-side issue). This crate
+//! turns them into events, exactly once:
+//!
+//! - [`aggregate`] — the shape of a pure aggregate: `decide(state, command)
+//!   -> events | refusal` and `evolve(state, event) -> state`, no I/O, no
+//!   clock (time arrives in the command envelope).
+//! - [`processor`] — the command processor, generic over an aggregate: a
+//!   consumer-group member that owns some partitions of the command topic and
+//!   is therefore the single writer of every aggregate whose key lives there.
+//!   Per batch it appends events, outcomes and snapshots and commits the
+//!   consumed offsets in one log transaction.
+//! - [`topology`] — the topics a context needs, co-partitioned.
+//!
+//! Why a consumer group and not a database lock: Kafka has no conditional
+//! append, so optimistic concurrency comes from partition ownership plus
+//! transactional fencing (see `docs/adr/0003-single-writer-command-processor.md`).
+
+pub mod aggregate;
+pub mod processor;
+pub mod testkit;
+pub mod topology;

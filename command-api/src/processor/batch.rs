@@ -1,0 +1,338 @@
+//! Deciding one batch of commands: staged changes that become real only
+//! when the transaction carrying them commits.
+
+use std::collections::HashMap;
+
+use platform::eventlog::{GroupMember, LogRecord, OutgoingRecord, RecordPosition};
+use schemas::{
+    AggregateSnapshot, CommandEnvelope, CommandOutcome, CommandStatus, EventEnvelope, EventPayload,
+};
+
+use super::partition::{AggregateEntry, PartitionState};
+use super::{CommandProcessor, ProcessorError};
+use crate::aggregate::{Aggregate, DecisionContext, DomainError};
+
+/// Why a record was sent, in send order, so commit positions can be
+/// matched back to what they mean.
+#[derive(Debug)]
+enum Sent {
+    Event { partition: i32, aggregate_id: String },
+    Snapshot { partition: i32, aggregate_id: String },
+    Outcome { partition: i32, outcome: CommandOutcome },
+    Reply,
+}
+
+#[derive(Debug)]
+pub(super) struct Batch<A> {
+    /// Aggregates changed in this batch, by (command partition, id).
+    staged: HashMap<(i32, String), AggregateEntry<A>>,
+    sent: Vec<Sent>,
+    events: usize,
+}
+
+impl<A> Default for Batch<A> {
+    fn default() -> Self {
+        Self { staged: HashMap::new(), sent: Vec::new(), events: 0 }
+    }
+}
+
+impl<A: Aggregate> Batch<A> {
+    pub fn event_count(&self) -> usize {
+        self.events
+    }
+
+    /// The transaction committed: make its changes the partitions' state.
+    pub fn apply(
+        self,
+        partitions: &mut HashMap<i32, PartitionState<A>>,
+        positions: &[RecordPosition],
+        dedup_window: usize,
+    ) {
+        for ((partition, id), entry) in self.staged {
+            if let Some(state) = partitions.get_mut(&partition) {
+                state.aggregates.insert(id, entry);
+            }
+        }
+        for (sent, position) in self.sent.into_iter().zip(positions) {
+            match sent {
+                Sent::Event { partition, aggregate_id } => {
+                    if let Some(state) = partitions.get_mut(&partition) {
+                        state.events_end = state.events_end.max(position.offset + 1);
+                        state.unsnapshotted.entry(aggregate_id).or_insert(position.offset);
+                    }
+                }
+                Sent::Snapshot { partition, aggregate_id } => {
+                    // Snapshots are sent after the aggregate's events in the
+                    // same batch, so this clears what those events marked.
+                    if let Some(state) = partitions.get_mut(&partition) {
+                        state.unsnapshotted.remove(&aggregate_id);
+                    }
+                }
+                Sent::Outcome { partition, outcome } => {
+                    if let Some(state) = partitions.get_mut(&partition) {
+                        state.outcomes_end = state.outcomes_end.max(position.offset + 1);
+                        state.remember_outcome(outcome, position.offset, dedup_window);
+                    }
+                }
+                Sent::Reply => {}
+            }
+        }
+    }
+}
+
+/// A decoded command, or why it could not be.
+struct Incoming<C> {
+    envelope: CommandEnvelope,
+    command: C,
+}
+
+impl<A: Aggregate> CommandProcessor<A> {
+    pub(super) async fn fill_batch(
+        &mut self,
+        member: &mut Box<dyn GroupMember>,
+        commands: &[LogRecord],
+        batch: &mut Batch<A>,
+    ) -> Result<(), ProcessorError> {
+        self.snapshot_laggards(member, batch)?;
+        // Outcomes decided earlier in this same batch, for duplicates
+        // inside one batch.
+        let mut batch_outcomes: HashMap<String, CommandOutcome> = HashMap::new();
+        for record in commands {
+            let partition = record.partition;
+            let decoded = match record.value.as_deref() {
+                Some(bytes) => self.codec.decode_command::<A::Command>(bytes).await,
+                None => Err(schemas::CodecError::EmptyOrTooShort { len: 0 }),
+            };
+            let incoming = match decoded {
+                Ok((envelope, command)) => Incoming { envelope, command },
+                Err(e) => {
+                    // A command we cannot read is refused, not retried
+                    // forever: the outcome tells the sender why.
+                    let outcome = self.malformed_outcome(record, &e.to_string());
+                    self.send_outcome(member, batch, partition, outcome, None)?;
+                    continue;
+                }
+            };
+            let command_id = incoming.envelope.command_id.clone();
+            let first = batch_outcomes
+                .get(&command_id)
+                .cloned()
+                .or_else(|| self.partitions.get(&partition).and_then(|s| s.outcomes.get(&command_id).cloned()));
+            if let Some(first) = first {
+                // A duplicate: answer with the first outcome, append nothing.
+                self.send_outcome(member, batch, partition, first, incoming.envelope.reply_to.clone())?;
+                continue;
+            }
+            let outcome = self.decide_one(member, batch, partition, record, &incoming)?;
+            batch_outcomes.insert(command_id, outcome.clone());
+            self.send_outcome(member, batch, partition, outcome, incoming.envelope.reply_to.clone())?;
+        }
+        Ok(())
+    }
+
+    fn decide_one(
+        &mut self,
+        member: &mut Box<dyn GroupMember>,
+        batch: &mut Batch<A>,
+        partition: i32,
+        record: &LogRecord,
+        incoming: &Incoming<A::Command>,
+    ) -> Result<CommandOutcome, ProcessorError> {
+        let envelope = &incoming.envelope;
+        let id = envelope.aggregate_id.clone();
+        let key = (partition, id.clone());
+        let mut entry = match batch.staged.get(&key) {
+            Some(e) => e.clone(),
+            None => self
+                .partitions
+                .get(&partition)
+                .and_then(|s| s.aggregates.get(&id).cloned())
+                .unwrap_or_default(),
+        };
+        let decided_at = (self.clock)();
+        let outcome = |status, version, event_count, error: Option<(&str, String)>| CommandOutcome {
+            command_id: envelope.command_id.clone(),
+            aggregate_type: A::TYPE.to_owned(),
+            aggregate_id: id.clone(),
+            correlation_id: envelope.correlation_id.clone(),
+            status,
+            version,
+            event_count,
+            error_code: error.as_ref().map(|(c, _)| (*c).to_owned()),
+            error_message: error.map(|(_, m)| m),
+            decided_at,
+        };
+        if let Some(expected) = envelope.expected_version {
+            if expected != entry.version {
+                return Ok(outcome(
+                    CommandStatus::Conflict,
+                    entry.version,
+                    0,
+                    Some(("version-conflict", format!("expected version {expected}, current is {}", entry.version))),
+                ));
+            }
+        }
+        let context = DecisionContext {
+            aggregate_id: id.clone(),
+            version: entry.version,
+            now_ms: envelope.issued_at,
+            actor: envelope.actor.clone(),
+        };
+        let events = match entry.state.decide(&incoming.command, &context) {
+            Ok(events) => events,
+            Err(refusal) => {
+                return Ok(outcome(
+                    CommandStatus::Rejected,
+                    entry.version,
+                    0,
+                    Some((refusal.code(), refusal.to_string())),
+                ))
+            }
+        };
+        let previous_version = entry.version;
+        for (index, event) in events.iter().enumerate() {
+            let version = entry.version + 1;
+            let mut event_envelope = EventEnvelope {
+                // Deterministic: the same command always yields the same
+                // event ids, so a duplicate append would be detectable.
+                event_id: uuid::Uuid::new_v5(
+                    &uuid::Uuid::NAMESPACE_OID,
+                    format!("{}/{index}", envelope.command_id).as_bytes(),
+                )
+                .to_string(),
+                aggregate_type: A::TYPE.to_owned(),
+                aggregate_id: id.clone(),
+                version,
+                occurred_at: envelope.issued_at,
+                command_id: envelope.command_id.clone(),
+                correlation_id: envelope.correlation_id.clone(),
+                causation_id: envelope.command_id.clone(),
+                actor: envelope.actor.clone(),
+                prev_hash: entry.last_hash.clone(),
+                hash: Vec::new(),
+            };
+            // hash = SHA-256(prev_hash ‖ Avro body with an empty hash):
+            // over the body, not the wire bytes, so it verifies whatever
+            // schema id a registry assigned.
+            schemas::hash_chain::seal(&mut event_envelope, event)?;
+            let bytes = self.codec.encode_event(&self.topology.events, &event_envelope, event)?;
+            let mut out = OutgoingRecord::new(self.topology.events.clone(), id.clone(), bytes)
+                .with_header("event_type", event.record_name())
+                .with_header("aggregate_type", A::TYPE)
+                .with_header("aggregate_id", id.clone())
+                .with_header("event_id", event_envelope.event_id.clone())
+                .with_header("correlation_id", envelope.correlation_id.clone());
+            if let Some(tp) = record.header("traceparent") {
+                out = out.with_header("traceparent", tp.to_vec());
+            }
+            out.timestamp_ms = Some(envelope.issued_at);
+            member.send(out)?;
+            batch.sent.push(Sent::Event { partition, aggregate_id: id.clone() });
+            batch.events += 1;
+            entry.state.evolve(event);
+            entry.version = version;
+            entry.last_hash = event_envelope.hash;
+        }
+        let every = self.config.snapshot_every.max(1);
+        if !events.is_empty() && entry.version / every > previous_version / every {
+            self.send_snapshot(member, batch, partition, &id, &entry)?;
+        }
+        let version = entry.version;
+        let count = i32::try_from(events.len()).unwrap_or(i32::MAX);
+        batch.staged.insert(key, entry);
+        Ok(outcome(CommandStatus::Accepted, version, count, None))
+    }
+
+    /// Snapshots aggregates whose unsnapshotted events lag too far behind,
+    /// so a restore never has to read far back.
+    fn snapshot_laggards(
+        &mut self,
+        member: &mut Box<dyn GroupMember>,
+        batch: &mut Batch<A>,
+    ) -> Result<(), ProcessorError> {
+        let lag = self.config.max_unsnapshotted_lag;
+        let mut due: Vec<(i32, String, AggregateEntry<A>)> = Vec::new();
+        for (partition, state) in &self.partitions {
+            for (id, first_offset) in &state.unsnapshotted {
+                if state.events_end - first_offset > lag {
+                    if let Some(entry) = state.aggregates.get(id) {
+                        due.push((*partition, id.clone(), entry.clone()));
+                    }
+                }
+                if due.len() >= 100 {
+                    break;
+                }
+            }
+        }
+        for (partition, id, entry) in due {
+            self.send_snapshot(member, batch, partition, &id, &entry)?;
+        }
+        Ok(())
+    }
+
+    fn send_snapshot(
+        &self,
+        member: &mut Box<dyn GroupMember>,
+        batch: &mut Batch<A>,
+        partition: i32,
+        id: &str,
+        entry: &AggregateEntry<A>,
+    ) -> Result<(), ProcessorError> {
+        let snapshot = AggregateSnapshot {
+            aggregate_type: A::TYPE.to_owned(),
+            aggregate_id: id.to_owned(),
+            version: entry.version,
+            last_hash: entry.last_hash.clone(),
+            state_json: serde_json::to_string(&entry.state)
+                .map_err(|e| ProcessorError::Restore {
+                    partition: platform::eventlog::TopicPartition::new(self.topology.snapshots.clone(), partition),
+                    reason: format!("state does not serialise: {e}"),
+                })?,
+            taken_at: (self.clock)(),
+        };
+        let bytes = self.codec.encode_record(&self.topology.snapshots, schemas::AggregateSnapshot::FULL_NAME, &snapshot)?;
+        member.send(OutgoingRecord::new(self.topology.snapshots.clone(), id.to_owned(), bytes))?;
+        batch.sent.push(Sent::Snapshot { partition, aggregate_id: id.to_owned() });
+        Ok(())
+    }
+
+    fn send_outcome(
+        &self,
+        member: &mut Box<dyn GroupMember>,
+        batch: &mut Batch<A>,
+        partition: i32,
+        outcome: CommandOutcome,
+        reply_to: Option<String>,
+    ) -> Result<(), ProcessorError> {
+        let bytes = self.codec.encode_record(&self.topology.outcomes, CommandOutcome::FULL_NAME, &outcome)?;
+        let key = outcome.aggregate_id.clone();
+        member.send(OutgoingRecord::new(self.topology.outcomes.clone(), key, bytes.clone()))?;
+        if let Some(topic) = reply_to {
+            // Saga replies are keyed by the saga (the correlation id) so
+            // they land on the partition of the saga instance that asked.
+            let reply_bytes = self.codec.encode_record(&topic, CommandOutcome::FULL_NAME, &outcome)?;
+            member.send(OutgoingRecord::new(topic, outcome.correlation_id.clone(), reply_bytes))?;
+            batch.sent.push(Sent::Outcome { partition, outcome });
+            batch.sent.push(Sent::Reply);
+        } else {
+            batch.sent.push(Sent::Outcome { partition, outcome });
+        }
+        Ok(())
+    }
+
+    fn malformed_outcome(&self, record: &LogRecord, reason: &str) -> CommandOutcome {
+        let id = String::from_utf8_lossy(&record.key).into_owned();
+        CommandOutcome {
+            command_id: format!("{}-{}-{}", record.topic, record.partition, record.offset),
+            aggregate_type: A::TYPE.to_owned(),
+            aggregate_id: id,
+            correlation_id: String::new(),
+            status: CommandStatus::Rejected,
+            version: 0,
+            event_count: 0,
+            error_code: Some("malformed-command".to_owned()),
+            error_message: Some(reason.to_owned()),
+            decided_at: (self.clock)(),
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The command processor: the single writer of the aggregates whose keys
+//! live in the command partitions it owns.
+//!
+//! Delivery guarantee: **exactly-once**. For each batch of polled commands
+//! the events, outcome records, saga replies and snapshots are produced and
+//! the consumed command offsets committed in ONE log transaction. A crash
+//! before the commit leaves nothing visible and the commands are consumed
+//! again by the next owner; a zombie (a member the group has moved on from)
+//! is fenced at commit and its batch discarded.
+//!
+//! State per owned partition: the aggregates (restored on assignment from
+//! the `<context>.snapshots` changelog, then the events after the checkpoint
+//! committed with the command offset), and a window of recent outcomes so a
+//! duplicate command id is answered with its first outcome.
+
+mod batch;
+mod partition;
+mod restore;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use platform::eventlog::{
+    EventLog, GroupConfig, GroupEvent, GroupMember, LogError, LogRecord, OffsetCommit,
+    TopicPartition,
+};
+use schemas::AvroCodec;
+use tokio::sync::watch;
+
+use crate::aggregate::Aggregate;
+use crate::topology::CommandTopology;
+use partition::PartitionState;
+
+/// Infrastructure timestamps (outcome `decided_at`, snapshot `taken_at`).
+/// Domain time never comes from here: it is the command's `issued_at`.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock, in ms since the Unix epoch.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    })
+}
+
+/// Tuning and identity of one processor instance.
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    /// The consumer group (one per context): `<prefix><context>.command-processor`.
+    pub group_id: String,
+    /// Stable per instance (e.g. per pod ordinal): a restarted instance
+    /// fences its previous incarnation.
+    pub transactional_id: String,
+    pub client_id: String,
+    /// Commands per transaction at most.
+    pub max_batch: usize,
+    /// How long a poll waits for the first command.
+    pub poll_timeout: Duration,
+    /// Snapshot an aggregate every this many versions (1 = after every
+    /// change, the fastest restore; larger = fewer bytes written).
+    pub snapshot_every: i64,
+    /// An aggregate whose unsnapshotted events lag the partition end by more
+    /// than this many offsets is snapshotted regardless, so restores stay
+    /// bounded.
+    pub max_unsnapshotted_lag: i64,
+    /// How many recent outcomes per partition are kept for duplicate detection.
+    pub dedup_window: usize,
+    pub session_timeout: Duration,
+    pub max_poll_interval: Duration,
+    pub transaction_timeout: Duration,
+}
+
+impl ProcessorConfig {
+    pub fn new(group_id: impl Into<String>, transactional_id: impl Into<String>) -> Self {
+        let transactional_id = transactional_id.into();
+        Self {
+            group_id: group_id.into(),
+            client_id: transactional_id.clone(),
+            transactional_id,
+            max_batch: 500,
+            poll_timeout: Duration::from_millis(100),
+            snapshot_every: 1,
+            max_unsnapshotted_lag: 10_000,
+            dedup_window: 10_000,
+            session_timeout: Duration::from_secs(10),
+            max_poll_interval: Duration::from_secs(60),
+            transaction_timeout: Duration::from_secs(30),
+        }
+    }
+
+    fn group_config(&self, topology: &CommandTopology) -> GroupConfig {
+        let mut config = GroupConfig::new(self.group_id.clone(), vec![topology.commands.clone()])
+            .transactional(self.transactional_id.clone());
+        config.client_id = self.client_id.clone();
+        config.session_timeout = self.session_timeout;
+        config.max_poll_interval = self.max_poll_interval;
+        config.transaction_timeout = self.transaction_timeout;
+        config
+    }
+}
+
+/// Infrastructure failures the processor cannot recover from by itself.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("restoring {partition}: {reason}")]
+    Restore { partition: TopicPartition, reason: String },
+    #[error("encoding: {0}")]
+    Codec(#[from] schemas::CodecError),
+}
+
+/// Counters a caller (bench, metrics) can read after a run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProcessorStats {
+    pub commands: u64,
+    pub events: u64,
+    pub transactions: u64,
+    pub aborted_batches: u64,
+}
+
+/// A command processor for aggregate `A`.
+pub struct CommandProcessor<A: Aggregate> {
+    log: Arc<dyn EventLog>,
+    codec: Arc<AvroCodec>,
+    topology: CommandTopology,
+    config: ProcessorConfig,
+    clock: Clock,
+    partitions: HashMap<i32, PartitionState<A>>,
+    stats: ProcessorStats,
+    /// Receives the counters after every committed transaction.
+    progress: Option<watch::Sender<ProcessorStats>>,
+}
+
+impl<A: Aggregate> std::fmt::Debug for CommandProcessor<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandProcessor")
+            .field("aggregate", &A::TYPE)
+            .field("config", &self.config)
+            .field("partitions", &self.partitions.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl<A: Aggregate> CommandProcessor<A> {
+    pub fn new(
+        log: Arc<dyn EventLog>,
+        codec: Arc<AvroCodec>,
+        topology: CommandTopology,
+        config: ProcessorConfig,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            log,
+            codec,
+            topology,
+            config,
+            clock,
+            partitions: HashMap::new(),
+            stats: ProcessorStats::default(),
+            progress: None,
+        }
+    }
+
+    /// Publishes the counters after every committed transaction (metrics,
+    /// benchmarks).
+    pub fn with_progress(mut self, progress: watch::Sender<ProcessorStats>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Runs until `shutdown` turns true (then finishes the batch in hand,
+    /// leaves the group and returns) or an unrecoverable error.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<ProcessorStats, ProcessorError> {
+        let mut member = self.log.join_group(self.config.group_config(&self.topology)).await?;
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let events = tokio::select! {
+                events = member.poll(self.config.max_batch, self.config.poll_timeout) => events?,
+                _ = shutdown.changed() => continue,
+            };
+            let mut commands: Vec<LogRecord> = Vec::new();
+            for event in events {
+                match event {
+                    GroupEvent::Revoked(tps) => {
+                        // Whatever we hold for them is stale the moment
+                        // another member may write them.
+                        self.process(&mut member, std::mem::take(&mut commands)).await?;
+                        for tp in tps {
+                            self.partitions.remove(&tp.partition);
+                        }
+                    }
+                    GroupEvent::Assigned(tps) => {
+                        self.process(&mut member, std::mem::take(&mut commands)).await?;
+                        for tp in tps {
+                            self.restore_partition(&tp).await?;
+                        }
+                    }
+                    GroupEvent::Records(records) => commands.extend(records),
+                }
+            }
+            member = match self.process(&mut member, commands).await {
+                Ok(()) => member,
+                Err(ProcessorError::Log(LogError::Fenced(reason))) => {
+                    // A zombie must not write again: forget everything and
+                    // rejoin as a new member (its transactional id fences
+                    // any older producer of ours, too).
+                    tracing::warn!(%reason, "fenced; rejoining the group");
+                    self.partitions.clear();
+                    let _ = member.close().await;
+                    self.log.join_group(self.config.group_config(&self.topology)).await?
+                }
+                Err(e) => return Err(e),
+            };
+        }
+        member.close().await?;
+        Ok(self.stats)
+    }
+
+    /// One transaction for a batch of commands (no-op for an empty batch).
+    async fn process(
+        &mut self,
+        member: &mut Box<dyn GroupMember>,
+        commands: Vec<LogRecord>,
+    ) -> Result<(), ProcessorError> {
+        if commands.is_empty() {
+            return Ok(());
+        }
+        match self.process_once(member, &commands).await {
+            Ok(()) => Ok(()),
+            Err(ProcessorError::Log(LogError::TransactionAborted(reason))) => {
+                // Not fenced, just failed: rewind to the committed offsets
+                // and rebuild state, then the next poll redelivers.
+                tracing::warn!(%reason, "transaction aborted; rewinding");
+                self.stats.aborted_batches += 1;
+                self.rewind(member).await
+            }
+            Err(e) => {
+                self.stats.aborted_batches += 1;
+                Err(e)
+            }
+        }
+    }
+
+    async fn rewind(&mut self, member: &mut Box<dyn GroupMember>) -> Result<(), ProcessorError> {
+        let assigned = member.assignment();
+        let committed = self.log.committed_offsets(&self.config.group_id, &assigned).await?;
+        self.partitions.clear();
+        for tp in &assigned {
+            let offset = match committed.get(tp) {
+                Some(c) => c.next_offset,
+                None => self.log.start_offset(tp).await?,
+            };
+            member.seek(tp, offset).await?;
+            self.restore_partition(tp).await?;
+        }
+        Ok(())
+    }
+
+    async fn process_once(
+        &mut self,
+        member: &mut Box<dyn GroupMember>,
+        commands: &[LogRecord],
+    ) -> Result<(), ProcessorError> {
+        let mut batch = batch::Batch::<A>::default();
+        member.begin().await?;
+        let result = self.fill_batch(member, commands, &mut batch).await;
+        if let Err(e) = result {
+            let _ = member.abort_transaction().await;
+            return Err(e);
+        }
+        let offsets = self.offsets_to_commit(commands);
+        let positions = member.commit_transaction(&offsets).await?;
+        self.stats.transactions += 1;
+        self.stats.commands += commands.len() as u64;
+        self.stats.events += batch.event_count() as u64;
+        batch.apply(&mut self.partitions, &positions, self.config.dedup_window);
+        if let Some(progress) = &self.progress {
+            progress.send_replace(self.stats);
+        }
+        Ok(())
+    }
+
+    fn offsets_to_commit(&self, commands: &[LogRecord]) -> Vec<OffsetCommit> {
+        let mut next: HashMap<i32, i64> = HashMap::new();
+        for c in commands {
+            let e = next.entry(c.partition).or_insert(0);
+            *e = (*e).max(c.offset + 1);
+        }
+        next.into_iter()
+            .map(|(partition, next_offset)| OffsetCommit {
+                tp: TopicPartition::new(self.topology.commands.clone(), partition),
+                next_offset,
+                metadata: self
+                    .partitions
+                    .get(&partition)
+                    .map(|s| s.checkpoint().encode())
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+}

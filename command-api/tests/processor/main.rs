@@ -1,0 +1,54 @@
+//! The command processor, proven on both event-log adapters with the
+//! counter aggregate. A custom harness (libtest-mimic) so the binary can
+//! also be the child process the kill case SIGKILLs.
+
+mod cases;
+mod fixture;
+mod victim;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use platform::testing::TestAdapter;
+
+type Case = fn(TestAdapter) -> Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
+
+macro_rules! case {
+    ($name:ident) => {
+        (stringify!($name), (|a| Box::pin(cases::$name(a))) as Case)
+    };
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var(victim::CHILD_ENV) {
+        if let Err(e) = victim::child_main(&spec) {
+            eprintln!("processor child failed: {e:#}");
+            std::process::exit(2);
+        }
+        return;
+    }
+    let cases = [
+        case!(processes_every_command_once),
+        case!(refusals_and_conflicts_append_nothing),
+        case!(duplicates_get_the_first_outcome),
+        case!(restores_from_snapshots_and_events),
+        case!(survivor_takes_over_from_a_killed_instance),
+    ];
+    let mut trials = Vec::new();
+    for adapter in TestAdapter::ALL {
+        for (name, case) in cases {
+            trials.push(Trial::test(format!("{}::{name}", adapter.name()), move || run(adapter, case)));
+        }
+    }
+    libtest_mimic::run(&Arguments::from_args(), trials).exit();
+}
+
+fn run(adapter: TestAdapter, case: Case) -> Result<(), Failed> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failed::from(format!("runtime: {e}")))?;
+    runtime.block_on(case(adapter)).map_err(|e| Failed::from(format!("{e:#}")))
+}

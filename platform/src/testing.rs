@@ -1,0 +1,61 @@
+//! Test support for every crate's suites (feature `testing`): the adapters
+//! to run a case against, a loud failure when the real broker is missing,
+//! and unique names so tests can share one broker in parallel.
+
+use std::sync::Arc;
+
+use crate::eventlog::embedded::{EmbeddedLog, EmbeddedOptions};
+use crate::eventlog::kafka::{KafkaConfig, KafkaLog};
+use crate::eventlog::{EventLog, LogError};
+
+/// The variable the test command sets to the real broker's address.
+pub const KAFKA_ENV: &str = "QS_KAFKA_BOOTSTRAP";
+
+/// Which adapter a case runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestAdapter {
+    Embedded,
+    Kafka,
+}
+
+impl TestAdapter {
+    pub const ALL: [TestAdapter; 2] = [TestAdapter::Embedded, TestAdapter::Kafka];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TestAdapter::Embedded => "embedded",
+            TestAdapter::Kafka => "kafka",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+/// The real broker's address, or an error that says how to get one — a
+/// test that needs Kafka never passes silently without it.
+pub fn kafka_bootstrap() -> Result<String, LogError> {
+    match std::env::var(KAFKA_ENV) {
+        Ok(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(LogError::Invalid(format!(
+            "{KAFKA_ENV} is not set: this test needs a real Kafka broker. Run the project's test \
+             command `deploy/test.sh` (it fetches and starts one), or start one with \
+             `deploy/kafka/start.sh` and export the {KAFKA_ENV}=host:port it prints"
+        ))),
+    }
+}
+
+/// A fresh, unique name prefix (`t-<12 hex>.`) for topics and groups.
+pub fn unique_prefix(tag: &str) -> String {
+    format!("{tag}-{}.", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// Opens `adapter`: an embedded log in `dir`, or the broker at
+/// [`KAFKA_ENV`].
+pub fn open_log(adapter: TestAdapter, dir: &std::path::Path) -> Result<Arc<dyn EventLog>, LogError> {
+    Ok(match adapter {
+        TestAdapter::Embedded => Arc::new(EmbeddedLog::open(dir, EmbeddedOptions::default())?),
+        TestAdapter::Kafka => Arc::new(KafkaLog::connect(KafkaConfig::new(kafka_bootstrap()?))?),
+    })
+}

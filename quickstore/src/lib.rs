@@ -1,0 +1,33 @@
+//! # quickstore — the one CLI
+//!
+//! - [`cli`] — the command line (clap): every subcommand and flag.
+//! - [`system`] — builds the event log, registry and codec from
+//!   [`platform::config::Settings`] (defaults < `--config` file < `QS_*`).
+//! - [`dev`] — `quickstore dev`: the embedded system in one process.
+//! - [`registry`] — `quickstore registry serve`: the embedded schema
+//!   registry over the Confluent REST API, so standard tools can decode.
+//! - [`topics`] — `quickstore topics`: what the log holds.
+//! - [`bench`] — `quickstore bench …`: throughput against raw baselines
+//!   measured in the same run.
+//! - [`telemetry`] — tracing setup.
+
+pub mod bench;
+pub mod cli;
+pub mod dev;
+pub mod registry;
+pub mod system;
+pub mod telemetry;
+pub mod topics;
+
+use cli::{BenchCommand, Cli, Command, RegistryCommand};
+
+/// Runs one CLI invocation.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = platform::config::Settings::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Dev(args) => dev::run(settings, args).await,
+        Command::Topics => topics::run(settings).await,
+        Command::Registry { command: RegistryCommand::Serve(args) } => registry::serve(settings, args).await,
+        Command::Bench { command: BenchCommand::Log(args) } => bench::log::run(settings, args).await,
+    }
+}

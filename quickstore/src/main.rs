@@ -1,0 +1,17 @@
+//! `quickstore` — a thin `main` over the library: parse, set up telemetry,
+//! run, and turn an error into a message and an exit code.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = quickstore::cli::Cli::parse();
+    quickstore::telemetry::init(cli.verbose);
+    match quickstore::run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Builds the adapters the settings ask for.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _, Result};
+use command_api::topology::CommandTopology;
+use platform::config::{EventLogBackend, Settings};
+use platform::eventlog::embedded::{EmbeddedLog, EmbeddedOptions};
+use platform::eventlog::kafka::KafkaLog;
+use platform::eventlog::{EventLog, TopicSpec};
+use schemas::registry::{ConfluentRegistry, ConfluentRegistryConfig, EmbeddedRegistry, SchemaRegistry};
+use schemas::{AvroCodec, Context, TopicNames};
+
+/// The log, the registry and the codec of one QuickStore installation.
+#[derive(Debug, Clone)]
+pub struct System {
+    pub settings: Settings,
+    pub log: Arc<dyn EventLog>,
+    pub registry: Arc<dyn SchemaRegistry>,
+    pub codec: Arc<AvroCodec>,
+    pub topics: TopicNames,
+}
+
+impl System {
+    pub async fn connect(settings: Settings) -> Result<Self> {
+        let log: Arc<dyn EventLog> = match settings.event_log {
+            EventLogBackend::Embedded => {
+                let dir = settings.data_dir.join("log");
+                std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                Arc::new(EmbeddedLog::open(&dir, EmbeddedOptions::default())?)
+            }
+            EventLogBackend::Kafka => Arc::new(KafkaLog::connect(settings.kafka())?),
+        };
+        let registry: Arc<dyn SchemaRegistry> = match (&settings.schema_registry_url, settings.event_log) {
+            (Some(url), _) => Arc::new(ConfluentRegistry::new(ConfluentRegistryConfig::new(url.clone()))?),
+            (None, EventLogBackend::Embedded) => Arc::new(EmbeddedRegistry::open(settings.data_dir.join("registry"))?),
+            (None, EventLogBackend::Kafka) => bail!(
+                "QS_EVENT_LOG=kafka needs QS_SCHEMA_REGISTRY_URL: records on a shared broker must carry \
+                 schema ids every reader can resolve (run `quickstore registry serve` for a local one)"
+            ),
+        };
+        let codec = Arc::new(AvroCodec::new(Arc::clone(&registry)));
+        let topics = TopicNames::new(settings.topic_prefix.clone());
+        Ok(Self { settings, log, registry, codec, topics })
+    }
+
+    /// The command-side topology of one context.
+    pub fn topology(&self, context: &str) -> CommandTopology {
+        let mut topology = CommandTopology::new(&self.topics, context, self.settings.partitions);
+        topology.replication_factor = self.settings.replication_factor;
+        topology
+    }
+
+    /// Every topic of the six contexts (deduplicated: the outcomes topic is shared).
+    pub fn contract_topics(&self) -> Vec<TopicSpec> {
+        let mut specs: Vec<TopicSpec> = Vec::new();
+        for context in Context::ALL {
+            for spec in self.topology(context.as_str()).specs() {
+                if !specs.iter().any(|s| s.name == spec.name) {
+                    specs.push(spec);
+                }
+            }
+        }
+        specs
+    }
+
+    /// Creates the contract's topics and registers its schemas.
+    pub async fn ensure_contract(&self) -> Result<()> {
+        self.log.create_topics(&self.contract_topics()).await?;
+        self.codec.register_contract(&self.topics).await?;
+        Ok(())
+    }
+}
