@@ -18,11 +18,7 @@ pub struct CommandTopology {
 }
 
 impl CommandTopology {
-    pub fn new(
-        topics: &schemas::topics::TopicNames,
-        context: &str,
-        partitions: i32,
-    ) -> Self {
+    pub fn new(topics: &schemas::topics::TopicNames, context: &str, partitions: i32) -> Self {
         Self {
             commands: topics.commands_for(context),
             events: topics.events_for(context),
@@ -41,13 +37,23 @@ impl CommandTopology {
         };
         vec![
             // Commands are transient requests: a week is plenty to replay an outage.
-            spec(&self.commands, Cleanup::Delete { retention: Duration::from_secs(7 * 24 * 3600) }),
+            spec(
+                &self.commands,
+                Cleanup::Delete {
+                    retention: Duration::from_secs(7 * 24 * 3600),
+                },
+            ),
             // Events are the system of record: kept forever, never compacted.
             spec(&self.events, Cleanup::KeepForever),
             // Snapshots are a changelog: only the latest per aggregate matters.
             spec(&self.snapshots, Cleanup::Compact),
             // Outcomes back the dedup window and the API's wait; a week too.
-            spec(&self.outcomes, Cleanup::Delete { retention: Duration::from_secs(7 * 24 * 3600) }),
+            spec(
+                &self.outcomes,
+                Cleanup::Delete {
+                    retention: Duration::from_secs(7 * 24 * 3600),
+                },
+            ),
         ]
     }
 }

@@ -105,12 +105,17 @@ impl Settings {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(file) = file {
             if !file.exists() {
-                return Err(ConfigError(format!("config file {} does not exist", file.display())));
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
             }
             figment = figment.merge(Toml::file(file));
         }
-        let settings: Settings =
-            figment.merge(Env::prefixed("QS_")).extract().map_err(|e| ConfigError(e.to_string()))?;
+        let settings: Settings = figment
+            .merge(Env::prefixed("QS_"))
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -123,10 +128,14 @@ impl Settings {
             )));
         }
         if self.replication_factor < 1 {
-            return Err(ConfigError("QS_REPLICATION_FACTOR must be at least 1".into()));
+            return Err(ConfigError(
+                "QS_REPLICATION_FACTOR must be at least 1".into(),
+            ));
         }
         if self.event_log == EventLogBackend::Kafka && self.kafka_bootstrap.trim().is_empty() {
-            return Err(ConfigError("QS_EVENT_LOG=kafka needs QS_KAFKA_BOOTSTRAP=host:port".into()));
+            return Err(ConfigError(
+                "QS_EVENT_LOG=kafka needs QS_KAFKA_BOOTSTRAP=host:port".into(),
+            ));
         }
         Ok(())
     }
@@ -134,7 +143,8 @@ impl Settings {
     /// The Kafka client settings, security included.
     pub fn kafka(&self) -> KafkaConfig {
         let mut config = KafkaConfig::new(self.kafka_bootstrap.clone());
-        let mut set = |k: &str, v: &str| config.client_properties.push((k.to_owned(), v.to_owned()));
+        let mut set =
+            |k: &str, v: &str| config.client_properties.push((k.to_owned(), v.to_owned()));
         set("security.protocol", &self.kafka_security_protocol);
         if let Some(m) = &self.kafka_sasl_mechanism {
             set("sasl.mechanism", m);
@@ -155,7 +165,10 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let s = Settings { kafka_sasl_password: Some(Secret::new("hunter2")), ..Settings::default() };
+        let s = Settings {
+            kafka_sasl_password: Some(Secret::new("hunter2")),
+            ..Settings::default()
+        };
         assert!(!format!("{s:?}").contains("hunter2"));
         assert!(!format!("{:?}", s.kafka()).contains("hunter2"));
     }
@@ -167,8 +180,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_partitions_with_the_variable_to_fix() {
-        let s = Settings { partitions: 0, ..Settings::default() };
-        let err = s.validate().err().map(|e| e.to_string()).unwrap_or_default();
+        let s = Settings {
+            partitions: 0,
+            ..Settings::default()
+        };
+        let err = s
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("QS_PARTITIONS"), "{err}");
     }
 }

@@ -71,11 +71,19 @@ mod tests {
             (b"foobar", -790_332_482),
             (b"a-little-bit-long-string", -985_981_536),
             (b"a-little-bit-longer-string", -1_486_304_829),
-            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58_897_971),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58_897_971,
+            ),
             (b"abc", 479_470_107),
         ];
         for (key, expected) in cases {
-            assert_eq!(murmur2(key), *expected, "key {:?}", String::from_utf8_lossy(key));
+            assert_eq!(
+                murmur2(key),
+                *expected,
+                "key {:?}",
+                String::from_utf8_lossy(key)
+            );
         }
     }
 
@@ -85,14 +93,22 @@ mod tests {
     fn matches_java_client_placement() {
         let vectors = include_str!("../../deploy/kafka/murmur2-vectors.txt");
         let mut checked = 0;
-        for line in vectors.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        for line in vectors
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
             let fields: Vec<&str> = line.split('\t').collect();
             assert_eq!(fields.len(), 5, "malformed vector line {line:?}");
             let key = fields[0].as_bytes();
             let parse = |s: &str| s.parse::<i32>().unwrap_or(i32::MIN);
             assert_eq!(murmur2(key), parse(fields[1]), "murmur2 of {:?}", fields[0]);
             for (n, expected) in [(3, fields[2]), (6, fields[3]), (12, fields[4])] {
-                assert_eq!(partition_for_key(key, n), parse(expected), "{:?} in {n}", fields[0]);
+                assert_eq!(
+                    partition_for_key(key, n),
+                    parse(expected),
+                    "{:?} in {n}",
+                    fields[0]
+                );
             }
             checked += 1;
         }

@@ -48,12 +48,18 @@ pub fn kafka_bootstrap() -> Result<String, LogError> {
 
 /// A fresh, unique name prefix (`t-<12 hex>.`) for topics and groups.
 pub fn unique_prefix(tag: &str) -> String {
-    format!("{tag}-{}.", &uuid::Uuid::new_v4().simple().to_string()[..12])
+    format!(
+        "{tag}-{}.",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 /// Opens `adapter`: an embedded log in `dir`, or the broker at
 /// [`KAFKA_ENV`].
-pub fn open_log(adapter: TestAdapter, dir: &std::path::Path) -> Result<Arc<dyn EventLog>, LogError> {
+pub fn open_log(
+    adapter: TestAdapter,
+    dir: &std::path::Path,
+) -> Result<Arc<dyn EventLog>, LogError> {
     Ok(match adapter {
         TestAdapter::Embedded => Arc::new(EmbeddedLog::open(dir, EmbeddedOptions::default())?),
         TestAdapter::Kafka => Arc::new(KafkaLog::connect(KafkaConfig::new(kafka_bootstrap()?))?),

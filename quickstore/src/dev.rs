@@ -32,8 +32,14 @@ pub async fn run(mut settings: Settings, args: DevArgs) -> Result<()> {
     let demo = system.topology(counter::CONTEXT);
     system.log.create_topics(&demo.specs()).await?;
     counter::register_schemas(&system.codec, &demo.commands, &demo.events).await?;
-    system.codec.register_contract_record(&demo.outcomes, CommandOutcome::FULL_NAME).await?;
-    system.codec.register_contract_record(&demo.snapshots, AggregateSnapshot::FULL_NAME).await?;
+    system
+        .codec
+        .register_contract_record(&demo.outcomes, CommandOutcome::FULL_NAME)
+        .await?;
+    system
+        .codec
+        .register_contract_record(&demo.snapshots, AggregateSnapshot::FULL_NAME)
+        .await?;
 
     let (stop, stopped) = watch::channel(false);
     let processor = CommandProcessor::<Counter>::new(
@@ -41,8 +47,16 @@ pub async fn run(mut settings: Settings, args: DevArgs) -> Result<()> {
         Arc::clone(&system.codec),
         demo.clone(),
         ProcessorConfig::new(
-            format!("{}{}.command-processor", system.topics.prefix, counter::CONTEXT),
-            format!("{}{}.command-processor.dev", system.topics.prefix, counter::CONTEXT),
+            format!(
+                "{}{}.command-processor",
+                system.topics.prefix,
+                counter::CONTEXT
+            ),
+            format!(
+                "{}{}.command-processor.dev",
+                system.topics.prefix,
+                counter::CONTEXT
+            ),
         ),
         system_clock(),
     );
@@ -55,18 +69,31 @@ pub async fn run(mut settings: Settings, args: DevArgs) -> Result<()> {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let registry_url = format!("http://{}", listener.local_addr()?);
-    let registry = Arc::new(schemas::registry::EmbeddedRegistry::open(data_dir.join("registry"))?);
+    let registry = Arc::new(schemas::registry::EmbeddedRegistry::open(
+        data_dir.join("registry"),
+    )?);
 
-    println!("QuickStore dev — embedded event log in {}", data_dir.display());
+    println!(
+        "QuickStore dev — embedded event log in {}",
+        data_dir.display()
+    );
     println!();
     crate::topics::print_topics(system.log.as_ref()).await?;
     println!();
-    println!("{} demo commands went through the command processor ({} topic).", sent.len(), demo.events);
+    println!(
+        "{} demo commands went through the command processor ({} topic).",
+        sent.len(),
+        demo.events
+    );
     println!("Schema registry (Confluent REST API): {registry_url}/subjects");
     println!();
     println!("Next:");
-    println!("  curl {registry_url}/subjects                  # every subject of the Avro contract");
-    println!("  cargo run -p quickstore -- topics             # the topics again (after Ctrl-C here)");
+    println!(
+        "  curl {registry_url}/subjects                  # every subject of the Avro contract"
+    );
+    println!(
+        "  cargo run -p quickstore -- topics             # the topics again (after Ctrl-C here)"
+    );
     println!("  deploy/test.sh                                # every test, real Kafka included");
 
     if args.once {
@@ -94,7 +121,10 @@ async fn send_demo_commands(
 ) -> Result<HashSet<String>> {
     let mut already = 0;
     for p in 0..demo.partitions {
-        already += system.log.end_offset(&TopicPartition::new(demo.commands.clone(), p)).await?;
+        already += system
+            .log
+            .end_offset(&TopicPartition::new(demo.commands.clone(), p))
+            .await?;
     }
     let mut sent = HashSet::new();
     if already > 0 || count == 0 {
@@ -114,14 +144,27 @@ async fn send_demo_commands(
             actor: "dev".to_owned(),
             reply_to: None,
         };
-        let bytes = system.codec.encode_command(&demo.commands, &envelope, &IncrementCounter { by: 1 })?;
-        producer.send(OutgoingRecord::new(demo.commands.clone(), envelope.aggregate_id, bytes)).await?;
+        let bytes =
+            system
+                .codec
+                .encode_command(&demo.commands, &envelope, &IncrementCounter { by: 1 })?;
+        producer
+            .send(OutgoingRecord::new(
+                demo.commands.clone(),
+                envelope.aggregate_id,
+                bytes,
+            ))
+            .await?;
         sent.insert(id);
     }
     Ok(sent)
 }
 
-async fn wait_for_outcomes(system: &System, outcomes_topic: &str, sent: &HashSet<String>) -> Result<()> {
+async fn wait_for_outcomes(
+    system: &System,
+    outcomes_topic: &str,
+    sent: &HashSet<String>,
+) -> Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let mut seen = HashSet::new();
@@ -131,8 +174,10 @@ async fn wait_for_outcomes(system: &System, outcomes_topic: &str, sent: &HashSet
             let mut stream = system.log.read_range(tp, 0, end);
             while let Some(record) = stream.next().await {
                 let record = record?;
-                let outcome: CommandOutcome =
-                    system.codec.decode_record(record.value.as_deref().unwrap_or_default()).await?;
+                let outcome: CommandOutcome = system
+                    .codec
+                    .decode_record(record.value.as_deref().unwrap_or_default())
+                    .await?;
                 seen.insert(outcome.command_id);
             }
         }

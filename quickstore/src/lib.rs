@@ -27,7 +27,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => dev::run(settings, args).await,
         Command::Topics => topics::run(settings).await,
-        Command::Registry { command: RegistryCommand::Serve(args) } => registry::serve(settings, args).await,
-        Command::Bench { command: BenchCommand::Log(args) } => bench::log::run(settings, args).await,
+        Command::Registry {
+            command: RegistryCommand::Serve(args),
+        } => registry::serve(settings, args).await,
+        Command::Bench {
+            command: BenchCommand::Log(args),
+        } => bench::log::run(settings, args).await,
     }
 }

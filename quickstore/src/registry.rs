@@ -19,7 +19,12 @@ pub async fn serve(settings: Settings, args: RegistryServeArgs) -> Result<()> {
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .with_context(|| format!("cannot listen on {} (pass --listen HOST:PORT, port 0 for any)", args.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (pass --listen HOST:PORT, port 0 for any)",
+                args.listen
+            )
+        })?;
     let url = format!("http://{}", listener.local_addr()?);
     if let Some(file) = &args.url_file {
         // Written whole, then renamed: a script polling it never reads half a URL.

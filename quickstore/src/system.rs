@@ -8,7 +8,9 @@ use platform::config::{EventLogBackend, Settings};
 use platform::eventlog::embedded::{EmbeddedLog, EmbeddedOptions};
 use platform::eventlog::kafka::KafkaLog;
 use platform::eventlog::{EventLog, TopicSpec};
-use schemas::registry::{ConfluentRegistry, ConfluentRegistryConfig, EmbeddedRegistry, SchemaRegistry};
+use schemas::registry::{
+    ConfluentRegistry, ConfluentRegistryConfig, EmbeddedRegistry, SchemaRegistry,
+};
 use schemas::{AvroCodec, Context, TopicNames};
 
 /// The log, the registry and the codec of one QuickStore installation.
@@ -26,7 +28,8 @@ impl System {
         let log: Arc<dyn EventLog> = match settings.event_log {
             EventLogBackend::Embedded => {
                 let dir = settings.data_dir.join("log");
-                std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
                 Arc::new(EmbeddedLog::open(&dir, EmbeddedOptions::default())?)
             }
             EventLogBackend::Kafka => Arc::new(KafkaLog::connect(settings.kafka())?),
@@ -41,7 +44,13 @@ impl System {
         };
         let codec = Arc::new(AvroCodec::new(Arc::clone(&registry)));
         let topics = TopicNames::new(settings.topic_prefix.clone());
-        Ok(Self { settings, log, registry, codec, topics })
+        Ok(Self {
+            settings,
+            log,
+            registry,
+            codec,
+            topics,
+        })
     }
 
     /// The command-side topology of one context.

@@ -16,7 +16,10 @@ pub async fn print_topics(log: &dyn EventLog) -> Result<()> {
     let mut names = log.list_topics().await?;
     names.sort();
     let width = names.iter().map(String::len).max().unwrap_or(5).max(5);
-    println!("{:<width$}  {:>10}  {:>10}", "topic", "partitions", "records");
+    println!(
+        "{:<width$}  {:>10}  {:>10}",
+        "topic", "partitions", "records"
+    );
     for name in names {
         let partitions = log.partition_count(&name).await?;
         let mut records = 0i64;

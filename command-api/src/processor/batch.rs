@@ -16,9 +16,18 @@ use crate::aggregate::{Aggregate, DecisionContext, DomainError};
 /// matched back to what they mean.
 #[derive(Debug)]
 enum Sent {
-    Event { partition: i32, aggregate_id: String },
-    Snapshot { partition: i32, aggregate_id: String },
-    Outcome { partition: i32, outcome: CommandOutcome },
+    Event {
+        partition: i32,
+        aggregate_id: String,
+    },
+    Snapshot {
+        partition: i32,
+        aggregate_id: String,
+    },
+    Outcome {
+        partition: i32,
+        outcome: CommandOutcome,
+    },
     Reply,
 }
 
@@ -32,7 +41,11 @@ pub(super) struct Batch<A> {
 
 impl<A> Default for Batch<A> {
     fn default() -> Self {
-        Self { staged: HashMap::new(), sent: Vec::new(), events: 0 }
+        Self {
+            staged: HashMap::new(),
+            sent: Vec::new(),
+            events: 0,
+        }
     }
 }
 
@@ -55,13 +68,22 @@ impl<A: Aggregate> Batch<A> {
         }
         for (sent, position) in self.sent.into_iter().zip(positions) {
             match sent {
-                Sent::Event { partition, aggregate_id } => {
+                Sent::Event {
+                    partition,
+                    aggregate_id,
+                } => {
                     if let Some(state) = partitions.get_mut(&partition) {
                         state.events_end = state.events_end.max(position.offset + 1);
-                        state.unsnapshotted.entry(aggregate_id).or_insert(position.offset);
+                        state
+                            .unsnapshotted
+                            .entry(aggregate_id)
+                            .or_insert(position.offset);
                     }
                 }
-                Sent::Snapshot { partition, aggregate_id } => {
+                Sent::Snapshot {
+                    partition,
+                    aggregate_id,
+                } => {
                     // Snapshots are sent after the aggregate's events in the
                     // same batch, so this clears what those events marked.
                     if let Some(state) = partitions.get_mut(&partition) {
@@ -114,18 +136,31 @@ impl<A: Aggregate> CommandProcessor<A> {
                 }
             };
             let command_id = incoming.envelope.command_id.clone();
-            let first = batch_outcomes
-                .get(&command_id)
-                .cloned()
-                .or_else(|| self.partitions.get(&partition).and_then(|s| s.outcomes.get(&command_id).cloned()));
+            let first = batch_outcomes.get(&command_id).cloned().or_else(|| {
+                self.partitions
+                    .get(&partition)
+                    .and_then(|s| s.outcomes.get(&command_id).cloned())
+            });
             if let Some(first) = first {
                 // A duplicate: answer with the first outcome, append nothing.
-                self.send_outcome(member, batch, partition, first, incoming.envelope.reply_to.clone())?;
+                self.send_outcome(
+                    member,
+                    batch,
+                    partition,
+                    first,
+                    incoming.envelope.reply_to.clone(),
+                )?;
                 continue;
             }
             let outcome = self.decide_one(member, batch, partition, record, &incoming)?;
             batch_outcomes.insert(command_id, outcome.clone());
-            self.send_outcome(member, batch, partition, outcome, incoming.envelope.reply_to.clone())?;
+            self.send_outcome(
+                member,
+                batch,
+                partition,
+                outcome,
+                incoming.envelope.reply_to.clone(),
+            )?;
         }
         Ok(())
     }
@@ -150,25 +185,29 @@ impl<A: Aggregate> CommandProcessor<A> {
                 .unwrap_or_default(),
         };
         let decided_at = (self.clock)();
-        let outcome = |status, version, event_count, error: Option<(&str, String)>| CommandOutcome {
-            command_id: envelope.command_id.clone(),
-            aggregate_type: A::TYPE.to_owned(),
-            aggregate_id: id.clone(),
-            correlation_id: envelope.correlation_id.clone(),
-            status,
-            version,
-            event_count,
-            error_code: error.as_ref().map(|(c, _)| (*c).to_owned()),
-            error_message: error.map(|(_, m)| m),
-            decided_at,
-        };
+        let outcome =
+            |status, version, event_count, error: Option<(&str, String)>| CommandOutcome {
+                command_id: envelope.command_id.clone(),
+                aggregate_type: A::TYPE.to_owned(),
+                aggregate_id: id.clone(),
+                correlation_id: envelope.correlation_id.clone(),
+                status,
+                version,
+                event_count,
+                error_code: error.as_ref().map(|(c, _)| (*c).to_owned()),
+                error_message: error.map(|(_, m)| m),
+                decided_at,
+            };
         if let Some(expected) = envelope.expected_version {
             if expected != entry.version {
                 return Ok(outcome(
                     CommandStatus::Conflict,
                     entry.version,
                     0,
-                    Some(("version-conflict", format!("expected version {expected}, current is {}", entry.version))),
+                    Some((
+                        "version-conflict",
+                        format!("expected version {expected}, current is {}", entry.version),
+                    )),
                 ));
             }
         }
@@ -215,7 +254,9 @@ impl<A: Aggregate> CommandProcessor<A> {
             // over the body, not the wire bytes, so it verifies whatever
             // schema id a registry assigned.
             schemas::hash_chain::seal(&mut event_envelope, event)?;
-            let bytes = self.codec.encode_event(&self.topology.events, &event_envelope, event)?;
+            let bytes = self
+                .codec
+                .encode_event(&self.topology.events, &event_envelope, event)?;
             let mut out = OutgoingRecord::new(self.topology.events.clone(), id.clone(), bytes)
                 .with_header("event_type", event.record_name())
                 .with_header("aggregate_type", A::TYPE)
@@ -227,7 +268,10 @@ impl<A: Aggregate> CommandProcessor<A> {
             }
             out.timestamp_ms = Some(envelope.issued_at);
             member.send(out)?;
-            batch.sent.push(Sent::Event { partition, aggregate_id: id.clone() });
+            batch.sent.push(Sent::Event {
+                partition,
+                aggregate_id: id.clone(),
+            });
             batch.events += 1;
             entry.state.evolve(event);
             entry.version = version;
@@ -283,16 +327,31 @@ impl<A: Aggregate> CommandProcessor<A> {
             aggregate_id: id.to_owned(),
             version: entry.version,
             last_hash: entry.last_hash.clone(),
-            state_json: serde_json::to_string(&entry.state)
-                .map_err(|e| ProcessorError::Restore {
-                    partition: platform::eventlog::TopicPartition::new(self.topology.snapshots.clone(), partition),
+            state_json: serde_json::to_string(&entry.state).map_err(|e| {
+                ProcessorError::Restore {
+                    partition: platform::eventlog::TopicPartition::new(
+                        self.topology.snapshots.clone(),
+                        partition,
+                    ),
                     reason: format!("state does not serialise: {e}"),
-                })?,
+                }
+            })?,
             taken_at: (self.clock)(),
         };
-        let bytes = self.codec.encode_record(&self.topology.snapshots, schemas::AggregateSnapshot::FULL_NAME, &snapshot)?;
-        member.send(OutgoingRecord::new(self.topology.snapshots.clone(), id.to_owned(), bytes))?;
-        batch.sent.push(Sent::Snapshot { partition, aggregate_id: id.to_owned() });
+        let bytes = self.codec.encode_record(
+            &self.topology.snapshots,
+            schemas::AggregateSnapshot::FULL_NAME,
+            &snapshot,
+        )?;
+        member.send(OutgoingRecord::new(
+            self.topology.snapshots.clone(),
+            id.to_owned(),
+            bytes,
+        ))?;
+        batch.sent.push(Sent::Snapshot {
+            partition,
+            aggregate_id: id.to_owned(),
+        });
         Ok(())
     }
 
@@ -304,14 +363,28 @@ impl<A: Aggregate> CommandProcessor<A> {
         outcome: CommandOutcome,
         reply_to: Option<String>,
     ) -> Result<(), ProcessorError> {
-        let bytes = self.codec.encode_record(&self.topology.outcomes, CommandOutcome::FULL_NAME, &outcome)?;
+        let bytes = self.codec.encode_record(
+            &self.topology.outcomes,
+            CommandOutcome::FULL_NAME,
+            &outcome,
+        )?;
         let key = outcome.aggregate_id.clone();
-        member.send(OutgoingRecord::new(self.topology.outcomes.clone(), key, bytes.clone()))?;
+        member.send(OutgoingRecord::new(
+            self.topology.outcomes.clone(),
+            key,
+            bytes.clone(),
+        ))?;
         if let Some(topic) = reply_to {
             // Saga replies are keyed by the saga (the correlation id) so
             // they land on the partition of the saga instance that asked.
-            let reply_bytes = self.codec.encode_record(&topic, CommandOutcome::FULL_NAME, &outcome)?;
-            member.send(OutgoingRecord::new(topic, outcome.correlation_id.clone(), reply_bytes))?;
+            let reply_bytes =
+                self.codec
+                    .encode_record(&topic, CommandOutcome::FULL_NAME, &outcome)?;
+            member.send(OutgoingRecord::new(
+                topic,
+                outcome.correlation_id.clone(),
+                reply_bytes,
+            ))?;
             batch.sent.push(Sent::Outcome { partition, outcome });
             batch.sent.push(Sent::Reply);
         } else {

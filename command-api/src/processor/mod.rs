@@ -108,7 +108,10 @@ pub enum ProcessorError {
     #[error(transparent)]
     Log(#[from] LogError),
     #[error("restoring {partition}: {reason}")]
-    Restore { partition: TopicPartition, reason: String },
+    Restore {
+        partition: TopicPartition,
+        reason: String,
+    },
     #[error("encoding: {0}")]
     Codec(#[from] schemas::CodecError),
 }
@@ -174,8 +177,14 @@ impl<A: Aggregate> CommandProcessor<A> {
 
     /// Runs until `shutdown` turns true (then finishes the batch in hand,
     /// leaves the group and returns) or an unrecoverable error.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<ProcessorStats, ProcessorError> {
-        let mut member = self.log.join_group(self.config.group_config(&self.topology)).await?;
+    pub async fn run(
+        mut self,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<ProcessorStats, ProcessorError> {
+        let mut member = self
+            .log
+            .join_group(self.config.group_config(&self.topology))
+            .await?;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -190,13 +199,15 @@ impl<A: Aggregate> CommandProcessor<A> {
                     GroupEvent::Revoked(tps) => {
                         // Whatever we hold for them is stale the moment
                         // another member may write them.
-                        self.process(&mut member, std::mem::take(&mut commands)).await?;
+                        self.process(&mut member, std::mem::take(&mut commands))
+                            .await?;
                         for tp in tps {
                             self.partitions.remove(&tp.partition);
                         }
                     }
                     GroupEvent::Assigned(tps) => {
-                        self.process(&mut member, std::mem::take(&mut commands)).await?;
+                        self.process(&mut member, std::mem::take(&mut commands))
+                            .await?;
                         for tp in tps {
                             self.restore_partition(&tp).await?;
                         }
@@ -213,7 +224,9 @@ impl<A: Aggregate> CommandProcessor<A> {
                     tracing::warn!(%reason, "fenced; rejoining the group");
                     self.partitions.clear();
                     let _ = member.close().await;
-                    self.log.join_group(self.config.group_config(&self.topology)).await?
+                    self.log
+                        .join_group(self.config.group_config(&self.topology))
+                        .await?
                 }
                 Err(e) => return Err(e),
             };
@@ -249,7 +262,10 @@ impl<A: Aggregate> CommandProcessor<A> {
 
     async fn rewind(&mut self, member: &mut Box<dyn GroupMember>) -> Result<(), ProcessorError> {
         let assigned = member.assignment();
-        let committed = self.log.committed_offsets(&self.config.group_id, &assigned).await?;
+        let committed = self
+            .log
+            .committed_offsets(&self.config.group_id, &assigned)
+            .await?;
         self.partitions.clear();
         for tp in &assigned {
             let offset = match committed.get(tp) {

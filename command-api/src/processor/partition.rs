@@ -17,7 +17,11 @@ pub(crate) struct AggregateEntry<A> {
 
 impl<A: Aggregate> Default for AggregateEntry<A> {
     fn default() -> Self {
-        Self { state: A::default(), version: 0, last_hash: Vec::new() }
+        Self {
+            state: A::default(),
+            version: 0,
+            last_hash: Vec::new(),
+        }
     }
 }
 
@@ -83,7 +87,11 @@ impl<A: Aggregate> PartitionState<A> {
     }
 
     pub fn remember_outcome(&mut self, outcome: CommandOutcome, offset: i64, window: usize) {
-        if self.outcomes.insert(outcome.command_id.clone(), outcome.clone()).is_none() {
+        if self
+            .outcomes
+            .insert(outcome.command_id.clone(), outcome.clone())
+            .is_none()
+        {
             self.outcome_order.push_back((outcome.command_id, offset));
         }
         while self.outcome_order.len() > window {
@@ -95,10 +103,21 @@ impl<A: Aggregate> PartitionState<A> {
 
     /// What a restore would need, given what has been committed so far.
     pub fn checkpoint(&self) -> Checkpoint {
-        let events_from =
-            self.unsnapshotted.values().copied().min().unwrap_or(self.events_end).min(self.events_end);
-        let outcomes_from =
-            self.outcome_order.front().map(|(_, offset)| *offset).unwrap_or(self.outcomes_end);
-        Checkpoint { events_from, outcomes_from }
+        let events_from = self
+            .unsnapshotted
+            .values()
+            .copied()
+            .min()
+            .unwrap_or(self.events_end)
+            .min(self.events_end);
+        let outcomes_from = self
+            .outcome_order
+            .front()
+            .map(|(_, offset)| *offset)
+            .unwrap_or(self.outcomes_end);
+        Checkpoint {
+            events_from,
+            outcomes_from,
+        }
     }
 }

@@ -59,12 +59,22 @@ impl Aggregate for Counter {
     type Event = CounterIncremented;
     type Error = CounterError;
 
-    fn decide(&self, command: &IncrementCounter, _: &DecisionContext) -> Result<Vec<CounterIncremented>, CounterError> {
+    fn decide(
+        &self,
+        command: &IncrementCounter,
+        _: &DecisionContext,
+    ) -> Result<Vec<CounterIncremented>, CounterError> {
         if command.by <= 0 {
             return Err(CounterError::NotPositive(command.by));
         }
-        let total = self.total.checked_add(command.by).ok_or(CounterError::Overflow)?;
-        Ok(vec![CounterIncremented { by: command.by, total }])
+        let total = self
+            .total
+            .checked_add(command.by)
+            .ok_or(CounterError::Overflow)?;
+        Ok(vec![CounterIncremented {
+            by: command.by,
+            total,
+        }])
     }
 
     fn evolve(&mut self, event: &CounterIncremented) {
@@ -76,7 +86,11 @@ fn command_schema() -> Option<&'static Schema> {
     static SCHEMA: OnceLock<Option<Schema>> = OnceLock::new();
     SCHEMA
         .get_or_init(|| {
-            schemas::contract::command_record_schema(COMMAND, json!([{"name": "by", "type": "long"}])).ok()
+            schemas::contract::command_record_schema(
+                COMMAND,
+                json!([{"name": "by", "type": "long"}]),
+            )
+            .ok()
         })
         .as_ref()
 }
@@ -95,10 +109,18 @@ fn event_schema() -> Option<&'static Schema> {
 }
 
 /// Registers the counter's records for its command and event topics.
-pub async fn register_schemas(codec: &AvroCodec, commands_topic: &str, events_topic: &str) -> Result<(), CodecError> {
+pub async fn register_schemas(
+    codec: &AvroCodec,
+    commands_topic: &str,
+    events_topic: &str,
+) -> Result<(), CodecError> {
     let missing = || CodecError::UnknownRecord("a counter schema failed to build".to_owned());
-    codec.register_schema(commands_topic, command_schema().ok_or_else(missing)?).await?;
-    codec.register_schema(events_topic, event_schema().ok_or_else(missing)?).await?;
+    codec
+        .register_schema(commands_topic, command_schema().ok_or_else(missing)?)
+        .await?;
+    codec
+        .register_schema(events_topic, event_schema().ok_or_else(missing)?)
+        .await?;
     Ok(())
 }
 
@@ -153,14 +175,21 @@ mod tests {
 
     #[test]
     fn refuses_non_positive_increments() {
-        AggregateTest::<Counter>::given_no_history().when(IncrementCounter { by: 0 }).then_expect_error("not-positive");
-        AggregateTest::<Counter>::given_no_history().when(IncrementCounter { by: -4 }).then_expect_error("not-positive");
+        AggregateTest::<Counter>::given_no_history()
+            .when(IncrementCounter { by: 0 })
+            .then_expect_error("not-positive");
+        AggregateTest::<Counter>::given_no_history()
+            .when(IncrementCounter { by: -4 })
+            .then_expect_error("not-positive");
     }
 
     #[test]
     fn refuses_overflow() {
-        AggregateTest::<Counter>::given(vec![CounterIncremented { by: i64::MAX, total: i64::MAX }])
-            .when(IncrementCounter { by: 1 })
-            .then_expect_error("overflow");
+        AggregateTest::<Counter>::given(vec![CounterIncremented {
+            by: i64::MAX,
+            total: i64::MAX,
+        }])
+        .when(IncrementCounter { by: 1 })
+        .then_expect_error("overflow");
     }
 }

@@ -17,7 +17,10 @@ impl<A: Aggregate> AggregateTest<A> {
         for event in &events {
             state.evolve(event);
         }
-        Self { state, version: i64::try_from(events.len()).unwrap_or(i64::MAX) }
+        Self {
+            state,
+            version: i64::try_from(events.len()).unwrap_or(i64::MAX),
+        }
     }
 
     /// An aggregate with no history.
@@ -37,7 +40,10 @@ impl<A: Aggregate> AggregateTest<A> {
             now_ms,
             actor: "tester".to_owned(),
         };
-        Then { result: self.state.decide(&command, &context), state: self.state }
+        Then {
+            result: self.state.decide(&command, &context),
+            state: self.state,
+        }
     }
 }
 
@@ -54,6 +60,10 @@ where
 {
     /// Asserts the command was accepted with exactly `expected`.
     #[track_caller]
+    #[allow(
+        clippy::panic,
+        reason = "a test assertion reports failure by panicking, like assert!"
+    )]
     pub fn then_expect_events(self, expected: Vec<A::Event>) -> A {
         match self.result {
             Ok(events) => {
@@ -64,12 +74,19 @@ where
                 }
                 state
             }
-            Err(e) => panic!("expected events {expected:?}, the command was refused: {e} ({})", e.code()),
+            Err(e) => panic!(
+                "expected events {expected:?}, the command was refused: {e} ({})",
+                e.code()
+            ),
         }
     }
 
     /// Asserts the command was refused with `code`.
     #[track_caller]
+    #[allow(
+        clippy::panic,
+        reason = "a test assertion reports failure by panicking, like assert!"
+    )]
     pub fn then_expect_error(self, code: &str) {
         match self.result {
             Ok(events) => panic!("expected refusal `{code}`, got events {events:?}"),

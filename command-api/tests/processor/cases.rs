@@ -27,12 +27,22 @@ pub async fn processes_every_command_once(adapter: TestAdapter) -> Result<()> {
         ids.insert(id);
     }
     let outcomes = f.wait_for_outcomes(&ids, WAIT).await?;
-    ensure!(outcomes.iter().all(|o| o.status == CommandStatus::Accepted), "a command was not accepted");
-    ensure!(outcomes.len() == 200, "{} outcomes for 200 commands", outcomes.len());
+    ensure!(
+        outcomes.iter().all(|o| o.status == CommandStatus::Accepted),
+        "a command was not accepted"
+    );
+    ensure!(
+        outcomes.len() == 200,
+        "{} outcomes for 200 commands",
+        outcomes.len()
+    );
     ensure!(f.check_log().await? == expected, "totals differ");
     stop.send(true)?;
     let stats = handle.await??;
-    ensure!(stats.commands == 200 && stats.events == 200, "stats: {stats:?}");
+    ensure!(
+        stats.commands == 200 && stats.events == 200,
+        "stats: {stats:?}"
+    );
     Ok(())
 }
 
@@ -45,16 +55,40 @@ pub async fn refusals_and_conflicts_append_nothing(adapter: TestAdapter) -> Resu
     f.send("zero", "c", 0, None).await?;
     f.send("stale", "c", 1, Some(0)).await?;
     f.send("ok-2", "c", 2, Some(1)).await?;
-    let ids: HashSet<String> = ["ok-1", "zero", "stale", "ok-2"].into_iter().map(String::from).collect();
+    let ids: HashSet<String> = ["ok-1", "zero", "stale", "ok-2"]
+        .into_iter()
+        .map(String::from)
+        .collect();
     let outcomes = f.wait_for_outcomes(&ids, WAIT).await?;
-    let by_id = |id: &str| outcomes.iter().find(|o| o.command_id == id).context("outcome missing");
-    ensure!(by_id("ok-1")?.status == CommandStatus::Accepted && by_id("ok-1")?.version == 1, "ok-1");
+    let by_id = |id: &str| {
+        outcomes
+            .iter()
+            .find(|o| o.command_id == id)
+            .context("outcome missing")
+    };
+    ensure!(
+        by_id("ok-1")?.status == CommandStatus::Accepted && by_id("ok-1")?.version == 1,
+        "ok-1"
+    );
     let zero = by_id("zero")?;
-    ensure!(zero.status == CommandStatus::Rejected && zero.error_code.as_deref() == Some("not-positive"), "zero: {zero:?}");
+    ensure!(
+        zero.status == CommandStatus::Rejected
+            && zero.error_code.as_deref() == Some("not-positive"),
+        "zero: {zero:?}"
+    );
     let stale = by_id("stale")?;
-    ensure!(stale.status == CommandStatus::Conflict && stale.version == 1, "stale must report current version 1: {stale:?}");
-    ensure!(by_id("ok-2")?.status == CommandStatus::Accepted && by_id("ok-2")?.version == 2, "ok-2");
-    ensure!(f.events().await?.len() == 2, "refused commands appended events");
+    ensure!(
+        stale.status == CommandStatus::Conflict && stale.version == 1,
+        "stale must report current version 1: {stale:?}"
+    );
+    ensure!(
+        by_id("ok-2")?.status == CommandStatus::Accepted && by_id("ok-2")?.version == 2,
+        "ok-2"
+    );
+    ensure!(
+        f.events().await?.len() == 2,
+        "refused commands appended events"
+    );
     f.check_log().await?;
     stop.send(true)?;
     handle.await??;
@@ -80,15 +114,31 @@ pub async fn duplicates_get_the_first_outcome(adapter: TestAdapter) -> Result<()
     f.wait_for_outcomes(&after, WAIT).await?;
     let deadline = tokio::time::Instant::now() + WAIT;
     let dups = loop {
-        let dups: Vec<_> = f.outcomes().await?.into_iter().filter(|o| o.command_id == "dup").collect();
+        let dups: Vec<_> = f
+            .outcomes()
+            .await?
+            .into_iter()
+            .filter(|o| o.command_id == "dup")
+            .collect();
         if dups.len() >= 3 || tokio::time::Instant::now() > deadline {
             break dups;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    ensure!(dups.len() == 3, "expected 3 answers to `dup`, got {}", dups.len());
-    ensure!(dups.iter().all(|o| o.status == CommandStatus::Accepted && o.version == 1), "answers differ: {dups:?}");
-    ensure!(dups.iter().all(|o| o.decided_at == dups[0].decided_at), "not the FIRST outcome: {dups:?}");
+    ensure!(
+        dups.len() == 3,
+        "expected 3 answers to `dup`, got {}",
+        dups.len()
+    );
+    ensure!(
+        dups.iter()
+            .all(|o| o.status == CommandStatus::Accepted && o.version == 1),
+        "answers differ: {dups:?}"
+    );
+    ensure!(
+        dups.iter().all(|o| o.decided_at == dups[0].decided_at),
+        "not the FIRST outcome: {dups:?}"
+    );
     let totals = f.check_log().await?;
     ensure!(totals.get("d") == Some(&4), "duplicate applied: {totals:?}");
     stop.send(true)?;
@@ -118,12 +168,19 @@ pub async fn restores_from_snapshots_and_events(adapter: TestAdapter) -> Result<
     let (stop, handle) = f.spawn_processor(config);
     for i in 0..25 {
         let id = format!("second-{i}");
-        f.send(&id, &format!("r{}", i % 5), 1, Some(5 + i64::from(i / 5))).await?;
+        f.send(&id, &format!("r{}", i % 5), 1, Some(5 + i64::from(i / 5)))
+            .await?;
         ids.insert(id);
     }
     let outcomes = f.wait_for_outcomes(&ids, WAIT).await?;
-    let bad: Vec<_> = outcomes.iter().filter(|o| o.status != CommandStatus::Accepted).collect();
-    ensure!(bad.is_empty(), "restored state is wrong (expected versions refused): {bad:?}");
+    let bad: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.status != CommandStatus::Accepted)
+        .collect();
+    ensure!(
+        bad.is_empty(),
+        "restored state is wrong (expected versions refused): {bad:?}"
+    );
     let totals = f.check_log().await?;
     ensure!(totals.values().all(|t| *t == 10), "totals: {totals:?}");
     stop.send(true)?;
@@ -159,9 +216,15 @@ pub async fn survivor_takes_over_from_a_killed_instance(adapter: TestAdapter) ->
     }
     ensure!(killed, "the victim was never killed");
     let outcomes = f.wait_for_outcomes(&ids, Duration::from_secs(120)).await?;
-    ensure!(outcomes.iter().all(|o| o.status == CommandStatus::Accepted), "a command was refused");
+    ensure!(
+        outcomes.iter().all(|o| o.status == CommandStatus::Accepted),
+        "a command was refused"
+    );
     let totals = f.check_log().await?;
-    ensure!(totals == expected, "lost or duplicated increments: {totals:?}");
+    ensure!(
+        totals == expected,
+        "lost or duplicated increments: {totals:?}"
+    );
     stop.send(true)?;
     handle.await??;
     Ok(())

@@ -11,8 +11,13 @@ use command_api::testkit::counter::{self, Counter, CounterIncremented, Increment
 use command_api::topology::CommandTopology;
 use platform::eventlog::{EventLog, OutgoingRecord, Producer};
 use platform::testing::{self, TestAdapter};
-use schemas::registry::{ConfluentRegistry, ConfluentRegistryConfig, EmbeddedRegistry, SchemaRegistry};
-use schemas::{AggregateSnapshot, AvroCodec, CommandEnvelope, CommandOutcome, CommandStatus, EventEnvelope, TopicNames};
+use schemas::registry::{
+    ConfluentRegistry, ConfluentRegistryConfig, EmbeddedRegistry, SchemaRegistry,
+};
+use schemas::{
+    AggregateSnapshot, AvroCodec, CommandEnvelope, CommandOutcome, CommandStatus, EventEnvelope,
+    TopicNames,
+};
 use tokio::sync::watch;
 
 pub const PARTITIONS: i32 = 4;
@@ -66,16 +71,29 @@ impl Fixture {
                 })?;
                 Arc::new(ConfluentRegistry::new(ConfluentRegistryConfig::new(url))?)
             }
-            TestAdapter::Embedded => Arc::new(EmbeddedRegistry::open(spec.data_dir.join("registry"))?),
+            TestAdapter::Embedded => {
+                Arc::new(EmbeddedRegistry::open(spec.data_dir.join("registry"))?)
+            }
         };
         let codec = Arc::new(AvroCodec::new(registry));
         let topics = TopicNames::new(spec.prefix.clone());
         let topology = CommandTopology::new(&topics, counter::CONTEXT, PARTITIONS);
         counter::register_schemas(&codec, &topology.commands, &topology.events).await?;
-        codec.register_contract_record(&topology.outcomes, CommandOutcome::FULL_NAME).await?;
-        codec.register_contract_record(&topology.snapshots, AggregateSnapshot::FULL_NAME).await?;
+        codec
+            .register_contract_record(&topology.outcomes, CommandOutcome::FULL_NAME)
+            .await?;
+        codec
+            .register_contract_record(&topology.snapshots, AggregateSnapshot::FULL_NAME)
+            .await?;
         let producer = log.producer("processor-test").await?;
-        Ok(Self { spec, log, codec, topology, producer, _dir: None })
+        Ok(Self {
+            spec,
+            log,
+            codec,
+            topology,
+            producer,
+            _dir: None,
+        })
     }
 
     pub fn processor_config(&self, instance: &str) -> ProcessorConfig {
@@ -94,7 +112,10 @@ impl Fixture {
     pub fn spawn_processor(
         &self,
         config: ProcessorConfig,
-    ) -> (watch::Sender<bool>, tokio::task::JoinHandle<Result<ProcessorStats, command_api::processor::ProcessorError>>) {
+    ) -> (
+        watch::Sender<bool>,
+        tokio::task::JoinHandle<Result<ProcessorStats, command_api::processor::ProcessorError>>,
+    ) {
         let (stop, stopped) = watch::channel(false);
         let processor = CommandProcessor::<Counter>::new(
             Arc::clone(&self.log),
@@ -106,7 +127,13 @@ impl Fixture {
         (stop, tokio::spawn(processor.run(stopped)))
     }
 
-    pub fn command(&self, command_id: &str, counter_id: &str, by: i64, expected_version: Option<i64>) -> Result<OutgoingRecord> {
+    pub fn command(
+        &self,
+        command_id: &str,
+        counter_id: &str,
+        by: i64,
+        expected_version: Option<i64>,
+    ) -> Result<OutgoingRecord> {
         let envelope = CommandEnvelope {
             command_id: command_id.to_owned(),
             aggregate_type: "Counter".to_owned(),
@@ -118,25 +145,49 @@ impl Fixture {
             actor: "tester".to_owned(),
             reply_to: None,
         };
-        let bytes = self.codec.encode_command(&self.topology.commands, &envelope, &IncrementCounter { by })?;
-        Ok(OutgoingRecord::new(self.topology.commands.clone(), counter_id.to_owned(), bytes))
+        let bytes = self.codec.encode_command(
+            &self.topology.commands,
+            &envelope,
+            &IncrementCounter { by },
+        )?;
+        Ok(OutgoingRecord::new(
+            self.topology.commands.clone(),
+            counter_id.to_owned(),
+            bytes,
+        ))
     }
 
-    pub async fn send(&self, command_id: &str, counter_id: &str, by: i64, expected_version: Option<i64>) -> Result<()> {
-        self.producer.send(self.command(command_id, counter_id, by, expected_version)?).await?;
+    pub async fn send(
+        &self,
+        command_id: &str,
+        counter_id: &str,
+        by: i64,
+        expected_version: Option<i64>,
+    ) -> Result<()> {
+        self.producer
+            .send(self.command(command_id, counter_id, by, expected_version)?)
+            .await?;
         Ok(())
     }
 
     pub async fn outcomes(&self) -> Result<Vec<CommandOutcome>> {
         let mut out = Vec::new();
         for r in read_all(self.log.as_ref(), &self.topology.outcomes).await? {
-            out.push(self.codec.decode_record(r.value.as_deref().unwrap_or_default()).await?);
+            out.push(
+                self.codec
+                    .decode_record(r.value.as_deref().unwrap_or_default())
+                    .await?,
+            );
         }
         Ok(out)
     }
 
     /// Waits until every id in `command_ids` has an outcome.
-    pub async fn wait_for_outcomes(&self, command_ids: &HashSet<String>, timeout: Duration) -> Result<Vec<CommandOutcome>> {
+    pub async fn wait_for_outcomes(
+        &self,
+        command_ids: &HashSet<String>,
+        timeout: Duration,
+    ) -> Result<Vec<CommandOutcome>> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let outcomes = self.outcomes().await?;
@@ -146,7 +197,10 @@ impl Fixture {
                 return Ok(outcomes);
             }
             if tokio::time::Instant::now() > deadline {
-                bail!("{missing} of {} commands have no outcome after {timeout:?}", command_ids.len());
+                bail!(
+                    "{missing} of {} commands have no outcome after {timeout:?}",
+                    command_ids.len()
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -155,7 +209,11 @@ impl Fixture {
     pub async fn events(&self) -> Result<Vec<(EventEnvelope, CounterIncremented)>> {
         let mut out = Vec::new();
         for r in read_all(self.log.as_ref(), &self.topology.events).await? {
-            out.push(self.codec.decode_event(r.value.as_deref().unwrap_or_default()).await?);
+            out.push(
+                self.codec
+                    .decode_event(r.value.as_deref().unwrap_or_default())
+                    .await?,
+            );
         }
         Ok(out)
     }
@@ -166,10 +224,18 @@ impl Fixture {
     pub async fn check_log(&self) -> Result<BTreeMap<String, i64>> {
         let events = self.events().await?;
         let mut ids = HashSet::new();
-        let mut by_counter: BTreeMap<String, Vec<(EventEnvelope, CounterIncremented)>> = BTreeMap::new();
+        let mut by_counter: BTreeMap<String, Vec<(EventEnvelope, CounterIncremented)>> =
+            BTreeMap::new();
         for (envelope, event) in events {
-            ensure!(ids.insert(envelope.event_id.clone()), "duplicate event id {}", envelope.event_id);
-            by_counter.entry(envelope.aggregate_id.clone()).or_default().push((envelope, event));
+            ensure!(
+                ids.insert(envelope.event_id.clone()),
+                "duplicate event id {}",
+                envelope.event_id
+            );
+            by_counter
+                .entry(envelope.aggregate_id.clone())
+                .or_default()
+                .push((envelope, event));
         }
         let mut commands_with_events = HashSet::new();
         let mut totals = BTreeMap::new();
@@ -179,12 +245,33 @@ impl Fixture {
             let mut prev_hash: Vec<u8> = Vec::new();
             for (i, (envelope, event)) in events.iter().enumerate() {
                 let expected = i64::try_from(i)? + 1;
-                ensure!(envelope.version == expected, "{counter_id}: version {} where {expected} was due (gap or duplicate)", envelope.version);
-                ensure!(envelope.prev_hash == prev_hash, "{counter_id} v{}: broken hash chain", envelope.version);
-                ensure!(schemas::hash_chain::verify(envelope, event)?, "{counter_id} v{}: hash does not match", envelope.version);
-                ensure!(commands_with_events.insert(envelope.command_id.clone()), "command {} produced two events", envelope.command_id);
+                ensure!(
+                    envelope.version == expected,
+                    "{counter_id}: version {} where {expected} was due (gap or duplicate)",
+                    envelope.version
+                );
+                ensure!(
+                    envelope.prev_hash == prev_hash,
+                    "{counter_id} v{}: broken hash chain",
+                    envelope.version
+                );
+                ensure!(
+                    schemas::hash_chain::verify(envelope, event)?,
+                    "{counter_id} v{}: hash does not match",
+                    envelope.version
+                );
+                ensure!(
+                    commands_with_events.insert(envelope.command_id.clone()),
+                    "command {} produced two events",
+                    envelope.command_id
+                );
                 total += event.by;
-                ensure!(event.total == total, "{counter_id} v{}: total {} != running sum {total}", envelope.version, event.total);
+                ensure!(
+                    event.total == total,
+                    "{counter_id} v{}: total {} != running sum {total}",
+                    envelope.version,
+                    event.total
+                );
                 prev_hash = envelope.hash.clone();
             }
             totals.insert(counter_id, total);
@@ -205,7 +292,10 @@ impl Fixture {
     }
 }
 
-pub async fn read_all(log: &dyn EventLog, topic: &str) -> Result<Vec<platform::eventlog::LogRecord>> {
+pub async fn read_all(
+    log: &dyn EventLog,
+    topic: &str,
+) -> Result<Vec<platform::eventlog::LogRecord>> {
     use futures::StreamExt;
     let mut out = Vec::new();
     for p in 0..log.partition_count(topic).await? {

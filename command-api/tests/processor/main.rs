@@ -38,7 +38,10 @@ fn main() {
     let mut trials = Vec::new();
     for adapter in TestAdapter::ALL {
         for (name, case) in cases {
-            trials.push(Trial::test(format!("{}::{name}", adapter.name()), move || run(adapter, case)));
+            trials.push(Trial::test(
+                format!("{}::{name}", adapter.name()),
+                move || run(adapter, case),
+            ));
         }
     }
     libtest_mimic::run(&Arguments::from_args(), trials).exit();
@@ -50,5 +53,7 @@ fn run(adapter: TestAdapter, case: Case) -> Result<(), Failed> {
         .enable_all()
         .build()
         .map_err(|e| Failed::from(format!("runtime: {e}")))?;
-    runtime.block_on(case(adapter)).map_err(|e| Failed::from(format!("{e:#}")))
+    runtime
+        .block_on(case(adapter))
+        .map_err(|e| Failed::from(format!("{e:#}")))
 }

@@ -68,7 +68,10 @@ impl Victim {
 /// The child process: run a processor until killed.
 pub fn child_main(spec_json: &str) -> Result<()> {
     let spec: FixtureSpec = serde_json::from_str(spec_json)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let f = Fixture::open(spec).await?;
         let (_stop, handle) = f.spawn_processor(f.processor_config("victim"));

@@ -10,7 +10,11 @@ pub enum LogError {
     UnknownTopic(String),
 
     #[error("topic `{topic}` has {actual} partitions, expected {expected}")]
-    TopicMismatch { topic: String, expected: i32, actual: i32 },
+    TopicMismatch {
+        topic: String,
+        expected: i32,
+        actual: i32,
+    },
 
     /// This member is a zombie: the group moved on without it. Its open
     /// transaction was aborted; it must stop writing and rejoin.
@@ -56,6 +60,9 @@ pub enum LogError {
 impl LogError {
     /// True when retrying the same operation later may succeed.
     pub fn is_retriable(&self) -> bool {
-        matches!(self, LogError::Timeout(_) | LogError::TransactionAborted(_) | LogError::Kafka(_))
+        matches!(
+            self,
+            LogError::Timeout(_) | LogError::TransactionAborted(_) | LogError::Kafka(_)
+        )
     }
 }

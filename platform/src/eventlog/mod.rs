@@ -28,8 +28,8 @@
 //!   open transaction never becomes visible.
 
 pub mod embedded;
-pub mod kafka;
 mod error;
+pub mod kafka;
 mod types;
 
 use std::collections::HashMap;

@@ -12,7 +12,10 @@ pub struct TopicPartition {
 
 impl TopicPartition {
     pub fn new(topic: impl Into<String>, partition: i32) -> Self {
-        Self { topic: topic.into(), partition }
+        Self {
+            topic: topic.into(),
+            partition,
+        }
     }
 }
 
@@ -82,7 +85,11 @@ pub struct OutgoingRecord {
 }
 
 impl OutgoingRecord {
-    pub fn new(topic: impl Into<String>, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+    pub fn new(
+        topic: impl Into<String>,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+    ) -> Self {
         Self {
             topic: topic.into(),
             key: key.into(),
@@ -94,7 +101,10 @@ impl OutgoingRecord {
     }
 
     pub fn with_header(mut self, key: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
-        self.headers.push(Header { key: key.into(), value: value.into() });
+        self.headers.push(Header {
+            key: key.into(),
+            value: value.into(),
+        });
         self
     }
 }
@@ -117,7 +127,10 @@ impl LogRecord {
     }
 
     pub fn header(&self, key: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|h| h.key == key).map(|h| h.value.as_slice())
+        self.headers
+            .iter()
+            .find(|h| h.key == key)
+            .map(|h| h.value.as_slice())
     }
 }
 

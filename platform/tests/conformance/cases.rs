@@ -32,7 +32,11 @@ pub async fn per_key_order(h: &mut Harness) -> Result<()> {
     futures::future::try_join_all(sends).await?;
 
     let records = h.read_all(&topic).await?;
-    ensure!(records.len() == 8 * 25, "expected 200 records, read {}", records.len());
+    ensure!(
+        records.len() == 8 * 25,
+        "expected 200 records, read {}",
+        records.len()
+    );
     let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for r in &records {
         let key = String::from_utf8(r.key.clone())?;
@@ -42,7 +46,10 @@ pub async fn per_key_order(h: &mut Harness) -> Result<()> {
             r.partition,
             partition_for_key(key.as_bytes(), 3)
         );
-        by_key.entry(key).or_default().push(values(std::slice::from_ref(r)).concat());
+        by_key
+            .entry(key)
+            .or_default()
+            .push(values(std::slice::from_ref(r)).concat());
     }
     for (key, got) in by_key {
         let expected: Vec<String> = (0..25).map(|i| format!("{key}:{i}")).collect();
@@ -50,12 +57,22 @@ pub async fn per_key_order(h: &mut Harness) -> Result<()> {
     }
 
     // A group member sees each partition in offset order, too.
-    let mut member = h.log.join_group(h.group_config(&h.name("g-order"), vec![topic.clone()])).await?;
-    let seen = poll_until(member.as_mut(), Duration::from_secs(30), |s| s.records.len() >= 200).await?;
+    let mut member = h
+        .log
+        .join_group(h.group_config(&h.name("g-order"), vec![topic.clone()]))
+        .await?;
+    let seen = poll_until(member.as_mut(), Duration::from_secs(30), |s| {
+        s.records.len() >= 200
+    })
+    .await?;
     let mut last: HashMap<i32, i64> = HashMap::new();
     for r in &seen.records {
         let prev = last.insert(r.partition, r.offset);
-        ensure!(prev.is_none_or(|p| p < r.offset), "partition {} went backwards", r.partition);
+        ensure!(
+            prev.is_none_or(|p| p < r.offset),
+            "partition {} went backwards",
+            r.partition
+        );
     }
     member.close().await?;
     Ok(())
@@ -66,37 +83,75 @@ pub async fn per_key_order(h: &mut Harness) -> Result<()> {
 pub async fn aborted_transaction_invisible(h: &mut Harness) -> Result<()> {
     let input = h.topic("in", 1).await?;
     let output = h.topic("out", 2).await?;
-    let config = h.group_config(&h.name("g-abort"), vec![input.clone()]).transactional(h.name("txn-abort"));
+    let config = h
+        .group_config(&h.name("g-abort"), vec![input.clone()])
+        .transactional(h.name("txn-abort"));
     let mut member = h.log.join_group(config).await?;
 
     member.begin().await?;
     for i in 0..5 {
-        member.send(OutgoingRecord::new(output.clone(), format!("k{i}"), format!("aborted-{i}")))?;
+        member.send(OutgoingRecord::new(
+            output.clone(),
+            format!("k{i}"),
+            format!("aborted-{i}"),
+        ))?;
     }
     member.abort_transaction().await?;
 
     member.begin().await?;
     for i in 0..3 {
-        member.send(OutgoingRecord::new(output.clone(), format!("k{i}"), format!("open-{i}")))?;
+        member.send(OutgoingRecord::new(
+            output.clone(),
+            format!("k{i}"),
+            format!("open-{i}"),
+        ))?;
     }
     // Open, not committed: invisible.
     let while_open = h.read_all(&output).await?;
-    ensure!(while_open.is_empty(), "records of an open transaction are visible: {:?}", values(&while_open));
+    ensure!(
+        while_open.is_empty(),
+        "records of an open transaction are visible: {:?}",
+        values(&while_open)
+    );
     let positions = member.commit_transaction(&[]).await?;
-    ensure!(positions.len() == 3, "expected 3 positions, got {positions:?}");
+    ensure!(
+        positions.len() == 3,
+        "expected 3 positions, got {positions:?}"
+    );
 
     let committed = h.read_all(&output).await?;
     let mut got = values(&committed);
     got.sort();
-    ensure!(got == vec!["open-0", "open-1", "open-2"], "read_committed saw {got:?}");
+    ensure!(
+        got == vec!["open-0", "open-1", "open-2"],
+        "read_committed saw {got:?}"
+    );
 
     // A group member reading the output sees the same.
-    let mut reader = h.log.join_group(h.group_config(&h.name("g-abort-r"), vec![output.clone()])).await?;
-    let seen = poll_until(reader.as_mut(), Duration::from_secs(30), |s| s.records.len() >= 3).await?;
+    let mut reader = h
+        .log
+        .join_group(h.group_config(&h.name("g-abort-r"), vec![output.clone()]))
+        .await?;
+    let seen = poll_until(reader.as_mut(), Duration::from_secs(30), |s| {
+        s.records.len() >= 3
+    })
+    .await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let more = reader.poll(100, Duration::from_millis(300)).await?;
-    let extra: usize = more.iter().map(|e| if let GroupEvent::Records(r) = e { r.len() } else { 0 }).sum();
-    ensure!(seen.records.len() + extra == 3, "member saw aborted records");
+    let extra: usize = more
+        .iter()
+        .map(|e| {
+            if let GroupEvent::Records(r) = e {
+                r.len()
+            } else {
+                0
+            }
+        })
+        .sum();
+    ensure!(
+        seen.records.len() + extra == 3,
+        "member saw aborted records"
+    );
     reader.close().await?;
     member.close().await?;
     Ok(())
@@ -109,54 +164,106 @@ pub async fn offsets_commit_only_with_outputs(h: &mut Harness) -> Result<()> {
     let group = h.name("g-eos");
     let producer = h.log.producer("conformance").await?;
     for i in 0..20 {
-        producer.send(OutgoingRecord::new(input.clone(), format!("agg-{}", i % 4), format!("c{i}"))).await?;
+        producer
+            .send(OutgoingRecord::new(
+                input.clone(),
+                format!("agg-{}", i % 4),
+                format!("c{i}"),
+            ))
+            .await?;
     }
-    let config = h.group_config(&group, vec![input.clone()]).transactional(h.name("txn-eos"));
+    let config = h
+        .group_config(&group, vec![input.clone()])
+        .transactional(h.name("txn-eos"));
     let mut member = h.log.join_group(config).await?;
-    let seen = poll_until(member.as_mut(), Duration::from_secs(30), |s| s.records.len() >= 20).await?;
+    let seen = poll_until(member.as_mut(), Duration::from_secs(30), |s| {
+        s.records.len() >= 20
+    })
+    .await?;
 
     // Commit the first half of each partition with outputs.
     let mut by_partition: BTreeMap<i32, Vec<_>> = BTreeMap::new();
     for r in &seen.records {
         by_partition.entry(r.partition).or_default().push(r.clone());
     }
-    let first_half: Vec<_> =
-        by_partition.values().flat_map(|rs| rs[..rs.len() / 2].to_vec()).collect();
+    let first_half: Vec<_> = by_partition
+        .values()
+        .flat_map(|rs| rs[..rs.len() / 2].to_vec())
+        .collect();
     member.begin().await?;
     for r in &first_half {
-        member.send(OutgoingRecord::new(output.clone(), r.key.clone(), r.value.clone().unwrap_or_default()))?;
+        member.send(OutgoingRecord::new(
+            output.clone(),
+            r.key.clone(),
+            r.value.clone().unwrap_or_default(),
+        ))?;
     }
     let commits: Vec<OffsetCommit> = next_offsets(&first_half)
         .into_iter()
-        .map(|(tp, next_offset)| OffsetCommit { tp, next_offset, metadata: "half".into() })
+        .map(|(tp, next_offset)| OffsetCommit {
+            tp,
+            next_offset,
+            metadata: "half".into(),
+        })
         .collect();
     member.commit_transaction(&commits).await?;
 
     // The second half: outputs sent, then aborted — offsets must not move.
-    let second_half: Vec<_> =
-        by_partition.values().flat_map(|rs| rs[rs.len() / 2..].to_vec()).collect();
+    let second_half: Vec<_> = by_partition
+        .values()
+        .flat_map(|rs| rs[rs.len() / 2..].to_vec())
+        .collect();
     member.begin().await?;
     for r in &second_half {
-        member.send(OutgoingRecord::new(output.clone(), r.key.clone(), b"must-not-appear".to_vec()))?;
+        member.send(OutgoingRecord::new(
+            output.clone(),
+            r.key.clone(),
+            b"must-not-appear".to_vec(),
+        ))?;
     }
     member.abort_transaction().await?;
 
-    let tps: Vec<TopicPartition> = (0..2).map(|p| TopicPartition::new(input.clone(), p)).collect();
+    let tps: Vec<TopicPartition> = (0..2)
+        .map(|p| TopicPartition::new(input.clone(), p))
+        .collect();
     let committed = h.log.committed_offsets(&group, &tps).await?;
     for c in &commits {
         let got = committed.get(&c.tp).context("offset missing")?;
-        ensure!(got.next_offset == c.next_offset, "{}: committed {} expected {}", c.tp, got.next_offset, c.next_offset);
-        ensure!(got.metadata == "half", "metadata not kept: {:?}", got.metadata);
+        ensure!(
+            got.next_offset == c.next_offset,
+            "{}: committed {} expected {}",
+            c.tp,
+            got.next_offset,
+            c.next_offset
+        );
+        ensure!(
+            got.metadata == "half",
+            "metadata not kept: {:?}",
+            got.metadata
+        );
     }
     let outputs = h.read_all(&output).await?;
-    ensure!(outputs.len() == first_half.len(), "outputs {} != committed inputs {}", outputs.len(), first_half.len());
-    ensure!(!values(&outputs).iter().any(|v| v == "must-not-appear"), "aborted output visible");
+    ensure!(
+        outputs.len() == first_half.len(),
+        "outputs {} != committed inputs {}",
+        outputs.len(),
+        first_half.len()
+    );
+    ensure!(
+        !values(&outputs).iter().any(|v| v == "must-not-appear"),
+        "aborted output visible"
+    );
     member.close().await?;
 
     // A new member resumes exactly after the committed offsets.
-    let mut next = h.log.join_group(h.group_config(&group, vec![input.clone()])).await?;
-    let resumed =
-        poll_until(next.as_mut(), Duration::from_secs(30), |s| s.records.len() >= second_half.len()).await?;
+    let mut next = h
+        .log
+        .join_group(h.group_config(&group, vec![input.clone()]))
+        .await?;
+    let resumed = poll_until(next.as_mut(), Duration::from_secs(30), |s| {
+        s.records.len() >= second_half.len()
+    })
+    .await?;
     let mut expected = values(&second_half);
     let mut got = values(&resumed.records);
     expected.sort();
@@ -174,48 +281,88 @@ pub async fn zombie_is_fenced(h: &mut Harness) -> Result<()> {
     let group = h.name("g-zombie");
     let producer = h.log.producer("conformance").await?;
     for i in 0..10 {
-        producer.send(OutgoingRecord::new(input.clone(), format!("k{i}"), format!("v{i}"))).await?;
+        producer
+            .send(OutgoingRecord::new(
+                input.clone(),
+                format!("k{i}"),
+                format!("v{i}"),
+            ))
+            .await?;
     }
     let mut zombie = h
         .log
-        .join_group(h.group_config(&group, vec![input.clone()]).transactional(h.name("txn-zombie")))
+        .join_group(
+            h.group_config(&group, vec![input.clone()])
+                .transactional(h.name("txn-zombie")),
+        )
         .await?;
-    let seen = poll_until(zombie.as_mut(), Duration::from_secs(30), |s| s.records.len() >= 10).await?;
+    let seen = poll_until(zombie.as_mut(), Duration::from_secs(30), |s| {
+        s.records.len() >= 10
+    })
+    .await?;
 
     // The zombie stalls (a GC pause, a stuck disk) past its poll interval…
     let mut survivor = h
         .log
-        .join_group(h.group_config(&group, vec![input.clone()]).transactional(h.name("txn-survivor")))
+        .join_group(
+            h.group_config(&group, vec![input.clone()])
+                .transactional(h.name("txn-survivor")),
+        )
         .await?;
-    let took_over =
-        poll_until(survivor.as_mut(), Duration::from_secs(60), |s| s.assigned.len() == 2).await?;
-    ensure!(took_over.assigned.len() == 2, "survivor did not get every partition");
+    let took_over = poll_until(survivor.as_mut(), Duration::from_secs(60), |s| {
+        s.assigned.len() == 2
+    })
+    .await?;
+    ensure!(
+        took_over.assigned.len() == 2,
+        "survivor did not get every partition"
+    );
 
     // …then wakes up and tries to commit the work it did before.
     zombie.begin().await?;
     zombie.send(OutgoingRecord::new(output.clone(), "z", "zombie-output"))?;
     let commits: Vec<OffsetCommit> = next_offsets(&seen.records)
         .into_iter()
-        .map(|(tp, next_offset)| OffsetCommit { tp, next_offset, metadata: String::new() })
+        .map(|(tp, next_offset)| OffsetCommit {
+            tp,
+            next_offset,
+            metadata: String::new(),
+        })
         .collect();
     match zombie.commit_transaction(&commits).await {
         Err(LogError::Fenced(reason)) => eprintln!("zombie fenced as expected: {reason}"),
         other => anyhow::bail!("a zombie's commit must be fenced, got {other:?}"),
     }
     let outputs = h.read_all(&output).await?;
-    ensure!(outputs.is_empty(), "zombie output visible: {:?}", values(&outputs));
-    let tps: Vec<TopicPartition> = (0..2).map(|p| TopicPartition::new(input.clone(), p)).collect();
+    ensure!(
+        outputs.is_empty(),
+        "zombie output visible: {:?}",
+        values(&outputs)
+    );
+    let tps: Vec<TopicPartition> = (0..2)
+        .map(|p| TopicPartition::new(input.clone(), p))
+        .collect();
     let committed = h.log.committed_offsets(&group, &tps).await?;
-    ensure!(committed.values().all(|c| c.next_offset == 0) || committed.is_empty(), "zombie offsets committed: {committed:?}");
+    ensure!(
+        committed.values().all(|c| c.next_offset == 0) || committed.is_empty(),
+        "zombie offsets committed: {committed:?}"
+    );
 
     // The survivor processes everything from the start and commits.
-    let records =
-        poll_until(survivor.as_mut(), Duration::from_secs(30), |s| s.records.len() >= 10).await?.records;
+    let records = poll_until(survivor.as_mut(), Duration::from_secs(30), |s| {
+        s.records.len() >= 10
+    })
+    .await?
+    .records;
     survivor.begin().await?;
     survivor.send(OutgoingRecord::new(output.clone(), "s", "survivor-output"))?;
     let commits: Vec<OffsetCommit> = next_offsets(&records)
         .into_iter()
-        .map(|(tp, next_offset)| OffsetCommit { tp, next_offset, metadata: String::new() })
+        .map(|(tp, next_offset)| OffsetCommit {
+            tp,
+            next_offset,
+            metadata: String::new(),
+        })
         .collect();
     survivor.commit_transaction(&commits).await?;
     // On Kafka the zombie's transaction may stay open until the broker
@@ -226,7 +373,10 @@ pub async fn zombie_is_fenced(h: &mut Harness) -> Result<()> {
         if got == vec!["survivor-output"] {
             break;
         }
-        ensure!(tokio::time::Instant::now() < deadline, "survivor output missing: {got:?}");
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "survivor output missing: {got:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     survivor.close().await?;
@@ -243,7 +393,13 @@ pub async fn group_resumes_after_crash(h: &mut Harness) -> Result<()> {
     let group = h.name("g-crash");
     let producer = h.log.producer("conformance").await?;
     for i in 0..40 {
-        producer.send(OutgoingRecord::new(input.clone(), format!("k{}", i % 5), format!("v{i}"))).await?;
+        producer
+            .send(OutgoingRecord::new(
+                input.clone(),
+                format!("k{}", i % 5),
+                format!("v{i}"),
+            ))
+            .await?;
     }
     drop(producer);
 
@@ -271,28 +427,51 @@ pub async fn group_resumes_after_crash(h: &mut Harness) -> Result<()> {
         "child committed {committed_by_child} outputs, log shows {}",
         outputs.len()
     );
-    ensure!(!values(&outputs).iter().any(|v| v.starts_with("uncommitted")), "open transaction visible");
+    ensure!(
+        !values(&outputs)
+            .iter()
+            .any(|v| v.starts_with("uncommitted")),
+        "open transaction visible"
+    );
 
     // A new member resumes after the committed offsets: it sees exactly the
     // inputs that had no committed output.
-    let mut member = h.log.join_group(h.group_config(&group, vec![input.clone()])).await?;
+    let mut member = h
+        .log
+        .join_group(h.group_config(&group, vec![input.clone()]))
+        .await?;
     let expect_rest = 40 - committed_by_child;
-    let seen =
-        poll_until(member.as_mut(), Duration::from_secs(60), |s| s.records.len() >= expect_rest).await?;
+    let seen = poll_until(member.as_mut(), Duration::from_secs(60), |s| {
+        s.records.len() >= expect_rest
+    })
+    .await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let extra: usize = member
         .poll(100, Duration::from_millis(300))
         .await?
         .iter()
-        .map(|e| if let GroupEvent::Records(r) = e { r.len() } else { 0 })
+        .map(|e| {
+            if let GroupEvent::Records(r) = e {
+                r.len()
+            } else {
+                0
+            }
+        })
         .sum();
-    ensure!(seen.records.len() + extra == expect_rest, "resumed with {} records, expected {expect_rest}", seen.records.len() + extra);
+    ensure!(
+        seen.records.len() + extra == expect_rest,
+        "resumed with {} records, expected {expect_rest}",
+        seen.records.len() + extra
+    );
     let mut all: Vec<String> = values(&outputs);
     all.extend(values(&seen.records));
     all.sort();
     let mut expected: Vec<String> = (0..40).map(|i| format!("v{i}")).collect();
     expected.sort();
-    ensure!(all == expected, "inputs lost or duplicated across the crash");
+    ensure!(
+        all == expected,
+        "inputs lost or duplicated across the crash"
+    );
     member.close().await?;
     Ok(())
 }
@@ -310,7 +489,10 @@ pub async fn replay_is_identical(h: &mut Harness) -> Result<()> {
     // Some records written transactionally, one transaction aborted.
     let mut member = h
         .log
-        .join_group(h.group_config(&h.name("g-replay-w"), vec![topic.clone()]).transactional(h.name("txn-replay")))
+        .join_group(
+            h.group_config(&h.name("g-replay-w"), vec![topic.clone()])
+                .transactional(h.name("txn-replay")),
+        )
         .await?;
     member.begin().await?;
     member.send(OutgoingRecord::new(topic.clone(), "agg-1", "txn-committed"))?;
@@ -322,17 +504,36 @@ pub async fn replay_is_identical(h: &mut Harness) -> Result<()> {
 
     let first = h.read_all(&topic).await?;
     let second = h.read_all(&topic).await?;
-    ensure!(first.len() == 61, "expected 61 committed records, got {}", first.len());
+    ensure!(
+        first.len() == 61,
+        "expected 61 committed records, got {}",
+        first.len()
+    );
     ensure!(first == second, "two replays differ");
-    ensure!(first.iter().all(|r| r.header("event_type").is_some() || r.value.as_deref() == Some(b"txn-committed")), "headers lost");
+    ensure!(
+        first
+            .iter()
+            .all(|r| r.header("event_type").is_some()
+                || r.value.as_deref() == Some(b"txn-committed")),
+        "headers lost"
+    );
 
-    let mut reader = h.log.join_group(h.group_config(&h.name("g-replay-r"), vec![topic.clone()])).await?;
-    let seen = poll_until(reader.as_mut(), Duration::from_secs(30), |s| s.records.len() >= 61).await?;
+    let mut reader = h
+        .log
+        .join_group(h.group_config(&h.name("g-replay-r"), vec![topic.clone()]))
+        .await?;
+    let seen = poll_until(reader.as_mut(), Duration::from_secs(30), |s| {
+        s.records.len() >= 61
+    })
+    .await?;
     let mut consumed = seen.records;
     consumed.sort_by_key(|r| (r.partition, r.offset));
     let mut ranged = first;
     ranged.sort_by_key(|r| (r.partition, r.offset));
-    ensure!(consumed == ranged, "group consumption differs from the range read");
+    ensure!(
+        consumed == ranged,
+        "group consumption differs from the range read"
+    );
     reader.close().await?;
     Ok(())
 }
@@ -341,14 +542,29 @@ pub async fn replay_is_identical(h: &mut Harness) -> Result<()> {
 /// records for unknown topics — typed errors, not panics.
 pub async fn bad_requests_are_typed_errors(h: &mut Harness) -> Result<()> {
     let topic = h.topic("bad", 1).await?;
-    let mut member = h.log.join_group(h.group_config(&h.name("g-bad"), vec![topic.clone()])).await?;
-    ensure!(matches!(member.begin().await, Err(LogError::NotTransactional)), "begin without a transactional id");
+    let mut member = h
+        .log
+        .join_group(h.group_config(&h.name("g-bad"), vec![topic.clone()]))
+        .await?;
+    ensure!(
+        matches!(member.begin().await, Err(LogError::NotTransactional)),
+        "begin without a transactional id"
+    );
     member.close().await?;
-    let other_count =
-        [platform::eventlog::TopicSpec::new(topic.clone(), 3, platform::eventlog::Cleanup::KeepForever)];
+    let other_count = [platform::eventlog::TopicSpec::new(
+        topic.clone(),
+        3,
+        platform::eventlog::Cleanup::KeepForever,
+    )];
     let again = h.log.create_topics(&other_count).await;
-    ensure!(matches!(again, Err(LogError::TopicMismatch { .. })), "re-creating with other partitions: {again:?}");
-    ensure!(h.log.partition_count(&topic).await? == 1, "partition count changed");
+    ensure!(
+        matches!(again, Err(LogError::TopicMismatch { .. })),
+        "re-creating with other partitions: {again:?}"
+    );
+    ensure!(
+        h.log.partition_count(&topic).await? == 1,
+        "partition count changed"
+    );
     Ok(())
 }
 

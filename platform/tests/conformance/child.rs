@@ -38,7 +38,11 @@ mod adapter_name {
         s.serialize_str(a.name())
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Adapter, D::Error> {
-        Ok(if String::deserialize(d)? == "kafka" { Adapter::Kafka } else { Adapter::Embedded })
+        Ok(if String::deserialize(d)? == "kafka" {
+            Adapter::Kafka
+        } else {
+            Adapter::Embedded
+        })
     }
 }
 
@@ -86,17 +90,26 @@ pub async fn run_and_kill(spec: &CrashMember) -> Result<usize> {
 /// Entry point of the child process.
 pub fn child_main(spec_json: &str) -> Result<()> {
     let spec: CrashMember = serde_json::from_str(spec_json)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let log: Arc<dyn EventLog> = match spec.adapter {
             Adapter::Embedded => {
-                let dir = spec.data_dir.clone().context("embedded child needs a data dir")?;
+                let dir = spec
+                    .data_dir
+                    .clone()
+                    .context("embedded child needs a data dir")?;
                 Arc::new(EmbeddedLog::open(&dir, EmbeddedOptions::default())?)
             }
-            Adapter::Kafka => Arc::new(KafkaLog::connect(KafkaConfig::new(crate::harness::kafka_bootstrap()?))?),
+            Adapter::Kafka => Arc::new(KafkaLog::connect(KafkaConfig::new(
+                crate::harness::kafka_bootstrap()?,
+            ))?),
         };
-        let mut config = platform::eventlog::GroupConfig::new(spec.group.clone(), vec![spec.input.clone()])
-            .transactional(spec.transactional_id.clone());
+        let mut config =
+            platform::eventlog::GroupConfig::new(spec.group.clone(), vec![spec.input.clone()])
+                .transactional(spec.transactional_id.clone());
         config.session_timeout = Duration::from_millis(1500);
         config.max_poll_interval = Duration::from_millis(2500);
         config.transaction_timeout = Duration::from_secs(5);
@@ -116,7 +129,11 @@ pub fn child_main(spec_json: &str) -> Result<()> {
                 member.begin().await?;
                 if batches == COMMITTED_BATCHES {
                     for r in &batch {
-                        member.send(OutgoingRecord::new(spec.output.clone(), r.key.clone(), b"uncommitted".to_vec()))?;
+                        member.send(OutgoingRecord::new(
+                            spec.output.clone(),
+                            r.key.clone(),
+                            b"uncommitted".to_vec(),
+                        ))?;
                     }
                     println!("open");
                     // Wait to be killed, transaction open.
@@ -134,7 +151,11 @@ pub fn child_main(spec_json: &str) -> Result<()> {
                 processed.extend(batch);
                 let offsets: Vec<OffsetCommit> = next_offsets(&processed)
                     .into_iter()
-                    .map(|(tp, next_offset)| OffsetCommit { tp, next_offset, metadata: String::new() })
+                    .map(|(tp, next_offset)| OffsetCommit {
+                        tp,
+                        next_offset,
+                        metadata: String::new(),
+                    })
                     .collect();
                 member.commit_transaction(&offsets).await?;
                 batches += 1;

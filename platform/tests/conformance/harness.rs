@@ -35,11 +35,21 @@ impl Harness {
             Adapter::Embedded => {
                 let dir = tempfile::tempdir()?;
                 let log = EmbeddedLog::open(dir.path(), EmbeddedOptions::default())?;
-                Ok(Self { adapter, log: Arc::new(log), dir: Some(dir), prefix })
+                Ok(Self {
+                    adapter,
+                    log: Arc::new(log),
+                    dir: Some(dir),
+                    prefix,
+                })
             }
             Adapter::Kafka => {
                 let log = KafkaLog::connect(KafkaConfig::new(kafka_bootstrap()?))?;
-                Ok(Self { adapter, log: Arc::new(log), dir: None, prefix })
+                Ok(Self {
+                    adapter,
+                    log: Arc::new(log),
+                    dir: None,
+                    prefix,
+                })
             }
         }
     }
@@ -66,7 +76,11 @@ impl Harness {
     pub async fn topic(&self, base: &str, partitions: i32) -> Result<String> {
         let name = self.name(base);
         self.log
-            .create_topics(&[TopicSpec::new(name.clone(), partitions, Cleanup::KeepForever)])
+            .create_topics(&[TopicSpec::new(
+                name.clone(),
+                partitions,
+                Cleanup::KeepForever,
+            )])
             .await
             .with_context(|| format!("creating {name}"))?;
         Ok(name)

@@ -44,7 +44,10 @@ fn main() {
     let mut trials = Vec::new();
     for adapter in [Adapter::Embedded, Adapter::Kafka] {
         for (name, case) in cases {
-            trials.push(Trial::test(format!("{}::{name}", adapter.name()), move || run(adapter, case)));
+            trials.push(Trial::test(
+                format!("{}::{name}", adapter.name()),
+                move || run(adapter, case),
+            ));
         }
     }
     libtest_mimic::run(&args, trials).exit();
@@ -57,7 +60,11 @@ fn run(adapter: Adapter, case: Case) -> Result<(), Failed> {
         .build()
         .map_err(|e| Failed::from(format!("runtime: {e}")))?;
     runtime.block_on(async move {
-        let mut harness = Harness::new(adapter).await.map_err(|e| Failed::from(format!("{e:#}")))?;
-        case(&mut harness).await.map_err(|e| Failed::from(format!("{e:#}")))
+        let mut harness = Harness::new(adapter)
+            .await
+            .map_err(|e| Failed::from(format!("{e:#}")))?;
+        case(&mut harness)
+            .await
+            .map_err(|e| Failed::from(format!("{e:#}")))
     })
 }

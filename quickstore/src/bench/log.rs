@@ -21,9 +21,12 @@ use platform::config::Settings;
 use platform::eventlog::kafka::{KafkaConfig, KafkaLog};
 use platform::eventlog::{EventLog, OutgoingRecord};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
-use schemas::registry::{ConfluentRegistry, ConfluentRegistryConfig, EmbeddedRegistry, SchemaRegistry};
+use schemas::registry::{
+    ConfluentRegistry, ConfluentRegistryConfig, EmbeddedRegistry, SchemaRegistry,
+};
 use schemas::{
-    AggregateSnapshot, AvroCodec, CommandEnvelope, CommandOutcome, CommandStatus, EventEnvelope, TopicNames,
+    AggregateSnapshot, AvroCodec, CommandEnvelope, CommandOutcome, CommandStatus, EventEnvelope,
+    TopicNames,
 };
 use serde::Serialize;
 use tokio::sync::watch;
@@ -48,50 +51,83 @@ pub struct LogBenchReport {
 }
 
 pub async fn run(settings: Settings, args: BenchLogArgs) -> Result<()> {
-    let bootstrap = std::env::var("QS_KAFKA_BOOTSTRAP").unwrap_or_else(|_| settings.kafka_bootstrap.clone());
-    if std::env::var("QS_KAFKA_BOOTSTRAP").is_err() && settings.event_log != platform::config::EventLogBackend::Kafka {
+    let bootstrap =
+        std::env::var("QS_KAFKA_BOOTSTRAP").unwrap_or_else(|_| settings.kafka_bootstrap.clone());
+    if std::env::var("QS_KAFKA_BOOTSTRAP").is_err()
+        && settings.event_log != platform::config::EventLogBackend::Kafka
+    {
         bail!(
             "bench log measures a real broker: set QS_KAFKA_BOOTSTRAP=host:port (deploy/kafka/start.sh \
              starts one and prints it)"
         );
     }
-    let commands = args.records.unwrap_or(if args.quick { 3_000 } else { 100_000 });
-    ensure!(commands > 0 && args.batch > 0 && args.aggregates > 0, "--records, --batch and --aggregates must be positive");
+    let commands = args
+        .records
+        .unwrap_or(if args.quick { 3_000 } else { 100_000 });
+    ensure!(
+        commands > 0 && args.batch > 0 && args.aggregates > 0,
+        "--records, --batch and --aggregates must be positive"
+    );
     let mut kafka = settings.kafka();
     kafka.bootstrap_servers = bootstrap;
     let log: Arc<dyn EventLog> = Arc::new(KafkaLog::connect(kafka.clone())?);
     let registry: Arc<dyn SchemaRegistry> = match &settings.schema_registry_url {
-        Some(url) => Arc::new(ConfluentRegistry::new(ConfluentRegistryConfig::new(url.clone()))?),
+        Some(url) => Arc::new(ConfluentRegistry::new(ConfluentRegistryConfig::new(
+            url.clone(),
+        ))?),
         // One process: an in-memory registry keeps ids consistent.
         None => Arc::new(EmbeddedRegistry::in_memory()),
     };
     let codec = Arc::new(AvroCodec::new(registry));
-    let prefix = format!("bench-{}.", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let prefix = format!(
+        "bench-{}.",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
     let topics = TopicNames::new(prefix.clone());
     let mut topology = CommandTopology::new(&topics, counter::CONTEXT, settings.partitions);
     topology.replication_factor = settings.replication_factor;
     log.create_topics(&topology.specs()).await?;
     counter::register_schemas(&codec, &topology.commands, &topology.events).await?;
-    codec.register_contract_record(&topology.outcomes, CommandOutcome::FULL_NAME).await?;
-    codec.register_contract_record(&topology.snapshots, AggregateSnapshot::FULL_NAME).await?;
+    codec
+        .register_contract_record(&topology.outcomes, CommandOutcome::FULL_NAME)
+        .await?;
+    codec
+        .register_contract_record(&topology.snapshots, AggregateSnapshot::FULL_NAME)
+        .await?;
 
-    eprintln!("bench log: {commands} commands, batch {}, {} partitions, broker {}", args.batch, settings.partitions, kafka.bootstrap_servers);
+    eprintln!(
+        "bench log: {commands} commands, batch {}, {} partitions, broker {}",
+        args.batch, settings.partitions, kafka.bootstrap_servers
+    );
     let sample = sample_records(&codec, &topology)?;
     let bytes_per_command: usize = sample.iter().map(|(_, b)| b.len()).sum();
 
     // (a) The raw baseline: the same records, produced transactionally.
-    let baseline_topics: Vec<String> =
-        (0..sample.len()).map(|i| format!("{prefix}baseline-{i}")).collect();
+    let baseline_topics: Vec<String> = (0..sample.len())
+        .map(|i| format!("{prefix}baseline-{i}"))
+        .collect();
     let baseline_specs: Vec<_> = baseline_topics
         .iter()
         .map(|t| {
-            let mut s = platform::eventlog::TopicSpec::new(t.clone(), settings.partitions, platform::eventlog::Cleanup::KeepForever);
+            let mut s = platform::eventlog::TopicSpec::new(
+                t.clone(),
+                settings.partitions,
+                platform::eventlog::Cleanup::KeepForever,
+            );
             s.replication_factor = settings.replication_factor;
             s
         })
         .collect();
     log.create_topics(&baseline_specs).await?;
-    let raw_elapsed = raw_transactional_loop(&kafka, &baseline_topics, &sample, commands, args.batch, args.aggregates).await?;
+    let raw_elapsed = raw_transactional_loop(
+        &kafka,
+        &baseline_topics,
+        &sample,
+        commands,
+        args.batch,
+        args.aggregates,
+    )
+    .await?;
 
     // (b) The command processor appending the same records.
     fill_commands(log.as_ref(), &codec, &topology, commands, args.aggregates).await?;
@@ -101,7 +137,9 @@ pub async fn run(settings: Settings, args: BenchLogArgs) -> Result<()> {
     let raw_cps = commands as f64 / raw_elapsed.as_secs_f64();
     let proc_cps = processed.0 as f64 / processed.1.as_secs_f64();
     let report = LogBenchReport {
-        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         commands,
         batch: args.batch,
         partitions: settings.partitions,
@@ -115,17 +153,27 @@ pub async fn run(settings: Settings, args: BenchLogArgs) -> Result<()> {
     };
     print_report(&report);
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
-    ensure!(report.ratio.is_finite() && report.ratio > 0.0, "the report is not sane: {report:?}");
+    ensure!(
+        report.ratio.is_finite() && report.ratio > 0.0,
+        "the report is not sane: {report:?}"
+    );
     Ok(())
 }
 
 fn print_report(r: &LogBenchReport) {
     println!("| measurement | commands/s | records/s |");
     println!("| --- | ---: | ---: |");
-    println!("| (a) raw rdkafka transactional produce | {:.0} | {:.0} |", r.raw_commands_per_sec, r.raw_records_per_sec);
-    println!("| (b) command processor | {:.0} | {:.0} |", r.processor_commands_per_sec, r.processor_records_per_sec);
+    println!(
+        "| (a) raw rdkafka transactional produce | {:.0} | {:.0} |",
+        r.raw_commands_per_sec, r.raw_records_per_sec
+    );
+    println!(
+        "| (b) command processor | {:.0} | {:.0} |",
+        r.processor_commands_per_sec, r.processor_records_per_sec
+    );
     println!();
     println!(
         "ratio (b)/(a): {:.2}  (target >= 0.5; {} records and {} bytes per command, batch {}, {} partitions, {} cores)",
@@ -172,9 +220,18 @@ fn sample_records(codec: &AvroCodec, topology: &CommandTopology) -> Result<Vec<(
         taken_at: 1_767_225_600_000,
     };
     Ok(vec![
-        (topology.events.clone(), codec.encode_event(&topology.events, &envelope, &event)?),
-        (topology.outcomes.clone(), codec.encode_record(&topology.outcomes, CommandOutcome::FULL_NAME, &outcome)?),
-        (topology.snapshots.clone(), codec.encode_record(&topology.snapshots, AggregateSnapshot::FULL_NAME, &snapshot)?),
+        (
+            topology.events.clone(),
+            codec.encode_event(&topology.events, &envelope, &event)?,
+        ),
+        (
+            topology.outcomes.clone(),
+            codec.encode_record(&topology.outcomes, CommandOutcome::FULL_NAME, &outcome)?,
+        ),
+        (
+            topology.snapshots.clone(),
+            codec.encode_record(&topology.snapshots, AggregateSnapshot::FULL_NAME, &snapshot)?,
+        ),
     ])
 }
 
@@ -188,7 +245,10 @@ async fn raw_transactional_loop(
 ) -> Result<Duration> {
     let producer: FutureProducer = kafka
         .client_config()
-        .set("transactional.id", format!("bench-raw-{}", uuid::Uuid::new_v4()))
+        .set(
+            "transactional.id",
+            format!("bench-raw-{}", uuid::Uuid::new_v4()),
+        )
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "1")
@@ -248,12 +308,19 @@ async fn fill_commands(
                 actor: "bench".into(),
                 reply_to: None,
             };
-            let bytes = codec.encode_command(&topology.commands, &envelope, &IncrementCounter { by: 1 })?;
-            Ok(OutgoingRecord::new(topology.commands.clone(), envelope.aggregate_id, bytes))
+            let bytes =
+                codec.encode_command(&topology.commands, &envelope, &IncrementCounter { by: 1 })?;
+            Ok(OutgoingRecord::new(
+                topology.commands.clone(),
+                envelope.aggregate_id,
+                bytes,
+            ))
         })
         .collect::<Result<_>>()?;
     let producer = &producer;
-    let mut sends = futures::stream::iter(records).map(|r| async move { producer.send(r).await }).buffer_unordered(2_000);
+    let mut sends = futures::stream::iter(records)
+        .map(|r| async move { producer.send(r).await })
+        .buffer_unordered(2_000);
     while let Some(result) = sends.next().await {
         result?;
     }
@@ -309,6 +376,9 @@ async fn processor_run(
     handle.await??;
     let (t0, c0) = first.context("no transaction was committed")?;
     let timed = commands - c0;
-    ensure!(timed > 0, "every command was processed in the first transaction; raise --records");
+    ensure!(
+        timed > 0,
+        "every command was processed in the first transaction; raise --records"
+    );
     Ok((timed, finished.duration_since(t0)))
 }

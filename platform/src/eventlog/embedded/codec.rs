@@ -45,7 +45,10 @@ pub(crate) fn encode(
         + 1
         + value.map_or(0, |v| 4 + v.len())
         + 4
-        + headers.iter().map(|h| 8 + h.key.len() + h.value.len()).sum::<usize>();
+        + headers
+            .iter()
+            .map(|h| 8 + h.key.len() + h.value.len())
+            .sum::<usize>();
     let mut out = Vec::with_capacity(size);
     out.push(FORMAT_V1);
     out.extend_from_slice(&timestamp_ms.to_le_bytes());
@@ -93,7 +96,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Payload, LogError> {
     if r.pos != bytes.len() {
         return Err(corrupt("trailing bytes"));
     }
-    Ok(Payload { key, value, headers, timestamp_ms })
+    Ok(Payload {
+        key,
+        value,
+        headers,
+        timestamp_ms,
+    })
 }
 
 fn put_len(out: &mut Vec<u8>, len: usize) -> Result<(), LogError> {
@@ -120,7 +128,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], LogError> {
-        let end = self.pos.checked_add(n).filter(|end| *end <= self.bytes.len());
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|end| *end <= self.bytes.len());
         let end = end.ok_or_else(|| corrupt("truncated"))?;
         let slice = &self.bytes[self.pos..end];
         self.pos = end;
@@ -156,8 +167,14 @@ mod tests {
     #[test]
     fn round_trips_values_tombstones_and_headers() {
         let headers = vec![
-            Header { key: "type".into(), value: b"OrderPlaced".to_vec() },
-            Header { key: "empty".into(), value: Vec::new() },
+            Header {
+                key: "type".into(),
+                value: b"OrderPlaced".to_vec(),
+            },
+            Header {
+                key: "empty".into(),
+                value: Vec::new(),
+            },
         ];
         for value in [Some(&b"body"[..]), Some(&b""[..]), None] {
             let bytes = encode(b"order-1", value, &headers, -42).unwrap();
@@ -173,7 +190,10 @@ mod tests {
     fn rejects_truncated_and_unknown_formats() {
         let bytes = encode(b"k", Some(b"v"), &[], 1).unwrap();
         for cut in 0..bytes.len() {
-            assert!(decode(&bytes[..cut]).is_err(), "prefix of {cut} bytes decoded");
+            assert!(
+                decode(&bytes[..cut]).is_err(),
+                "prefix of {cut} bytes decoded"
+            );
         }
         let mut other = bytes.clone();
         other[0] = 9;

@@ -46,7 +46,10 @@ pub(crate) enum Heartbeat {
     /// Nothing changed since the generation the member last saw.
     Current,
     /// A rebalance happened: the member's partitions in `generation`.
-    Changed { generation: u64, assignment: Vec<TopicPartition> },
+    Changed {
+        generation: u64,
+        assignment: Vec<TopicPartition>,
+    },
     /// The member is no longer in the group (timed out).
     Gone,
 }
@@ -147,7 +150,9 @@ impl Group {
                 let len = per + usize::from(i < extra);
                 for p in next..next + len {
                     let partition = i32::try_from(p).unwrap_or(i32::MAX);
-                    member.assignment.push(TopicPartition::new(topic.clone(), partition));
+                    member
+                        .assignment
+                        .push(TopicPartition::new(topic.clone(), partition));
                 }
                 next += len;
             }
@@ -170,7 +175,14 @@ impl Group {
                 "all members of a group must subscribe to the same topics: the group has {current:?}, this member asked for {asked:?}"
             )));
         }
-        self.members.insert(member_id, Member { last_seen: now, timeout, assignment: Vec::new() });
+        self.members.insert(
+            member_id,
+            Member {
+                last_seen: now,
+                timeout,
+                assignment: Vec::new(),
+            },
+        );
         self.rebalance();
         Ok(())
     }
@@ -180,7 +192,9 @@ impl Coordinator {
     fn lock(&self) -> MutexGuard<'_, State> {
         // Every critical section leaves the state consistent before it can
         // fail, so a poisoned lock still guards a usable state.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Adds a new member. `topics` is the subscription with partition
@@ -195,7 +209,10 @@ impl Coordinator {
         now: Instant,
     ) -> Result<Joined, LogError> {
         let mut state = self.lock();
-        let group = state.groups.entry(group_id.to_owned()).or_insert_with(Group::new);
+        let group = state
+            .groups
+            .entry(group_id.to_owned())
+            .or_insert_with(Group::new);
         group.expire(now, None);
         group.add(member_id.clone(), topics, timeout, now)?;
         let gate = Arc::clone(&group.gate);
@@ -204,9 +221,16 @@ impl Coordinator {
         let txn = transactional_id.map(|id| {
             let epoch = state.txn_epochs.entry(id.to_owned()).or_insert(0);
             *epoch += 1;
-            TxnIdentity { id: id.to_owned(), epoch: *epoch }
+            TxnIdentity {
+                id: id.to_owned(),
+                epoch: *epoch,
+            }
         });
-        Ok(Joined { member_id, gate, txn })
+        Ok(Joined {
+            member_id,
+            gate,
+            txn,
+        })
     }
 
     /// A poll: refreshes the member's liveness (or notices it lapsed),
@@ -220,7 +244,9 @@ impl Coordinator {
         now: Instant,
     ) -> Heartbeat {
         let mut state = self.lock();
-        let Some(group) = state.groups.get_mut(group_id) else { return Heartbeat::Gone };
+        let Some(group) = state.groups.get_mut(group_id) else {
+            return Heartbeat::Gone;
+        };
         if !touch(group, member_id, now) {
             return Heartbeat::Gone;
         }
@@ -228,9 +254,15 @@ impl Coordinator {
         if group.generation == seen_generation {
             return Heartbeat::Current;
         }
-        let assignment =
-            group.members.get(member_id).map(|m| m.assignment.clone()).unwrap_or_default();
-        Heartbeat::Changed { generation: group.generation, assignment }
+        let assignment = group
+            .members
+            .get(member_id)
+            .map(|m| m.assignment.clone())
+            .unwrap_or_default();
+        Heartbeat::Changed {
+            generation: group.generation,
+            assignment,
+        }
     }
 
     /// Puts a timed-out member back into its group (Kafka consumers rejoin
@@ -244,7 +276,10 @@ impl Coordinator {
         now: Instant,
     ) -> Result<(), LogError> {
         let mut state = self.lock();
-        let group = state.groups.entry(group_id.to_owned()).or_insert_with(Group::new);
+        let group = state
+            .groups
+            .entry(group_id.to_owned())
+            .or_insert_with(Group::new);
         group.expire(now, None);
         if group.members.contains_key(member_id) {
             return Ok(());
@@ -321,7 +356,9 @@ impl Coordinator {
 /// instead (it would have been expired by anyone else touching the group)
 /// and returns false. False also when it is not a member at all.
 fn touch(group: &mut Group, member_id: &str, now: Instant) -> bool {
-    let Some(member) = group.members.get_mut(member_id) else { return false };
+    let Some(member) = group.members.get_mut(member_id) else {
+        return false;
+    };
     if now.saturating_duration_since(member.last_seen) > member.timeout {
         group.members.remove(member_id);
         group.rebalance();
@@ -364,12 +401,19 @@ mod tests {
         let t = Duration::from_secs(10);
         c.join("g", "m2".into(), &topics(), t, None, now).unwrap();
         c.join("g", "m1".into(), &topics(), t, None, now).unwrap();
-        let Heartbeat::Changed { generation, assignment } = c.heartbeat("g", "m1", 0, now) else {
+        let Heartbeat::Changed {
+            generation,
+            assignment,
+        } = c.heartbeat("g", "m1", 0, now)
+        else {
             panic!("expected a rebalance")
         };
         assert_eq!(generation, 2);
         let tp = |t: &str, p| TopicPartition::new(t, p);
-        assert_eq!(assignment, vec![tp("a", 0), tp("a", 1), tp("a", 2), tp("b", 0)]);
+        assert_eq!(
+            assignment,
+            vec![tp("a", 0), tp("a", 1), tp("a", 2), tp("b", 0)]
+        );
         let Heartbeat::Changed { assignment, .. } = c.heartbeat("g", "m2", 0, now) else {
             panic!("expected a rebalance")
         };

@@ -95,7 +95,11 @@ impl EmbeddedMember {
     /// How often a waiting poll wakes to heartbeat and re-check the group:
     /// well inside the timeout, so a member blocked in `poll` stays alive.
     fn tick(&self) -> Duration {
-        self.log.options.poll_tick.min(self.sub.timeout / 3).max(Duration::from_millis(1))
+        self.log
+            .options
+            .poll_tick
+            .min(self.sub.timeout / 3)
+            .max(Duration::from_millis(1))
     }
 
     /// Heartbeats; on a rebalance returns `Revoked`/`Assigned`.
@@ -104,9 +108,10 @@ impl EmbeddedMember {
         let (group, id) = (self.sub.group.as_str(), self.member_id.as_str());
         match coordinator.heartbeat(group, id, self.generation, now) {
             Heartbeat::Current => Ok(Vec::new()),
-            Heartbeat::Changed { generation, assignment } => {
-                self.apply(generation, assignment).await
-            }
+            Heartbeat::Changed {
+                generation,
+                assignment,
+            } => self.apply(generation, assignment).await,
             Heartbeat::Gone => {
                 // We were timed out (we did not poll in time). Like a Kafka
                 // consumer after max.poll.interval, rejoin on this poll: the
@@ -114,13 +119,14 @@ impl EmbeddedMember {
                 tracing::info!(group, member = id, "member timed out; rejoining its group");
                 coordinator.rejoin(group, id, &self.sub.topics, self.sub.timeout, now)?;
                 match coordinator.heartbeat(group, id, self.generation, Instant::now()) {
-                    Heartbeat::Changed { generation, assignment } => {
-                        self.apply(generation, assignment).await
-                    }
+                    Heartbeat::Changed {
+                        generation,
+                        assignment,
+                    } => self.apply(generation, assignment).await,
                     Heartbeat::Current => Ok(Vec::new()),
-                    Heartbeat::Gone => {
-                        Err(LogError::Fenced(format!("member {id} could not rejoin group {group}")))
-                    }
+                    Heartbeat::Gone => Err(LogError::Fenced(format!(
+                        "member {id} could not rejoin group {group}"
+                    ))),
                 }
             }
         }
@@ -149,11 +155,17 @@ impl EmbeddedMember {
         for tp in &assignment {
             let topic = self.log.shared.topics.get_tp(tp)?;
             let position = committed.get(tp).map_or(0, |c| c.next_offset);
-            owned.push(Owned { tp: tp.clone(), topic, position });
+            owned.push(Owned {
+                tp: tp.clone(),
+                topic,
+                position,
+            });
         }
         let mut events = Vec::with_capacity(2);
         if !self.owned.is_empty() {
-            events.push(GroupEvent::Revoked(self.owned.iter().map(|o| o.tp.clone()).collect()));
+            events.push(GroupEvent::Revoked(
+                self.owned.iter().map(|o| o.tp.clone()).collect(),
+            ));
         }
         events.push(GroupEvent::Assigned(assignment));
         self.owned = owned;
@@ -226,10 +238,16 @@ impl EmbeddedMember {
         txn: Option<&TxnIdentity>,
     ) -> Result<OwnedRwLockReadGuard<()>, LogError> {
         let gate = Arc::clone(&self.gate).read_owned().await;
-        let request =
-            CommitRequest { group: &self.sub.group, member_id: &self.member_id, generation, txn };
+        let request = CommitRequest {
+            group: &self.sub.group,
+            member_id: &self.member_id,
+            generation,
+            txn,
+        };
         let tps = offsets.iter().map(|o| &o.tp);
-        self.log.coordinator.admit_commit(&request, tps, Instant::now())?;
+        self.log
+            .coordinator
+            .admit_commit(&request, tps, Instant::now())?;
         Ok(gate)
     }
 }
@@ -287,7 +305,9 @@ impl GroupMember for EmbeddedMember {
 
     async fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<(), LogError> {
         if offset < 0 {
-            return Err(LogError::Invalid(format!("cannot seek {tp} to negative offset {offset}")));
+            return Err(LogError::Invalid(format!(
+                "cannot seek {tp} to negative offset {offset}"
+            )));
         }
         let owned = self
             .owned
@@ -313,12 +333,18 @@ impl GroupMember for EmbeddedMember {
     }
 
     async fn begin(&mut self) -> Result<(), LogError> {
-        let identity = self.txn_identity.as_ref().ok_or(LogError::NotTransactional)?;
+        let identity = self
+            .txn_identity
+            .as_ref()
+            .ok_or(LogError::NotTransactional)?;
         self.log.coordinator.check_txn(identity)?;
         if self.txn.is_some() {
             return Err(LogError::Invalid("a transaction is already open".into()));
         }
-        self.txn = Some(OpenTxn { records: Vec::new(), generation: self.generation });
+        self.txn = Some(OpenTxn {
+            records: Vec::new(),
+            generation: self.generation,
+        });
         Ok(())
     }
 
@@ -345,7 +371,10 @@ impl GroupMember for EmbeddedMember {
         }
         // The records were validated at send; the check below decides
         // whether any of it may become visible.
-        let gate = match self.admit(txn.generation, offsets, self.txn_identity.as_ref()).await {
+        let gate = match self
+            .admit(txn.generation, offsets, self.txn_identity.as_ref())
+            .await
+        {
             Ok(gate) => gate,
             Err(e) => {
                 tracing::warn!(member = %self.member_id, error = %e, "transaction fenced; discarded");

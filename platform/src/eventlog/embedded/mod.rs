@@ -170,7 +170,11 @@ impl EmbeddedLog {
         for topic in store::load_topics(&db)? {
             topics.insert(topic);
         }
-        let shared = Arc::new(Shared { db, topics, notify: Notify::new() });
+        let shared = Arc::new(Shared {
+            db,
+            topics,
+            notify: Notify::new(),
+        });
         let writer = Writer::spawn(Arc::clone(&shared), options.max_batch_records)?;
         tracing::info!(dir = %dir.display(), "embedded event log open");
         let inner = Inner {
@@ -180,7 +184,9 @@ impl EmbeddedLog {
             options,
             dir: dir.to_path_buf(),
         };
-        Ok(EmbeddedLog { inner: Arc::new(inner) })
+        Ok(EmbeddedLog {
+            inner: Arc::new(inner),
+        })
     }
 
     /// The data directory.
@@ -201,14 +207,24 @@ impl Inner {
             None => partition_for_key(&record.key, topic.partition_count()),
         };
         let timestamp_ms = record.timestamp_ms.unwrap_or_else(now_ms);
-        let payload =
-            codec::encode(&record.key, record.value.as_deref(), &record.headers, timestamp_ms)?;
-        Ok(Prepared { topic, partition, payload })
+        let payload = codec::encode(
+            &record.key,
+            record.value.as_deref(),
+            &record.headers,
+            timestamp_ms,
+        )?;
+        Ok(Prepared {
+            topic,
+            partition,
+            payload,
+        })
     }
 }
 
 fn now_ms() -> i64 {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -229,7 +245,11 @@ impl EventLog for EmbeddedLog {
         if specs.is_empty() {
             return Ok(());
         }
-        self.inner.writer.submit(Op::CreateTopics(specs.to_vec())).await.map(|_| ())
+        self.inner
+            .writer
+            .submit(Op::CreateTopics(specs.to_vec()))
+            .await
+            .map(|_| ())
     }
 
     async fn list_topics(&self) -> Result<Vec<String>, LogError> {
@@ -273,7 +293,12 @@ impl EventLog for EmbeddedLog {
                     return Ok(None);
                 }
                 let count = usize::try_from((stop - next).min(chunk)).unwrap_or(0);
-                let span = ReadSpan { topic, partition, from: next, count };
+                let span = ReadSpan {
+                    topic,
+                    partition,
+                    from: next,
+                    count,
+                };
                 let records =
                     blocking(move || store::read_spans(&shared.db, std::slice::from_ref(&span)))
                         .await?;
@@ -302,7 +327,10 @@ impl EventLog for EmbeddedLog {
     }
 
     async fn producer(&self, client_id: &str) -> Result<Box<dyn Producer>, LogError> {
-        Ok(Box::new(EmbeddedProducer::new(Arc::clone(&self.inner), client_id)))
+        Ok(Box::new(EmbeddedProducer::new(
+            Arc::clone(&self.inner),
+            client_id,
+        )))
     }
 
     async fn join_group(&self, config: GroupConfig) -> Result<Box<dyn GroupMember>, LogError> {
@@ -331,7 +359,11 @@ impl EventLog for EmbeddedLog {
             std::time::Instant::now(),
         )?;
         tracing::debug!(group = %config.group_id, member = %joined.member_id, "member joined");
-        let sub = Subscription { group: config.group_id, topics, timeout };
+        let sub = Subscription {
+            group: config.group_id,
+            topics,
+            timeout,
+        };
         Ok(Box::new(EmbeddedMember::new(
             Arc::clone(&self.inner),
             sub,

@@ -18,7 +18,10 @@ pub(crate) struct EmbeddedProducer {
 
 impl EmbeddedProducer {
     pub fn new(log: Arc<Inner>, client_id: &str) -> Self {
-        Self { log, client_id: client_id.to_owned() }
+        Self {
+            log,
+            client_id: client_id.to_owned(),
+        }
     }
 }
 

@@ -55,12 +55,14 @@ pub(crate) fn open(
     let deadline = Instant::now() + lock_wait;
     let db = loop {
         let mut builder = Database::builder();
-        builder.set_cache_size(cache_size).set_repair_callback(|session| {
-            tracing::warn!(
-                progress = session.progress(),
-                "embedded event log was not closed cleanly; repairing"
-            );
-        });
+        builder
+            .set_cache_size(cache_size)
+            .set_repair_callback(|session| {
+                tracing::warn!(
+                    progress = session.progress(),
+                    "embedded event log was not closed cleanly; repairing"
+                );
+            });
         match builder.create(&path) {
             Ok(db) => break db,
             Err(DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => {
@@ -72,7 +74,12 @@ pub(crate) fn open(
                     dir.display()
                 )));
             }
-            Err(e) => return Err(LogError::Storage(format!("opening {}: {e}", path.display()))),
+            Err(e) => {
+                return Err(LogError::Storage(format!(
+                    "opening {}: {e}",
+                    path.display()
+                )))
+            }
         }
     };
     let txn = db.begin_write().map_err(db_err)?;
@@ -109,7 +116,11 @@ pub(crate) fn encode_topic(partitions: i32, cleanup: Cleanup) -> Result<Vec<u8>,
             retention_ms: u64::try_from(retention.as_millis()).unwrap_or(u64::MAX),
         },
     };
-    serde_json::to_vec(&TopicMeta { partitions, cleanup }).map_err(db_err)
+    serde_json::to_vec(&TopicMeta {
+        partitions,
+        cleanup,
+    })
+    .map_err(db_err)
 }
 
 fn decode_topic(name: &str, bytes: &[u8]) -> Result<(i32, Cleanup), LogError> {
@@ -118,9 +129,9 @@ fn decode_topic(name: &str, bytes: &[u8]) -> Result<(i32, Cleanup), LogError> {
     let cleanup = match meta.cleanup {
         CleanupMeta::KeepForever => Cleanup::KeepForever,
         CleanupMeta::Compact => Cleanup::Compact,
-        CleanupMeta::Delete { retention_ms } => {
-            Cleanup::Delete { retention: Duration::from_millis(retention_ms) }
-        }
+        CleanupMeta::Delete { retention_ms } => Cleanup::Delete {
+            retention: Duration::from_millis(retention_ms),
+        },
     };
     Ok((meta.partitions, cleanup))
 }
@@ -139,8 +150,10 @@ pub(crate) fn load_topics(db: &Database) -> Result<Vec<TopicState>, LogError> {
         let (partitions, _cleanup) = decode_topic(name, meta.value())?;
         let mut ends = Vec::with_capacity(usize::try_from(partitions).unwrap_or(0));
         for p in 0..partitions {
-            let last =
-                records.range((name, p, 0)..=(name, p, i64::MAX)).map_err(db_err)?.next_back();
+            let last = records
+                .range((name, p, 0)..=(name, p, i64::MAX))
+                .map_err(db_err)?
+                .next_back();
             let end = match last {
                 Some(entry) => entry.map_err(db_err)?.0.value().2 + 1,
                 None => 0,
@@ -198,9 +211,18 @@ pub(crate) fn read_offsets(
     let table = txn.open_table(OFFSETS).map_err(db_err)?;
     let mut out = HashMap::with_capacity(partitions.len());
     for tp in partitions {
-        if let Some(found) = table.get((group, tp.topic.as_str(), tp.partition)).map_err(db_err)? {
+        if let Some(found) = table
+            .get((group, tp.topic.as_str(), tp.partition))
+            .map_err(db_err)?
+        {
             let (next_offset, metadata) = found.value();
-            out.insert(tp.clone(), CommittedOffset { next_offset, metadata: metadata.to_owned() });
+            out.insert(
+                tp.clone(),
+                CommittedOffset {
+                    next_offset,
+                    metadata: metadata.to_owned(),
+                },
+            );
         }
     }
     Ok(out)

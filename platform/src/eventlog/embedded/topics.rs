@@ -32,7 +32,10 @@ impl TopicState {
     pub fn new(name: String, ends: &[i64]) -> Self {
         let partitions = ends
             .iter()
-            .map(|&end| PartitionState { end: AtomicI64::new(end), next: AtomicI64::new(end) })
+            .map(|&end| PartitionState {
+                end: AtomicI64::new(end),
+                next: AtomicI64::new(end),
+            })
             .collect();
         Self { name, partitions }
     }
@@ -43,13 +46,16 @@ impl TopicState {
     }
 
     fn slot(&self, partition: i32) -> Result<&PartitionState, LogError> {
-        usize::try_from(partition).ok().and_then(|p| self.partitions.get(p)).ok_or_else(|| {
-            LogError::Invalid(format!(
-                "partition {partition} out of range for topic `{}` ({} partitions)",
-                self.name,
-                self.partitions.len()
-            ))
-        })
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.partitions.get(p))
+            .ok_or_else(|| {
+                LogError::Invalid(format!(
+                    "partition {partition} out of range for topic `{}` ({} partitions)",
+                    self.name,
+                    self.partitions.len()
+                ))
+            })
     }
 
     /// Checks that `partition` exists.
@@ -70,14 +76,16 @@ impl TopicState {
     /// Writer only: the batch is durable, make its offsets visible.
     pub fn publish(&self, partition: i32) {
         if let Ok(slot) = self.slot(partition) {
-            slot.end.store(slot.next.load(Ordering::Relaxed), Ordering::Release);
+            slot.end
+                .store(slot.next.load(Ordering::Relaxed), Ordering::Release);
         }
     }
 
     /// Writer only: the batch failed, forget the offsets it reserved.
     pub fn rollback(&self, partition: i32) {
         if let Ok(slot) = self.slot(partition) {
-            slot.next.store(slot.end.load(Ordering::Acquire), Ordering::Relaxed);
+            slot.next
+                .store(slot.end.load(Ordering::Acquire), Ordering::Relaxed);
         }
     }
 }
@@ -90,7 +98,10 @@ pub(crate) struct TopicRegistry {
 
 impl TopicRegistry {
     pub fn get(&self, name: &str) -> Result<Arc<TopicState>, LogError> {
-        self.read().get(name).cloned().ok_or_else(|| LogError::UnknownTopic(name.to_owned()))
+        self.read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| LogError::UnknownTopic(name.to_owned()))
     }
 
     /// The topic and a checked partition of `tp`.
@@ -105,13 +116,18 @@ impl TopicRegistry {
     }
 
     pub fn insert(&self, topic: TopicState) {
-        let mut map = self.topics.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut map = self
+            .topics
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         map.insert(topic.name.clone(), Arc::new(topic));
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<TopicState>>> {
         // Poisoning cannot leave the map half-updated (insert is one call),
         // so a poisoned lock is still a consistent map.
-        self.topics.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.topics
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -59,7 +59,9 @@ impl Op {
     fn record_count(&self) -> usize {
         match self {
             Op::Append(_) => 1,
-            Op::Commit { records, offsets, .. } => records.len() + offsets.len(),
+            Op::Commit {
+                records, offsets, ..
+            } => records.len() + offsets.len(),
             Op::CreateTopics(_) => 0,
         }
     }
@@ -90,7 +92,10 @@ impl Writer {
             .name("eventlog-writer".into())
             .spawn(move || run(&shared, &rx, max_batch_records.max(1)))
             .map_err(|e| LogError::Storage(format!("starting the writer thread: {e}")))?;
-        Ok(Self { tx: Some(tx), thread: Some(thread) })
+        Ok(Self {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
     }
 
     /// Queues `op` and waits until it is durable: the positions of the
@@ -98,7 +103,8 @@ impl Writer {
     pub async fn submit(&self, op: Op) -> Result<Vec<RecordPosition>, LogError> {
         let (reply, answer) = oneshot::channel();
         let tx = self.tx.as_ref().ok_or(LogError::Closed)?;
-        tx.send(Request { op, reply }).map_err(|_| LogError::Closed)?;
+        tx.send(Request { op, reply })
+            .map_err(|_| LogError::Closed)?;
         answer.await.map_err(|_| LogError::Closed)?
     }
 }
@@ -126,10 +132,15 @@ fn run(shared: &Shared, rx: &mpsc::Receiver<Request>, max_batch_records: usize) 
         };
         let first = match first.op {
             Op::CreateTopics(specs) => {
-                let _ = first.reply.send(create_topics(shared, &specs).map(|()| Vec::new()));
+                let _ = first
+                    .reply
+                    .send(create_topics(shared, &specs).map(|()| Vec::new()));
                 continue;
             }
-            op => Request { op, reply: first.reply },
+            op => Request {
+                op,
+                reply: first.reply,
+            },
         };
         let mut size = first.op.record_count();
         let mut batch = vec![first];
@@ -198,7 +209,10 @@ fn commit_batch(shared: &Shared, batch: Vec<Request>) {
 
 /// Lets go of what a request held until it was durable and visible.
 fn release(op: Op) {
-    if let Op::Commit { gate: Some(gate), .. } = op {
+    if let Op::Commit {
+        gate: Some(gate), ..
+    } = op
+    {
         drop(gate);
     }
 }
@@ -220,14 +234,25 @@ fn write_batch(
             records
                 .insert((name, record.partition, offset), record.payload.as_slice())
                 .map_err(db_err)?;
-            Ok(RecordPosition { topic: name.to_owned(), partition: record.partition, offset })
+            Ok(RecordPosition {
+                topic: name.to_owned(),
+                partition: record.partition,
+                offset,
+            })
         };
         for request in batch {
             match &request.op {
                 Op::Append(record) => answers.push(vec![append(record)?]),
-                Op::Commit { records: batch_records, group, offsets: commits, .. } => {
-                    let positions =
-                        batch_records.iter().map(&mut append).collect::<Result<Vec<_>, _>>()?;
+                Op::Commit {
+                    records: batch_records,
+                    group,
+                    offsets: commits,
+                    ..
+                } => {
+                    let positions = batch_records
+                        .iter()
+                        .map(&mut append)
+                        .collect::<Result<Vec<_>, _>>()?;
                     for c in commits {
                         offsets
                             .insert(
@@ -263,7 +288,10 @@ fn create_topics(shared: &Shared, specs: &[TopicSpec]) -> Result<(), LogError> {
         }
         let existing = match shared.topics.get(&spec.name) {
             Ok(topic) => Some(topic.partition_count()),
-            Err(_) => missing.iter().find(|m| m.name == spec.name).map(|m| m.partitions),
+            Err(_) => missing
+                .iter()
+                .find(|m| m.name == spec.name)
+                .map(|m| m.partitions),
         };
         match existing {
             Some(actual) if actual != spec.partitions => {
@@ -285,13 +313,17 @@ fn create_topics(shared: &Shared, specs: &[TopicSpec]) -> Result<(), LogError> {
         let mut table = txn.open_table(TOPICS).map_err(db_err)?;
         for spec in &missing {
             let meta = store::encode_topic(spec.partitions, spec.cleanup)?;
-            table.insert(spec.name.as_str(), meta.as_slice()).map_err(db_err)?;
+            table
+                .insert(spec.name.as_str(), meta.as_slice())
+                .map_err(db_err)?;
         }
     }
     txn.commit().map_err(db_err)?;
     for spec in missing {
         let ends = vec![0; usize::try_from(spec.partitions).unwrap_or(0)];
-        shared.topics.insert(TopicState::new(spec.name.clone(), &ends));
+        shared
+            .topics
+            .insert(TopicState::new(spec.name.clone(), &ends));
     }
     Ok(())
 }

@@ -23,7 +23,9 @@ pub(super) struct Admin {
 
 impl std::fmt::Debug for Admin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Admin").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Admin")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -40,7 +42,11 @@ impl Admin {
             .set("group.id", "quickstore-metadata")
             .create()
             .map_err(|e| kafka_error("creating the metadata client", &e))?;
-        Ok(Self { client: Arc::new(client), metadata: Arc::new(metadata), config: config.clone() })
+        Ok(Self {
+            client: Arc::new(client),
+            metadata: Arc::new(metadata),
+            config: config.clone(),
+        })
     }
 
     pub(super) async fn create_topics(&self, specs: &[TopicSpec]) -> Result<(), LogError> {
@@ -96,10 +102,16 @@ impl Admin {
         loop {
             match self.partition_count(topic).await {
                 Ok(n) if n > 0 => return Ok(()),
-                Ok(_) | Err(LogError::UnknownTopic(_)) if tokio::time::Instant::now() < deadline => {
+                Ok(_) | Err(LogError::UnknownTopic(_))
+                    if tokio::time::Instant::now() < deadline =>
+                {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
-                Ok(_) => return Err(LogError::Timeout(format!("topic {topic} has no partitions"))),
+                Ok(_) => {
+                    return Err(LogError::Timeout(format!(
+                        "topic {topic} has no partitions"
+                    )))
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -109,8 +121,15 @@ impl Admin {
         let client = Arc::clone(&self.metadata);
         let timeout = self.config.operation_timeout;
         blocking(move || {
-            let md = client.fetch_metadata(None, timeout).map_err(|e| kafka_error("metadata", &e))?;
-            Ok(md.topics().iter().map(|t| t.name().to_owned()).filter(|n| !n.starts_with("__")).collect())
+            let md = client
+                .fetch_metadata(None, timeout)
+                .map_err(|e| kafka_error("metadata", &e))?;
+            Ok(md
+                .topics()
+                .iter()
+                .map(|t| t.name().to_owned())
+                .filter(|n| !n.starts_with("__"))
+                .collect())
         })
         .await
     }
@@ -135,7 +154,8 @@ impl Admin {
                     other => Err(LogError::Kafka(format!("metadata for {topic}: {other}"))),
                 };
             }
-            i32::try_from(t.partitions().len()).map_err(|_| LogError::Kafka("too many partitions".into()))
+            i32::try_from(t.partitions().len())
+                .map_err(|_| LogError::Kafka("too many partitions".into()))
         })
         .await
     }
@@ -174,14 +194,18 @@ impl Admin {
         }
         let timeout = self.config.operation_timeout;
         blocking(move || {
-            let committed =
-                consumer.committed_offsets(tpl, timeout).map_err(|e| kafka_error("committed offsets", &e))?;
+            let committed = consumer
+                .committed_offsets(tpl, timeout)
+                .map_err(|e| kafka_error("committed offsets", &e))?;
             let mut out = HashMap::new();
             for e in committed.elements() {
                 if let Offset::Offset(o) = e.offset() {
                     out.insert(
                         TopicPartition::new(e.topic(), e.partition()),
-                        CommittedOffset { next_offset: o, metadata: e.metadata().to_owned() },
+                        CommittedOffset {
+                            next_offset: o,
+                            metadata: e.metadata().to_owned(),
+                        },
                     );
                 }
             }
@@ -194,11 +218,18 @@ impl Admin {
 fn topic_configs(spec: &TopicSpec) -> Vec<(&'static str, String)> {
     let mut configs = match spec.cleanup {
         Cleanup::KeepForever => {
-            vec![("cleanup.policy", "delete".to_owned()), ("retention.ms", "-1".to_owned()), ("retention.bytes", "-1".to_owned())]
+            vec![
+                ("cleanup.policy", "delete".to_owned()),
+                ("retention.ms", "-1".to_owned()),
+                ("retention.bytes", "-1".to_owned()),
+            ]
         }
         Cleanup::Compact => vec![("cleanup.policy", "compact".to_owned())],
         Cleanup::Delete { retention } => {
-            vec![("cleanup.policy", "delete".to_owned()), ("retention.ms", retention.as_millis().to_string())]
+            vec![
+                ("cleanup.policy", "delete".to_owned()),
+                ("retention.ms", retention.as_millis().to_string()),
+            ]
         }
     };
     if let Some(min_isr) = spec.min_insync_replicas {

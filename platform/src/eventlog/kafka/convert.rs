@@ -11,7 +11,10 @@ pub(super) fn to_log_record(message: &BorrowedMessage<'_>) -> LogRecord {
         .headers()
         .map(|hs| {
             hs.iter()
-                .map(|h| Header { key: h.key.to_owned(), value: h.value.unwrap_or_default().to_vec() })
+                .map(|h| Header {
+                    key: h.key.to_owned(),
+                    value: h.value.unwrap_or_default().to_vec(),
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -31,9 +34,14 @@ pub(super) fn to_log_record(message: &BorrowedMessage<'_>) -> LogRecord {
 }
 
 pub(super) fn to_kafka_headers(headers: &[Header]) -> OwnedHeaders {
-    headers.iter().fold(OwnedHeaders::new_with_capacity(headers.len()), |acc, h| {
-        acc.insert(KafkaHeader { key: &h.key, value: Some(h.value.as_slice()) })
-    })
+    headers
+        .iter()
+        .fold(OwnedHeaders::new_with_capacity(headers.len()), |acc, h| {
+            acc.insert(KafkaHeader {
+                key: &h.key,
+                value: Some(h.value.as_slice()),
+            })
+        })
 }
 
 /// Error codes by which the broker tells a member or producer that it is no
@@ -52,7 +60,9 @@ fn is_fencing(code: RDKafkaErrorCode) -> bool {
 fn is_producer_fencing(code: RDKafkaErrorCode) -> bool {
     matches!(
         code,
-        RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch | RDKafkaErrorCode::Fenced
+        RDKafkaErrorCode::ProducerFenced
+            | RDKafkaErrorCode::InvalidProducerEpoch
+            | RDKafkaErrorCode::Fenced
     )
 }
 

@@ -29,7 +29,10 @@ struct MemberContext {
 
 impl MemberContext {
     fn push(&self, event: GroupEvent) {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).push(event);
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event);
     }
 
     fn take(&self) -> Vec<GroupEvent> {
@@ -56,7 +59,10 @@ impl ConsumerContext for MemberContext {
 }
 
 fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
-    tpl.elements().iter().map(|e| TopicPartition::new(e.topic(), e.partition())).collect()
+    tpl.elements()
+        .iter()
+        .map(|e| TopicPartition::new(e.topic(), e.partition()))
+        .collect()
 }
 
 pub(super) struct KafkaMember {
@@ -119,7 +125,9 @@ impl KafkaMember {
             .create_with_context(MemberContext::default())
             .map_err(|e| kafka_error("creating a consumer", &e))?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&topics).map_err(|e| kafka_error("subscribe", &e))?;
+        consumer
+            .subscribe(&topics)
+            .map_err(|e| kafka_error("subscribe", &e))?;
 
         let transaction = match &config.transactional_id {
             Some(id) => Some(TransactionalProducer::create(&log, &config, id).await?),
@@ -161,10 +169,16 @@ impl TransactionalProducer {
         let init = producer.clone();
         let timeout = log.config().operation_timeout;
         blocking(move || {
-            init.init_transactions(timeout).map_err(|e| transaction_error("init_transactions", &e))
+            init.init_transactions(timeout)
+                .map_err(|e| transaction_error("init_transactions", &e))
         })
         .await?;
-        Ok(Self { producer, in_transaction: false, poisoned: false, pending: Vec::new() })
+        Ok(Self {
+            producer,
+            in_transaction: false,
+            poisoned: false,
+            pending: Vec::new(),
+        })
     }
 }
 
@@ -182,7 +196,9 @@ fn poll_blocking(
         // Wait in short slices so rebalance events are reported promptly;
         // once something arrived only drain what is already fetched.
         let wait = if records.is_empty() && out.is_empty() {
-            deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(100))
+            deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100))
         } else {
             Duration::ZERO
         };
@@ -191,7 +207,11 @@ fn poll_blocking(
             if let GroupEvent::Revoked(revoked) = &event {
                 // Records of a revoked partition can no longer be committed
                 // by us; the next owner re-reads them from the committed offset.
-                records.retain(|r| !revoked.iter().any(|tp| tp.topic == r.topic && tp.partition == r.partition));
+                records.retain(|r| {
+                    !revoked
+                        .iter()
+                        .any(|tp| tp.topic == r.topic && tp.partition == r.partition)
+                });
             }
             if !records.is_empty() {
                 out.push(GroupEvent::Records(std::mem::take(&mut records)));
@@ -286,7 +306,9 @@ impl GroupMember for KafkaMember {
         let tpl = offsets_list(offsets)?;
         let consumer = Arc::clone(&self.consumer);
         blocking(move || {
-            consumer.commit(&tpl, CommitMode::Sync).map_err(|e| kafka_error("commit offsets", &e))
+            consumer
+                .commit(&tpl, CommitMode::Sync)
+                .map_err(|e| kafka_error("commit offsets", &e))
         })
         .await
     }
@@ -294,7 +316,9 @@ impl GroupMember for KafkaMember {
     async fn begin(&mut self) -> Result<(), LogError> {
         let txn = self.transaction_mut()?;
         if txn.poisoned {
-            return Err(LogError::ProducerFenced("this member's transactional id belongs to a newer instance".into()));
+            return Err(LogError::ProducerFenced(
+                "this member's transactional id belongs to a newer instance".into(),
+            ));
         }
         if txn.in_transaction {
             return Err(LogError::Invalid("a transaction is already open".into()));
@@ -315,8 +339,9 @@ impl GroupMember for KafkaMember {
         if !txn.in_transaction {
             return Err(LogError::NoTransaction);
         }
-        let mut future_record =
-            FutureRecord::to(&record.topic).key(&record.key).headers(to_kafka_headers(&record.headers));
+        let mut future_record = FutureRecord::to(&record.topic)
+            .key(&record.key)
+            .headers(to_kafka_headers(&record.headers));
         if let Some(value) = &record.value {
             future_record = future_record.payload(value);
         }
@@ -368,7 +393,9 @@ impl GroupMember for KafkaMember {
             // Abort so the next transaction can start (for a poisoned
             // producer this fails too, and nothing more is sent anyway).
             let _ = blocking(move || {
-                producer.abort_transaction(timeout).map_err(|e| transaction_error("abort", &e))
+                producer
+                    .abort_transaction(timeout)
+                    .map_err(|e| transaction_error("abort", &e))
             })
             .await;
             return Err(err);
@@ -376,7 +403,11 @@ impl GroupMember for KafkaMember {
         let mut positions = Vec::with_capacity(pending.len());
         for (topic, delivery) in pending {
             match delivery.await {
-                Ok(Ok(d)) => positions.push(RecordPosition { topic, partition: d.partition, offset: d.offset }),
+                Ok(Ok(d)) => positions.push(RecordPosition {
+                    topic,
+                    partition: d.partition,
+                    offset: d.offset,
+                }),
                 Ok(Err((e, _))) => return Err(transaction_error("delivery after commit", &e)),
                 Err(_) => return Err(LogError::Kafka("delivery report lost".into())),
             }
@@ -394,7 +425,9 @@ impl GroupMember for KafkaMember {
         txn.in_transaction = false;
         let producer = txn.producer.clone();
         let result = blocking(move || {
-            producer.abort_transaction(timeout).map_err(|e| transaction_error("abort", &e))
+            producer
+                .abort_transaction(timeout)
+                .map_err(|e| transaction_error("abort", &e))
         })
         .await;
         if let Err(LogError::ProducerFenced(_)) = &result {
@@ -429,20 +462,27 @@ async fn commit_blocking(
     timeout: Duration,
 ) -> Result<(), LogError> {
     if let Some(o) = offsets.iter().find(|o| !assignment.contains(&o.tp)) {
-        return Err(LogError::Fenced(format!("{} is not assigned to this member", o.tp)));
+        return Err(LogError::Fenced(format!(
+            "{} is not assigned to this member",
+            o.tp
+        )));
     }
     let tpl = offsets_list(offsets)?;
     let producer = txn.producer.clone();
     blocking(move || {
         if !offsets_empty(&tpl) {
             let Some(metadata) = metadata else {
-                return Err(LogError::Fenced("no group metadata: nothing was polled".into()));
+                return Err(LogError::Fenced(
+                    "no group metadata: nothing was polled".into(),
+                ));
             };
             producer
                 .send_offsets_to_transaction(&tpl, &metadata, timeout)
                 .map_err(|e| transaction_error("send_offsets_to_transaction", &e))?;
         }
-        producer.commit_transaction(timeout).map_err(|e| transaction_error("commit_transaction", &e))
+        producer
+            .commit_transaction(timeout)
+            .map_err(|e| transaction_error("commit_transaction", &e))
     })
     .await
 }

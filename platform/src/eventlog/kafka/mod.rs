@@ -50,7 +50,11 @@ pub struct KafkaConfig {
 impl std::fmt::Debug for KafkaConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Property values can hold SASL passwords: print only the keys.
-        let keys: Vec<&str> = self.client_properties.iter().map(|(k, _)| k.as_str()).collect();
+        let keys: Vec<&str> = self
+            .client_properties
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect();
         f.debug_struct("KafkaConfig")
             .field("bootstrap_servers", &self.bootstrap_servers)
             .field("client_property_keys", &keys)
@@ -98,7 +102,11 @@ impl KafkaLog {
     pub fn connect(config: KafkaConfig) -> Result<Self, LogError> {
         let admin = admin::Admin::new(&config)?;
         Ok(Self {
-            inner: Arc::new(Inner { config, admin, partition_counts: Mutex::new(HashMap::new()) }),
+            inner: Arc::new(Inner {
+                config,
+                admin,
+                partition_counts: Mutex::new(HashMap::new()),
+            }),
         })
     }
 
@@ -117,7 +125,10 @@ impl KafkaLog {
 
     fn partition_counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, i32>> {
         // A poisoned map of counts is still a valid cache.
-        self.inner.partition_counts.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner
+            .partition_counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -166,10 +177,15 @@ impl EventLog for KafkaLog {
     }
 
     async fn producer(&self, client_id: &str) -> Result<Box<dyn Producer>, LogError> {
-        Ok(Box::new(producer::KafkaProducer::new(self.clone(), client_id)?))
+        Ok(Box::new(producer::KafkaProducer::new(
+            self.clone(),
+            client_id,
+        )?))
     }
 
     async fn join_group(&self, config: GroupConfig) -> Result<Box<dyn GroupMember>, LogError> {
-        Ok(Box::new(member::KafkaMember::join(self.clone(), config).await?))
+        Ok(Box::new(
+            member::KafkaMember::join(self.clone(), config).await?,
+        ))
     }
 }

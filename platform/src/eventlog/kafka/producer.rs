@@ -57,9 +57,16 @@ impl Producer for KafkaProducer {
         }
         let delivery = self
             .producer
-            .send(future_record, Timeout::After(self.log.config().operation_timeout))
+            .send(
+                future_record,
+                Timeout::After(self.log.config().operation_timeout),
+            )
             .await
             .map_err(|(e, _)| kafka_error(&record.topic, &e))?;
-        Ok(RecordPosition { topic: record.topic, partition: delivery.partition, offset: delivery.offset })
+        Ok(RecordPosition {
+            topic: record.topic,
+            partition: delivery.partition,
+            offset: delivery.offset,
+        })
     }
 }

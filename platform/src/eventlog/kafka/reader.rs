@@ -51,7 +51,10 @@ fn read_blocking(
     let consumer: BaseConsumer = config
         .client_config()
         // A throwaway group id: this consumer only assigns, never joins or commits.
-        .set("group.id", format!("quickstore-reader-{}", uuid::Uuid::new_v4()))
+        .set(
+            "group.id",
+            format!("quickstore-reader-{}", uuid::Uuid::new_v4()),
+        )
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
@@ -68,7 +71,9 @@ fn read_blocking(
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(from))
         .map_err(|e| kafka_error(&tp.to_string(), &e))?;
-    consumer.assign(&tpl).map_err(|e| kafka_error(&tp.to_string(), &e))?;
+    consumer
+        .assign(&tpl)
+        .map_err(|e| kafka_error(&tp.to_string(), &e))?;
 
     // An idle deadline, renewed by every record: a long replay is fine, a
     // broker that stops answering is not.
@@ -88,7 +93,8 @@ fn read_blocking(
                 if last {
                     break;
                 }
-                if chunk.len() >= CHUNK && tx.blocking_send(Ok(std::mem::take(&mut chunk))).is_err() {
+                if chunk.len() >= CHUNK && tx.blocking_send(Ok(std::mem::take(&mut chunk))).is_err()
+                {
                     return Ok(()); // the reader was dropped
                 }
             }
