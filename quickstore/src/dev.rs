@@ -12,10 +12,9 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use command_api::processor::{system_clock, CommandProcessor, ProcessorConfig};
 use command_api::testkit::counter::{self, Counter, IncrementCounter};
-use futures::StreamExt;
 use platform::config::{EventLogBackend, Settings};
 use platform::eventlog::{OutgoingRecord, TopicPartition};
-use schemas::{AggregateSnapshot, CommandEnvelope, CommandOutcome};
+use schemas::{CommandEnvelope, CommandOutcome};
 use tokio::sync::watch;
 
 use crate::cli::DevArgs;
@@ -31,15 +30,7 @@ pub async fn run(mut settings: Settings, args: DevArgs) -> Result<()> {
 
     let demo = system.topology(counter::CONTEXT);
     system.log.create_topics(&demo.specs()).await?;
-    counter::register_schemas(&system.codec, &demo.commands, &demo.events).await?;
-    system
-        .codec
-        .register_contract_record(&demo.outcomes, CommandOutcome::FULL_NAME)
-        .await?;
-    system
-        .codec
-        .register_contract_record(&demo.snapshots, AggregateSnapshot::FULL_NAME)
-        .await?;
+    counter::register_schemas(&system.codec, &demo).await?;
 
     let (stop, stopped) = watch::channel(false);
     let processor = CommandProcessor::<Counter>::new(
@@ -67,12 +58,6 @@ pub async fn run(mut settings: Settings, args: DevArgs) -> Result<()> {
         wait_for_outcomes(&system, &demo.outcomes, &sent).await?;
     }
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let registry_url = format!("http://{}", listener.local_addr()?);
-    let registry = Arc::new(schemas::registry::EmbeddedRegistry::open(
-        data_dir.join("registry"),
-    )?);
-
     println!(
         "QuickStore dev — embedded event log in {}",
         data_dir.display()
@@ -80,27 +65,39 @@ pub async fn run(mut settings: Settings, args: DevArgs) -> Result<()> {
     println!();
     crate::topics::print_topics(system.log.as_ref()).await?;
     println!();
-    println!(
-        "{} demo commands went through the command processor ({} topic).",
-        sent.len(),
-        demo.events
-    );
-    println!("Schema registry (Confluent REST API): {registry_url}/subjects");
-    println!();
-    println!("Next:");
-    println!(
-        "  curl {registry_url}/subjects                  # every subject of the Avro contract"
-    );
-    println!(
-        "  cargo run -p quickstore -- topics             # the topics again (after Ctrl-C here)"
-    );
-    println!("  deploy/test.sh                                # every test, real Kafka included");
-
+    if sent.is_empty() {
+        println!(
+            "The demo counters exist from an earlier start ({} topic).",
+            demo.events
+        );
+    } else {
+        println!(
+            "{} demo commands went through the command processor into {}.",
+            sent.len(),
+            demo.events
+        );
+    }
     if args.once {
         let _ = stop.send(true);
         processor.await??;
+        println!("Next: `cargo run -p quickstore -- topics` lists them again; `deploy/test.sh` runs every test.");
         return Ok(());
     }
+    // The Confluent default port when free, so tools find it without flags.
+    let listener = match tokio::net::TcpListener::bind("127.0.0.1:8081").await {
+        Ok(l) => l,
+        Err(_) => tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+    };
+    let registry_url = format!("http://{}", listener.local_addr()?);
+    let registry = Arc::new(schemas::registry::EmbeddedRegistry::open(
+        data_dir.join("registry"),
+    )?);
+    println!("Schema registry (Confluent REST API) at {registry_url}");
+    println!();
+    println!("Next:");
+    println!("  curl {registry_url}/subjects     # the subjects of the Avro contract");
+    println!("  cargo run -p quickstore -- topics   # the topics (after Ctrl-C: the log is single-process)");
+    println!("  deploy/test.sh                      # every test, real Kafka included");
     println!();
     println!("Serving until Ctrl-C.");
     let served = tokio::spawn(schemas::registry::http::serve(listener, registry));
@@ -168,18 +165,12 @@ async fn wait_for_outcomes(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let mut seen = HashSet::new();
-        for p in 0..system.log.partition_count(outcomes_topic).await? {
-            let tp = TopicPartition::new(outcomes_topic, p);
-            let end = system.log.end_offset(&tp).await?;
-            let mut stream = system.log.read_range(tp, 0, end);
-            while let Some(record) = stream.next().await {
-                let record = record?;
-                let outcome: CommandOutcome = system
-                    .codec
-                    .decode_record(record.value.as_deref().unwrap_or_default())
-                    .await?;
-                seen.insert(outcome.command_id);
-            }
+        for record in platform::eventlog::read_topic(system.log.as_ref(), outcomes_topic).await? {
+            let outcome: CommandOutcome = system
+                .codec
+                .decode_record(record.value.as_deref().unwrap_or_default())
+                .await?;
+            seen.insert(outcome.command_id);
         }
         if sent.iter().all(|id| seen.contains(id)) {
             return Ok(());

@@ -7,11 +7,14 @@ use std::sync::OnceLock;
 
 use apache_avro::types::Value;
 use apache_avro::Schema;
-use schemas::{AvroCodec, CodecError, CommandPayload, EventPayload};
+use schemas::{
+    AggregateSnapshot, AvroCodec, CodecError, CommandOutcome, CommandPayload, EventPayload,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::aggregate::{Aggregate, DecisionContext, DomainError};
+use crate::topology::CommandTopology;
 
 /// The context name the counter's topics are named after.
 pub const CONTEXT: &str = "counters";
@@ -108,18 +111,24 @@ fn event_schema() -> Option<&'static Schema> {
         .as_ref()
 }
 
-/// Registers the counter's records for its command and event topics.
+/// Registers every record the counter's topology carries: its command and
+/// event, and the contract's outcome and snapshot records.
 pub async fn register_schemas(
     codec: &AvroCodec,
-    commands_topic: &str,
-    events_topic: &str,
+    topology: &CommandTopology,
 ) -> Result<(), CodecError> {
     let missing = || CodecError::UnknownRecord("a counter schema failed to build".to_owned());
     codec
-        .register_schema(commands_topic, command_schema().ok_or_else(missing)?)
+        .register_schema(&topology.commands, command_schema().ok_or_else(missing)?)
         .await?;
     codec
-        .register_schema(events_topic, event_schema().ok_or_else(missing)?)
+        .register_schema(&topology.events, event_schema().ok_or_else(missing)?)
+        .await?;
+    codec
+        .register_contract_record(&topology.outcomes, CommandOutcome::FULL_NAME)
+        .await?;
+    codec
+        .register_contract_record(&topology.snapshots, AggregateSnapshot::FULL_NAME)
         .await?;
     Ok(())
 }

@@ -15,8 +15,7 @@ use schemas::registry::{
     ConfluentRegistry, ConfluentRegistryConfig, EmbeddedRegistry, SchemaRegistry,
 };
 use schemas::{
-    AggregateSnapshot, AvroCodec, CommandEnvelope, CommandOutcome, CommandStatus, EventEnvelope,
-    TopicNames,
+    AvroCodec, CommandEnvelope, CommandOutcome, CommandStatus, EventEnvelope, TopicNames,
 };
 use tokio::sync::watch;
 
@@ -78,13 +77,7 @@ impl Fixture {
         let codec = Arc::new(AvroCodec::new(registry));
         let topics = TopicNames::new(spec.prefix.clone());
         let topology = CommandTopology::new(&topics, counter::CONTEXT, PARTITIONS);
-        counter::register_schemas(&codec, &topology.commands, &topology.events).await?;
-        codec
-            .register_contract_record(&topology.outcomes, CommandOutcome::FULL_NAME)
-            .await?;
-        codec
-            .register_contract_record(&topology.snapshots, AggregateSnapshot::FULL_NAME)
-            .await?;
+        counter::register_schemas(&codec, &topology).await?;
         let producer = log.producer("processor-test").await?;
         Ok(Self {
             spec,

@@ -147,5 +147,22 @@ pub trait GroupMember: Send + Debug {
     async fn close(self: Box<Self>) -> Result<(), LogError>;
 }
 
+/// Every committed record of `topic`, partition by partition, each in
+/// offset order (replay, export, checks). Loads the whole topic: for
+/// large topics stream [`EventLog::read_range`] instead.
+pub async fn read_topic(log: &dyn EventLog, topic: &str) -> Result<Vec<LogRecord>, LogError> {
+    use futures::StreamExt;
+    let mut out = Vec::new();
+    for partition in 0..log.partition_count(topic).await? {
+        let tp = TopicPartition::new(topic, partition);
+        let end = log.end_offset(&tp).await?;
+        let mut stream = log.read_range(tp, 0, end);
+        while let Some(record) = stream.next().await {
+            out.push(record?);
+        }
+    }
+    Ok(out)
+}
+
 /// How long adapters wait for broker round trips they cannot make async.
 pub(crate) const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(30);

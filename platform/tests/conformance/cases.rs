@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use platform::eventlog::{GroupEvent, LogError, OffsetCommit, OutgoingRecord, TopicPartition};
+use platform::eventlog::{LogError, OutgoingRecord, TopicPartition};
 use platform::partitioner::partition_for_key;
 
 use crate::child;
-use crate::harness::{next_offsets, poll_until, values, Harness};
+use crate::harness::{offset_commits, poll_until, produce, records_in_next_poll, values, Harness};
 
 /// Records of one key come back in the order they were appended, all in
 /// the partition murmur2 assigns the key (Java-compatible placement).
@@ -136,18 +136,7 @@ pub async fn aborted_transaction_invisible(h: &mut Harness) -> Result<()> {
         s.records.len() >= 3
     })
     .await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let more = reader.poll(100, Duration::from_millis(300)).await?;
-    let extra: usize = more
-        .iter()
-        .map(|e| {
-            if let GroupEvent::Records(r) = e {
-                r.len()
-            } else {
-                0
-            }
-        })
-        .sum();
+    let extra = records_in_next_poll(reader.as_mut()).await?;
     ensure!(
         seen.records.len() + extra == 3,
         "member saw aborted records"
@@ -163,15 +152,10 @@ pub async fn offsets_commit_only_with_outputs(h: &mut Harness) -> Result<()> {
     let output = h.topic("evts", 2).await?;
     let group = h.name("g-eos");
     let producer = h.log.producer("conformance").await?;
-    for i in 0..20 {
-        producer
-            .send(OutgoingRecord::new(
-                input.clone(),
-                format!("agg-{}", i % 4),
-                format!("c{i}"),
-            ))
-            .await?;
-    }
+    produce(producer.as_ref(), &input, 0..20, |i| {
+        (format!("agg-{}", i % 4), format!("c{i}"))
+    })
+    .await?;
     let config = h
         .group_config(&group, vec![input.clone()])
         .transactional(h.name("txn-eos"));
@@ -198,14 +182,7 @@ pub async fn offsets_commit_only_with_outputs(h: &mut Harness) -> Result<()> {
             r.value.clone().unwrap_or_default(),
         ))?;
     }
-    let commits: Vec<OffsetCommit> = next_offsets(&first_half)
-        .into_iter()
-        .map(|(tp, next_offset)| OffsetCommit {
-            tp,
-            next_offset,
-            metadata: "half".into(),
-        })
-        .collect();
+    let commits = offset_commits(&first_half, "half");
     member.commit_transaction(&commits).await?;
 
     // The second half: outputs sent, then aborted — offsets must not move.
@@ -280,15 +257,10 @@ pub async fn zombie_is_fenced(h: &mut Harness) -> Result<()> {
     let output = h.topic("zout", 1).await?;
     let group = h.name("g-zombie");
     let producer = h.log.producer("conformance").await?;
-    for i in 0..10 {
-        producer
-            .send(OutgoingRecord::new(
-                input.clone(),
-                format!("k{i}"),
-                format!("v{i}"),
-            ))
-            .await?;
-    }
+    produce(producer.as_ref(), &input, 0..10, |i| {
+        (format!("k{i}"), format!("v{i}"))
+    })
+    .await?;
     let mut zombie = h
         .log
         .join_group(
@@ -321,14 +293,7 @@ pub async fn zombie_is_fenced(h: &mut Harness) -> Result<()> {
     // …then wakes up and tries to commit the work it did before.
     zombie.begin().await?;
     zombie.send(OutgoingRecord::new(output.clone(), "z", "zombie-output"))?;
-    let commits: Vec<OffsetCommit> = next_offsets(&seen.records)
-        .into_iter()
-        .map(|(tp, next_offset)| OffsetCommit {
-            tp,
-            next_offset,
-            metadata: String::new(),
-        })
-        .collect();
+    let commits = offset_commits(&seen.records, "");
     match zombie.commit_transaction(&commits).await {
         Err(LogError::Fenced(reason)) => eprintln!("zombie fenced as expected: {reason}"),
         other => anyhow::bail!("a zombie's commit must be fenced, got {other:?}"),
@@ -356,14 +321,7 @@ pub async fn zombie_is_fenced(h: &mut Harness) -> Result<()> {
     .records;
     survivor.begin().await?;
     survivor.send(OutgoingRecord::new(output.clone(), "s", "survivor-output"))?;
-    let commits: Vec<OffsetCommit> = next_offsets(&records)
-        .into_iter()
-        .map(|(tp, next_offset)| OffsetCommit {
-            tp,
-            next_offset,
-            metadata: String::new(),
-        })
-        .collect();
+    let commits = offset_commits(&records, "");
     survivor.commit_transaction(&commits).await?;
     // On Kafka the zombie's transaction may stay open until the broker
     // aborts it (transaction timeout); read_committed readers wait for that.
@@ -392,15 +350,10 @@ pub async fn group_resumes_after_crash(h: &mut Harness) -> Result<()> {
     let output = h.topic("crash-out", 2).await?;
     let group = h.name("g-crash");
     let producer = h.log.producer("conformance").await?;
-    for i in 0..40 {
-        producer
-            .send(OutgoingRecord::new(
-                input.clone(),
-                format!("k{}", i % 5),
-                format!("v{i}"),
-            ))
-            .await?;
-    }
+    produce(producer.as_ref(), &input, 0..40, |i| {
+        (format!("k{}", i % 5), format!("v{i}"))
+    })
+    .await?;
     drop(producer);
 
     let spec = child::CrashMember {
@@ -445,19 +398,7 @@ pub async fn group_resumes_after_crash(h: &mut Harness) -> Result<()> {
         s.records.len() >= expect_rest
     })
     .await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let extra: usize = member
-        .poll(100, Duration::from_millis(300))
-        .await?
-        .iter()
-        .map(|e| {
-            if let GroupEvent::Records(r) = e {
-                r.len()
-            } else {
-                0
-            }
-        })
-        .sum();
+    let extra = records_in_next_poll(member.as_mut()).await?;
     ensure!(
         seen.records.len() + extra == expect_rest,
         "resumed with {} records, expected {expect_rest}",

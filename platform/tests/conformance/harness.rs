@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use futures::StreamExt;
 use platform::eventlog::embedded::{EmbeddedLog, EmbeddedOptions};
 use platform::eventlog::kafka::{KafkaConfig, KafkaLog};
 use platform::eventlog::{
-    Cleanup, EventLog, GroupConfig, GroupEvent, GroupMember, LogRecord, TopicPartition, TopicSpec,
+    Cleanup, EventLog, GroupConfig, GroupEvent, GroupMember, LogRecord, OffsetCommit,
+    OutgoingRecord, Producer, TopicPartition, TopicSpec,
 };
 
 pub use platform::testing::TestAdapter as Adapter;
@@ -103,17 +103,7 @@ impl Harness {
 }
 
 pub async fn read_all(log: &dyn EventLog, topic: &str) -> Result<Vec<LogRecord>> {
-    let partitions = log.partition_count(topic).await?;
-    let mut out = Vec::new();
-    for p in 0..partitions {
-        let tp = TopicPartition::new(topic, p);
-        let end = log.end_offset(&tp).await?;
-        let mut stream = log.read_range(tp, 0, end);
-        while let Some(record) = stream.next().await {
-            out.push(record?);
-        }
-    }
-    Ok(out)
+    Ok(platform::eventlog::read_topic(log, topic).await?)
 }
 
 /// What a member saw over several polls.
@@ -152,6 +142,51 @@ pub async fn poll_until(
             );
         }
     }
+}
+
+/// The commits that mark `records` as consumed.
+pub fn offset_commits(records: &[LogRecord], metadata: &str) -> Vec<OffsetCommit> {
+    next_offsets(records)
+        .into_iter()
+        .map(|(tp, next_offset)| OffsetCommit {
+            tp,
+            next_offset,
+            metadata: metadata.to_owned(),
+        })
+        .collect()
+}
+
+/// Appends one record per `i` in `range`, `record(i)` giving (key, value).
+pub async fn produce(
+    producer: &dyn Producer,
+    topic: &str,
+    range: std::ops::Range<i32>,
+    record: impl Fn(i32) -> (String, String),
+) -> Result<()> {
+    for i in range {
+        let (key, value) = record(i);
+        producer
+            .send(OutgoingRecord::new(topic.to_owned(), key, value))
+            .await?;
+    }
+    Ok(())
+}
+
+/// After a short pause, how many more records one poll returns (expected
+/// zero: nothing aborted or already consumed may show up late).
+pub async fn records_in_next_poll(member: &mut dyn GroupMember) -> Result<usize> {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = member.poll(100, Duration::from_millis(300)).await?;
+    Ok(events
+        .iter()
+        .map(|e| {
+            if let GroupEvent::Records(r) = e {
+                r.len()
+            } else {
+                0
+            }
+        })
+        .sum())
 }
 
 /// The next offset to consume per partition, after `records`.

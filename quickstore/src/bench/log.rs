@@ -87,13 +87,7 @@ pub async fn run(settings: Settings, args: BenchLogArgs) -> Result<()> {
     let mut topology = CommandTopology::new(&topics, counter::CONTEXT, settings.partitions);
     topology.replication_factor = settings.replication_factor;
     log.create_topics(&topology.specs()).await?;
-    counter::register_schemas(&codec, &topology.commands, &topology.events).await?;
-    codec
-        .register_contract_record(&topology.outcomes, CommandOutcome::FULL_NAME)
-        .await?;
-    codec
-        .register_contract_record(&topology.snapshots, AggregateSnapshot::FULL_NAME)
-        .await?;
+    counter::register_schemas(&codec, &topology).await?;
 
     eprintln!(
         "bench log: {commands} commands, batch {}, {} partitions, broker {}",
