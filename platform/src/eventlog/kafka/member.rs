@@ -19,6 +19,10 @@ use crate::eventlog::{
     RecordPosition, TopicPartition,
 };
 
+/// See [`TransactionalProducer::create`]: the retry backoff between
+/// back-to-back transactions.
+pub const TXN_RETRY_BACKOFF_MS: &str = "10";
+
 /// librdkafka calls the rebalance callbacks from inside `poll`, on the
 /// polling thread; we queue them as events so `poll` returns them in order
 /// with the records.
@@ -163,6 +167,12 @@ impl TransactionalProducer {
             // librdkafka requires socket.timeout.ms <= transaction.timeout.ms.
             .set("socket.timeout.ms", txn_ms.min(60_000).to_string())
             .set("linger.ms", "1")
+            // Right after a commit the broker is still writing the previous
+            // transaction's markers and answers the next AddPartitionsToTxn
+            // with CONCURRENT_TRANSACTIONS; librdkafka then waits
+            // retry.backoff.ms (default 100 ms) — a fixed cost on every
+            // transaction. The Java client shortcuts this to 20 ms; so do we.
+            .set("retry.backoff.ms", TXN_RETRY_BACKOFF_MS)
             .set("partitioner", "murmur2_random")
             .create()
             .map_err(|e| kafka_error("creating a transactional producer", &e))?;

@@ -18,6 +18,8 @@
 mod admin;
 mod convert;
 mod member;
+
+pub use member::TXN_RETRY_BACKOFF_MS;
 mod producer;
 mod reader;
 
