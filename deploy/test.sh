@@ -20,6 +20,10 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# A run directory of our own: servers this run starts (and stops) never
+# collide with a developer's brokers or another test run.
+QS_RUN_DIR="${QS_RUN_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/quickstore-test.XXXXXX")}"
+export QS_RUN_DIR
 # shellcheck source-path=SCRIPTDIR source=lib/common.sh
 source "$ROOT/deploy/lib/common.sh"
 export QS_LOG_TAG=test
@@ -43,6 +47,7 @@ cleanup() {
     kill "$STARTED_REGISTRY_PID" 2>/dev/null || true
   fi
   "$ROOT/deploy/test-env.sh" down >/dev/null 2>&1 || true
+  rm -rf "$QS_RUN_DIR" 2>/dev/null || true
   exit "$status"
 }
 trap cleanup EXIT INT TERM
@@ -75,11 +80,11 @@ if [[ -z "${QS_SCHEMA_REGISTRY_URL:-}" ]]; then
 fi
 qs_log "schema registry at $QS_SCHEMA_REGISTRY_URL"
 
-qs_log "format and lints"
+qs_log "format and lints ($(( $(date +%s) - T0 ))s)"
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
-qs_log "tests (real Kafka at $QS_KAFKA_BOOTSTRAP)"
+qs_log "tests, real Kafka at $QS_KAFKA_BOOTSTRAP ($(( $(date +%s) - T0 ))s)"
 cargo test --locked --workspace --no-fail-fast
 
 qs_log "benchmark, quick mode (checks the report, not the numbers)"

@@ -286,13 +286,15 @@ async fn raw_transactional_loop(
                 }
             }
         }
-        let p = producer.clone();
-        tokio::task::spawn_blocking(move || p.commit_transaction(timeout)).await??;
+        // Delivery reports first, then commit: the same order as the
+        // processor's adapter, which sidesteps rdkafka's 100 ms flush poll.
         for d in deliveries {
             if let Ok(Err((e, _))) = d.await {
                 bail!("raw delivery failed: {e}");
             }
         }
+        let p = producer.clone();
+        tokio::task::spawn_blocking(move || p.commit_transaction(timeout)).await??;
         sent += n;
     }
     Ok(started.elapsed())

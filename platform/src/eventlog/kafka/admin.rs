@@ -100,8 +100,8 @@ impl Admin {
     async fn wait_for_topic(&self, topic: &str) -> Result<(), LogError> {
         let deadline = tokio::time::Instant::now() + self.config.operation_timeout;
         loop {
-            match self.partition_count(topic).await {
-                Ok(n) if n > 0 => return Ok(()),
+            match self.partitions_led(topic).await {
+                Ok(true) => return Ok(()),
                 Ok(_) | Err(LogError::UnknownTopic(_))
                     if tokio::time::Instant::now() < deadline =>
                 {
@@ -160,17 +160,37 @@ impl Admin {
         .await
     }
 
+    /// Whether the topic exists and every partition has a leader (a new
+    /// topic's partitions answer "not leader" until elections finish).
+    async fn partitions_led(&self, topic: &str) -> Result<bool, LogError> {
+        let client = Arc::clone(&self.metadata);
+        let timeout = self.config.operation_timeout;
+        let topic = topic.to_owned();
+        blocking(move || {
+            let md = client
+                .fetch_metadata(Some(&topic), timeout)
+                .map_err(|e| kafka_error(&topic, &e))?;
+            Ok(md
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic)
+                .is_some_and(|t| {
+                    t.error().is_none()
+                        && !t.partitions().is_empty()
+                        && t.partitions()
+                            .iter()
+                            .all(|p| p.leader() >= 0 && p.error().is_none())
+                }))
+        })
+        .await
+    }
+
     /// (low, high) where high is the last stable offset.
     pub(super) async fn watermarks(&self, tp: &TopicPartition) -> Result<(i64, i64), LogError> {
         let client = Arc::clone(&self.metadata);
         let timeout = self.config.operation_timeout;
         let tp = tp.clone();
-        blocking(move || {
-            client
-                .fetch_watermarks(&tp.topic, tp.partition, timeout)
-                .map_err(|e| kafka_error(&tp.to_string(), &e))
-        })
-        .await
+        blocking(move || fetch_watermarks_retrying(&client, &tp, timeout)).await
     }
 
     pub(super) async fn committed_offsets(
@@ -236,4 +256,32 @@ fn topic_configs(spec: &TopicSpec) -> Vec<(&'static str, String)> {
         configs.push(("min.insync.replicas", min_isr.to_string()));
     }
     configs
+}
+
+/// Watermarks, retrying the errors a partition gives while its leadership
+/// moves (new topic, broker restart) until `timeout`.
+pub(super) fn fetch_watermarks_retrying<C: rdkafka::consumer::ConsumerContext>(
+    client: &BaseConsumer<C>,
+    tp: &TopicPartition,
+    timeout: std::time::Duration,
+) -> Result<(i64, i64), LogError> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match client.fetch_watermarks(&tp.topic, tp.partition, timeout) {
+            Ok(w) => return Ok(w),
+            Err(e)
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(
+                        RDKafkaErrorCode::NotLeaderForPartition
+                            | RDKafkaErrorCode::LeaderNotAvailable
+                            | RDKafkaErrorCode::UnknownTopicOrPartition
+                    )
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => return Err(kafka_error(&tp.to_string(), &e)),
+        }
+    }
 }

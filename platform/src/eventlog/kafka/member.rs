@@ -392,8 +392,34 @@ impl GroupMember for KafkaMember {
         if !txn.in_transaction {
             return Err(LogError::NoTransaction);
         }
-        let result = commit_blocking(txn, offsets, metadata, &assignment, timeout).await;
+        // Wait for every record's delivery report BEFORE committing: rdkafka's
+        // `commit_transaction` flushes first, and its flush parks in a
+        // 100 ms poll whenever anything is outstanding — a fixed 100 ms per
+        // transaction. Awaiting the reports (served by the producer's poll
+        // thread as acks arrive) leaves nothing for that flush to wait on.
         let pending = std::mem::take(&mut txn.pending);
+        let mut positions = Vec::with_capacity(pending.len());
+        let mut result = Ok(());
+        for (topic, delivery) in pending {
+            match delivery.await {
+                Ok(Ok(d)) => positions.push(RecordPosition {
+                    topic,
+                    partition: d.partition,
+                    offset: d.offset,
+                }),
+                Ok(Err((e, _))) => {
+                    result = Err(transaction_error("delivery", &e));
+                    break;
+                }
+                Err(_) => {
+                    result = Err(LogError::TransactionAborted("delivery report lost".into()));
+                    break;
+                }
+            }
+        }
+        if result.is_ok() {
+            result = commit_blocking(txn, offsets, metadata, &assignment, timeout).await;
+        }
         txn.in_transaction = false;
         if let Err(err) = result {
             if matches!(err, LogError::ProducerFenced(_)) {
@@ -409,18 +435,6 @@ impl GroupMember for KafkaMember {
             })
             .await;
             return Err(err);
-        }
-        let mut positions = Vec::with_capacity(pending.len());
-        for (topic, delivery) in pending {
-            match delivery.await {
-                Ok(Ok(d)) => positions.push(RecordPosition {
-                    topic,
-                    partition: d.partition,
-                    offset: d.offset,
-                }),
-                Ok(Err((e, _))) => return Err(transaction_error("delivery after commit", &e)),
-                Err(_) => return Err(LogError::Kafka("delivery report lost".into())),
-            }
         }
         Ok(positions)
     }

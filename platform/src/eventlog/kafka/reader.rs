@@ -61,9 +61,8 @@ fn read_blocking(
         .set("fetch.wait.max.ms", "50")
         .create()
         .map_err(|e| kafka_error("creating a reader", &e))?;
-    let (_, end_now) = consumer
-        .fetch_watermarks(&tp.topic, tp.partition, config.operation_timeout)
-        .map_err(|e| kafka_error(&tp.to_string(), &e))?;
+    let (_, end_now) =
+        super::admin::fetch_watermarks_retrying(&consumer, tp, config.operation_timeout)?;
     let end = until.min(end_now);
     if from >= end {
         return Ok(());
