@@ -3,6 +3,11 @@
 
 use clap::Parser;
 
+/// mimalloc: per-record encode/decode makes many short-lived allocations;
+/// glibc malloc was a third of the processor's profile (docs/performance.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = quickstore::cli::Cli::parse();
