@@ -57,6 +57,8 @@ pub mod orders;
 pub mod payload;
 pub mod payments;
 pub mod registry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod topics;
 
 pub use any::{AnyCommand, AnyEvent};

@@ -7,6 +7,7 @@
 
 mod cases;
 mod child;
+mod cross;
 mod harness;
 
 use std::future::Future;
@@ -50,6 +51,16 @@ fn main() {
             ));
         }
     }
+    trials.push(Trial::test("cross::records_decode_across_adapters", || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Failed::from(format!("runtime: {e}")))?;
+        runtime
+            .block_on(cross::records_decode_across_adapters())
+            .map_err(|e| Failed::from(format!("{e:#}")))
+    }));
     libtest_mimic::run(&args, trials).exit();
 }
 
