@@ -158,6 +158,12 @@ pub async fn run(settings: Settings, args: BenchLogArgs) -> Result<()> {
         ratio: proc_cps / raw_cps,
     };
     print_report(&report);
+    if args.quick || cfg!(debug_assertions) {
+        println!(
+            "(quick mode or a debug build: this run checks the report, its figures mean nothing; \
+             run `cargo run --release -p quickstore -- bench log` for numbers)"
+        );
+    }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
