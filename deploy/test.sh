@@ -34,8 +34,6 @@ need() {
 need cargo "install Rust with rustup (https://rustup.rs), stable >= 1.90"
 need cc "install a C compiler (Debian: apt-get install -y build-essential); librdkafka is built from source"
 need make "install make (Debian: apt-get install -y build-essential)"
-need perl "install perl (Debian: apt-get install -y perl); librdkafka's configure needs it"
-need python3 "install python3 (Debian: apt-get install -y python3)"
 need curl "install curl (Debian: apt-get install -y curl)"
 qs_java 17 >/dev/null
 qs_require_mvn
