@@ -34,6 +34,8 @@ type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
 const ROOT_NS: &str = "com.quickstore";
 const EVENT_ENVELOPE: &str = "com.quickstore.EventEnvelope";
 const COMMAND_ENVELOPE: &str = "com.quickstore.CommandEnvelope";
+/// The envelope field the hash chain blanks for the canonical bytes.
+const HASH_FIELD: &str = "hash";
 const CONTEXTS: [&str; 6] = [
     "catalog",
     "inventory",
@@ -615,30 +617,235 @@ impl Generator {
             Some("enum") => code.push_str(&self.enum_code(def)?),
             _ => code.push_str(&self.struct_code(def)?),
         }
+        // A direct writer only for types whose apache-avro encoding it can
+        // reproduce byte for byte; the others keep the apache-avro path.
+        let fast = self.fast_def(&def.full_name, 0)?;
+        if fast {
+            code.push_str(&self.writer_code(def)?);
+        }
+        // Named/Record types are whole records, so `encode_named` can write
+        // them directly; event/command structs are payloads (no envelope).
+        let write_record = if fast && matches!(def.kind, Kind::Named | Kind::Record) {
+            "\n\n    fn write_record(&self, out: &mut Vec<u8>) -> bool {\n        crate::codec::fast::AvroWrite::write_avro(self, out);\n        true\n    }"
+        } else {
+            ""
+        };
         let _ = writeln!(
             code,
-            "impl {name} {{\n    /// The fully-qualified Avro name.\n    pub const FULL_NAME: &'static str = {full:?};\n}}\n\nimpl crate::NamedRecord for {name} {{\n    const FULL_NAME: &'static str = {full:?};\n}}\n",
+            "impl {name} {{\n    /// The fully-qualified Avro name.\n    pub const FULL_NAME: &'static str = {full:?};\n}}\n\nimpl crate::NamedRecord for {name} {{\n    const FULL_NAME: &'static str = {full:?};{write_record}\n}}\n",
             name = def.name,
             full = def.full_name
         );
+        let fast_arg = if fast { ", fast" } else { "" };
         match def.kind {
             Kind::Event => {
                 let _ = writeln!(
                     code,
-                    "crate::payload::impl_payload!(EventPayload, {}, {:?});\n",
+                    "crate::payload::impl_payload!(EventPayload, {}, {:?}{fast_arg});\n",
                     def.name, def.full_name
                 );
             }
             Kind::Command => {
                 let _ = writeln!(
                     code,
-                    "crate::payload::impl_payload!(CommandPayload, {}, {:?});\n",
+                    "crate::payload::impl_payload!(CommandPayload, {}, {:?}{fast_arg});\n",
                     def.name, def.full_name
                 );
             }
             Kind::Named | Kind::Record => {}
         }
         Ok(code)
+    }
+
+    // ------------------------------------------------------------ fast writers
+
+    /// Whether a direct writer can reproduce apache-avro's encoding of the
+    /// named type: every supported type except maps (apache-avro writes a
+    /// map's entries in `HashMap` order, which is not reproducible).
+    fn fast_def(&self, full_name: &str, depth: usize) -> Result<bool> {
+        let def = self
+            .defs
+            .get(full_name)
+            .ok_or_else(|| format!("unknown type {full_name}"))?;
+        if def.json.get("type").and_then(Value::as_str) != Some("record") {
+            return Ok(true);
+        }
+        for field in self.fields(def)? {
+            let ty = field.get("type").cloned().unwrap_or(Value::Null);
+            if !self.fast_type(&ty, &def.namespace, depth + 1)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn fast_type(&self, ty: &Value, namespace: &str, depth: usize) -> Result<bool> {
+        // Recursive types are refused by `has_float`; this only bounds the walk.
+        if depth > 64 {
+            return Err(format!("types nest deeper than 64 levels at {ty}").into());
+        }
+        match ty {
+            Value::String(s) if PRIMITIVES.contains(&s.as_str()) => Ok(true),
+            Value::String(s) => self.fast_def(&full_name_of(s, namespace), depth + 1),
+            Value::Array(variants) => {
+                for v in variants {
+                    if !self.fast_type(v, namespace, depth + 1)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            Value::Object(obj) => match obj.get("type").and_then(Value::as_str) {
+                Some("array") => self.fast_type(
+                    obj.get("items").unwrap_or(&Value::Null),
+                    namespace,
+                    depth + 1,
+                ),
+                Some("map") => Ok(false),
+                // A primitive with a logical type (`rust_type` refuses the rest).
+                _ => Ok(true),
+            },
+            _ => Ok(false),
+        }
+    }
+
+    /// `impl AvroWrite` for a record or enum: the fields in schema order
+    /// (an event/command struct: every field but `envelope`). The event
+    /// envelope also gets `write_avro_with_hash`, so the hash chain can write
+    /// its canonical form (empty hash) without cloning the envelope.
+    fn writer_code(&self, def: &Def) -> Result<String> {
+        let mut code = String::new();
+        if def.json.get("type").and_then(Value::as_str) == Some("enum") {
+            let symbols = def
+                .json
+                .get("symbols")
+                .and_then(Value::as_array)
+                .ok_or_else(|| format!("avro/{}: an enum needs \"symbols\"", def.source))?;
+            let _ = writeln!(
+                code,
+                "impl crate::codec::fast::AvroWrite for {} {{\n    fn write_avro(&self, out: &mut Vec<u8>) {{\n        // The symbol's index in the schema, as an Avro int.\n        crate::codec::fast::write_long(\n            out,\n            match self {{",
+                def.name
+            );
+            for (index, symbol) in symbols.iter().enumerate() {
+                let symbol = symbol.as_str().ok_or("enum symbols must be strings")?;
+                let _ = writeln!(code, "                Self::{} => {index},", pascal(symbol));
+            }
+            code.push_str("            },\n        );\n    }\n}\n\n");
+            return Ok(code);
+        }
+        let is_envelope = def.full_name == EVENT_ENVELOPE;
+        let mut body = String::new();
+        let mut saw_hash = false;
+        for field in self.fields(def)? {
+            let name = field
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("avro/{}: a field needs a name", def.source))?;
+            if name == "envelope" && matches!(def.kind, Kind::Event | Kind::Command) {
+                continue;
+            }
+            let ty = field.get("type").cloned().unwrap_or(Value::Null);
+            if is_envelope && name == HASH_FIELD {
+                if ty != "bytes" {
+                    return Err(format!("avro/{}: `{HASH_FIELD}` must be bytes", def.source).into());
+                }
+                saw_hash = true;
+                body.push_str("        let hash_at = out.len();\n        crate::codec::fast::write_bytes(out, hash);\n");
+                continue;
+            }
+            let place = format!("self.{}", rust_ident(name));
+            let stmt = self.write_stmt(&ty, &place, false, 0, &def.source)?;
+            let _ = writeln!(body, "        {stmt}");
+        }
+        if is_envelope {
+            if !saw_hash {
+                return Err(format!(
+                    "avro/{}: the event envelope needs `{HASH_FIELD}`",
+                    def.source
+                )
+                .into());
+            }
+            let _ = writeln!(
+                code,
+                "impl {name} {{\n    /// Appends the Avro encoding of the envelope with `hash` in place of\n    /// `self.hash` (the hash chain's canonical form uses an empty one) and\n    /// returns the offset in `out` where the `hash` field starts.\n    pub fn write_avro_with_hash(&self, hash: &[u8], out: &mut Vec<u8>) -> usize {{\n{body}        hash_at\n    }}\n}}\n\nimpl crate::codec::fast::AvroWrite for {name} {{\n    fn write_avro(&self, out: &mut Vec<u8>) {{\n        self.write_avro_with_hash(&self.hash, out);\n    }}\n}}\n",
+                name = def.name
+            );
+            return Ok(code);
+        }
+        if body.is_empty() {
+            // A payload with no fields besides the envelope writes nothing.
+            body.push_str("        let _ = out;\n");
+        }
+        let _ = writeln!(
+            code,
+            "impl crate::codec::fast::AvroWrite for {} {{\n    fn write_avro(&self, out: &mut Vec<u8>) {{\n{body}    }}\n}}\n",
+            def.name
+        );
+        Ok(code)
+    }
+
+    /// A statement appending the Avro encoding of `expr` to `out`: a place
+    /// (`self.x`) when `is_ref` is false, a `&T` binding otherwise.
+    fn write_stmt(
+        &self,
+        ty: &Value,
+        expr: &str,
+        is_ref: bool,
+        depth: usize,
+        source: &str,
+    ) -> Result<String> {
+        const F: &str = "crate::codec::fast";
+        // Copy values by value, everything else by reference.
+        let value = if is_ref {
+            format!("*{expr}")
+        } else {
+            expr.to_owned()
+        };
+        let reference = if is_ref {
+            expr.to_owned()
+        } else {
+            format!("&{expr}")
+        };
+        Ok(match ty {
+            Value::String(s) => match s.as_str() {
+                "boolean" => format!("{F}::write_bool(out, {value});"),
+                "int" => format!("{F}::write_int(out, {value});"),
+                "long" => format!("{F}::write_long(out, {value});"),
+                "float" => format!("{F}::write_float(out, {value});"),
+                "double" => format!("{F}::write_double(out, {value});"),
+                "string" => format!("{F}::write_str(out, {reference});"),
+                "bytes" => format!("{F}::write_bytes(out, {reference});"),
+                "null" => {
+                    return Err(
+                        format!("avro/{source}: null is only supported in [\"null\", T]").into(),
+                    )
+                }
+                _ => format!("{F}::AvroWrite::write_avro({reference}, out);"),
+            },
+            // `["null", T]` (the only union `rust_type` accepts): the branch
+            // index, then the value.
+            Value::Array(variants) if variants.len() == 2 && variants[0] == "null" => {
+                let binding = format!("v{depth}");
+                let inner = self.write_stmt(&variants[1], &binding, true, depth + 1, source)?;
+                format!(
+                    "match {reference} {{ None => out.push({F}::NULL_BRANCH), Some({binding}) => {{ out.push({F}::VALUE_BRANCH); {inner} }} }}"
+                )
+            }
+            Value::Object(obj) => match obj.get("type").and_then(Value::as_str) {
+                Some("array") => {
+                    let binding = format!("item{depth}");
+                    let items = obj.get("items").unwrap_or(&Value::Null);
+                    let inner = self.write_stmt(items, &binding, true, depth + 1, source)?;
+                    format!("{F}::write_array(out, {reference}, |out, {binding}| {{ {inner} }});")
+                }
+                // Logical types are written as their base type.
+                Some(base) if PRIMITIVES.contains(&base) => {
+                    self.write_stmt(&Value::from(base), expr, is_ref, depth, source)?
+                }
+                _ => return Err(format!("avro/{source}: no fast writer for {ty}").into()),
+            },
+            _ => return Err(format!("avro/{source}: no fast writer for {ty}").into()),
+        })
     }
 
     fn enum_code(&self, def: &Def) -> Result<String> {

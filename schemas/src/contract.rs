@@ -15,6 +15,17 @@ use crate::CodecError;
 pub trait NamedRecord {
     /// E.g. `com.quickstore.catalog.ProductCreated`.
     const FULL_NAME: &'static str;
+
+    /// The fast path of [`crate::AvroCodec::encode_named`]: appends the
+    /// record's Avro binary encoding (exactly apache-avro's, for the
+    /// contract's schema of [`Self::FULL_NAME`]) and returns `true`, or writes
+    /// nothing and returns `false` (no direct writer: apache-avro is used).
+    /// Generated for every shared type and top-level record; event/command
+    /// structs are payloads without their envelope and return `false`.
+    fn write_record(&self, out: &mut Vec<u8>) -> bool {
+        let _ = out;
+        false
+    }
 }
 
 /// What a schema is for.

@@ -29,29 +29,66 @@ pub fn event_hash(prev_hash: &[u8], canonical_bytes: &[u8]) -> [u8; HASH_LEN] {
 /// The bytes the hash is computed over: the Avro body of the event (with
 /// the contract's schema for it, which is what the codec registers) with
 /// `envelope.hash` set to empty bytes. Whatever `envelope.hash` holds is ignored.
+/// Written by the generated writers when the payload has one (see
+/// [`crate::codec::fast`]), else by apache-avro; the bytes are the same.
 pub fn canonical_event_bytes<E: EventPayload>(
     envelope: &EventEnvelope,
     event: &E,
 ) -> Result<Vec<u8>, CodecError> {
+    canonical_with(envelope, event, true)
+}
+
+/// [`canonical_event_bytes`] always through apache-avro: the reference the
+/// fast path is tested against.
+pub fn canonical_event_bytes_generic<E: EventPayload>(
+    envelope: &EventEnvelope,
+    event: &E,
+) -> Result<Vec<u8>, CodecError> {
+    canonical_with(envelope, event, false)
+}
+
+fn canonical_with<E: EventPayload>(
+    envelope: &EventEnvelope,
+    event: &E,
+    fast: bool,
+) -> Result<Vec<u8>, CodecError> {
     let name = event.record_name();
+    // Looked up on both paths, so an unknown record fails the same way.
     let schema = E::schema(name).ok_or_else(|| CodecError::UnknownRecord(name.to_owned()))?;
+    let mut out = Vec::with_capacity(256);
+    if fast {
+        envelope.write_avro_with_hash(&[], &mut out);
+        if event.write_fields(&mut out) {
+            return Ok(out);
+        }
+        out.clear();
+    }
     let mut envelope = to_value(name, envelope)?;
     if let Some(hash) = field_mut(&mut envelope, HASH_FIELD) {
         *hash = Value::Bytes(Vec::new());
     }
     let value = compose(name, envelope, event.to_fields()?)?;
-    let mut out = Vec::new();
     encode_body(schema, name, value, &mut out)?;
     Ok(out)
 }
 
 /// Computes the event's hash from `envelope.prev_hash` and the canonical
 /// bytes, stores it in `envelope.hash` and returns it.
+/// [`crate::AvroCodec::encode_sealed_event`] seals and encodes in one go.
 pub fn seal<E: EventPayload>(
     envelope: &mut EventEnvelope,
     event: &E,
 ) -> Result<[u8; HASH_LEN], CodecError> {
-    let canonical = canonical_event_bytes(envelope, event)?;
+    seal_with(envelope, event, true)
+}
+
+/// [`seal`], through apache-avro unless `fast`.
+pub(crate) fn seal_with<E: EventPayload>(
+    envelope: &mut EventEnvelope,
+    event: &E,
+    fast: bool,
+) -> Result<[u8; HASH_LEN], CodecError> {
+    let canonical = canonical_with(envelope, event, fast)?;
     let hash = event_hash(&envelope.prev_hash, &canonical);
     envelope.hash = hash.to_vec();
     Ok(hash)

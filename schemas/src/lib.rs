@@ -15,7 +15,7 @@
 //! | [`contract`] | the table of all schemas (kind, context, aggregate, inlined JSON), the parsed schemas, and which topics each record is registered for |
 //! | [`payload`] | the [`EventPayload`]/[`CommandPayload`] traits the codec is generic over |
 //! | [`topics`] | [`Context`] and [`TopicNames`]: every topic name in one place |
-//! | [`codec`] | [`AvroCodec`]: Confluent wire format (magic byte, schema id, Avro body), subject naming, caches, the input guard |
+//! | [`codec`] | [`AvroCodec`]: Confluent wire format (magic byte, schema id, Avro body), subject naming, caches, the input guard; [`codec::fast`]: the generated direct Avro writers the encoder uses |
 //! | [`hash_chain`] | the tamper-evident chain: canonical event bytes and `hash = SHA-256(prev_hash ‖ canonical)` |
 //! | [`registry`] | the [`SchemaRegistry`](registry::SchemaRegistry) port with Confluent semantics, its embedded and Confluent-HTTP adapters, compatibility rules, and (feature `http-server`) the embedded registry served over the Confluent REST subset |
 //! | [`error`] | [`CodecError`] and small error types |
@@ -38,6 +38,12 @@
 //!   processor does no I/O); the contract is registered once at start-up.
 //!   **Decoding is async**: an unknown schema id is fetched from the
 //!   registry once, then cached.
+//! * **Encoding skips apache-avro when it can**: `build.rs` also generates
+//!   a direct binary writer per type ([`codec::fast::AvroWrite`]), used when
+//!   the topic's writer schema is the type's own; it writes apache-avro's
+//!   exact bytes (proved for every record by `tests/fast_encoding.rs`), so
+//!   the hash chain and every reader are unaffected. Decoding stays on
+//!   apache-avro, which resolves old writer schemas.
 //! * **No input can panic the decoder or make it allocate without bound**:
 //!   every body is pre-scanned against its writer schema (lengths and counts
 //!   must fit the bytes that are actually there) before apache-avro decodes

@@ -30,6 +30,17 @@ pub trait EventPayload: Sized + Send + Sync {
     /// Rebuilds the value from the payload fields (a `Value::Record` shaped by
     /// [`Self::schema`]) of the record named `record_full_name`.
     fn from_fields(record_full_name: &str, fields: Value) -> Result<Self, CodecError>;
+
+    /// The fast path: appends the Avro binary encoding of the payload fields
+    /// (exactly what apache-avro writes for them with [`Self::schema`]) to
+    /// `out` and returns `true`; or writes nothing and returns `false` when
+    /// the type has no direct writer, and the codec uses apache-avro.
+    /// Generated types implement it (see [`crate::codec::fast`]); a
+    /// hand-written payload may, if it matches its schema byte for byte.
+    fn write_fields(&self, out: &mut Vec<u8>) -> bool {
+        let _ = out;
+        false
+    }
 }
 
 /// The payload (every field after `envelope`) of one or more command records.
@@ -47,6 +58,12 @@ pub trait CommandPayload: Sized + Send + Sync {
 
     /// Rebuilds the value from the payload fields of `record_full_name`.
     fn from_fields(record_full_name: &str, fields: Value) -> Result<Self, CodecError>;
+
+    /// The fast path, as [`EventPayload::write_fields`].
+    fn write_fields(&self, out: &mut Vec<u8>) -> bool {
+        let _ = out;
+        false
+    }
 }
 
 /// Serializes a payload struct into an Avro `Value::Record` of its fields.
@@ -89,10 +106,24 @@ pub fn record_from_fields<T: DeserializeOwned>(
     })
 }
 
-/// `impl EventPayload/CommandPayload` for one generated payload struct.
+/// `impl EventPayload/CommandPayload` for one generated payload struct;
+/// with `fast`, the struct has a generated `AvroWrite` for its fields.
 macro_rules! impl_payload {
     ($trait:ident, $ty:ident, $full:literal) => {
+        crate::payload::impl_payload!(@impl $trait, $ty, $full,);
+    };
+    ($trait:ident, $ty:ident, $full:literal, fast) => {
+        crate::payload::impl_payload!(@impl $trait, $ty, $full,
+            fn write_fields(&self, out: &mut Vec<u8>) -> bool {
+                crate::codec::fast::AvroWrite::write_avro(self, out);
+                true
+            }
+        );
+    };
+    (@impl $trait:ident, $ty:ident, $full:literal, $($write_fields:tt)*) => {
         impl crate::payload::$trait for $ty {
+            $($write_fields)*
+
             fn record_name(&self) -> &'static str {
                 $full
             }
@@ -175,6 +206,12 @@ macro_rules! payload_enum {
                 }
             }
 
+            fn write_fields(&self, out: &mut Vec<u8>) -> bool {
+                match self {
+                    $(Self::$variant(p) => crate::payload::$trait::write_fields(p, out),)*
+                }
+            }
+
             fn from_fields(
                 record_full_name: &str,
                 fields: apache_avro::types::Value,
@@ -247,6 +284,12 @@ macro_rules! any_enum {
             fn to_fields(&self) -> Result<apache_avro::types::Value, crate::CodecError> {
                 match self {
                     $(Self::$variant(p) => crate::payload::$trait::to_fields(p),)*
+                }
+            }
+
+            fn write_fields(&self, out: &mut Vec<u8>) -> bool {
+                match self {
+                    $(Self::$variant(p) => crate::payload::$trait::write_fields(p, out),)*
                 }
             }
 

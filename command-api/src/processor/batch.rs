@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use platform::eventlog::{GroupMember, LogRecord, OutgoingRecord, RecordPosition};
+use platform::partitioner::partition_for_key;
 use schemas::{
     AggregateSnapshot, CommandEnvelope, CommandOutcome, CommandStatus, EventEnvelope, EventPayload,
 };
@@ -121,20 +122,44 @@ impl<A: Aggregate> CommandProcessor<A> {
         let mut batch_outcomes: HashMap<String, CommandOutcome> = HashMap::new();
         for record in commands {
             let partition = record.partition;
+            if !self.partitions.contains_key(&partition) {
+                // Records of a partition whose Assigned we did not see must
+                // not be decided against empty state.
+                let tp = platform::eventlog::TopicPartition::new(
+                    self.topology.commands.clone(),
+                    partition,
+                );
+                self.restore_partition(&tp).await?;
+            }
             let decoded = match record.value.as_deref() {
                 Some(bytes) => self.codec.decode_command::<A::Command>(bytes).await,
                 None => Err(schemas::CodecError::EmptyOrTooShort { len: 0 }),
             };
             let incoming = match decoded {
                 Ok((envelope, command)) => Incoming { envelope, command },
+                // The registry being unreachable says nothing about the
+                // command: abort the batch and retry, never refuse it.
+                Err(e @ schemas::CodecError::Registry(_)) => return Err(e.into()),
                 Err(e) => {
                     // A command we cannot read is refused, not retried
                     // forever: the outcome tells the sender why.
-                    let outcome = self.malformed_outcome(record, &e.to_string());
+                    let outcome =
+                        self.refusal_outcome(record, None, "malformed-command", &e.to_string());
                     self.send_outcome(member, batch, partition, outcome, None)?;
                     continue;
                 }
             };
+            if let Some(reason) = self.misrouted(record, &incoming.envelope) {
+                // Deciding it here would give its aggregate a second writer.
+                let outcome = self.refusal_outcome(
+                    record,
+                    Some(&incoming.envelope),
+                    "misrouted-command",
+                    &reason,
+                );
+                self.send_outcome(member, batch, partition, outcome, None)?;
+                continue;
+            }
             let command_id = incoming.envelope.command_id.clone();
             let first = batch_outcomes.get(&command_id).cloned().or_else(|| {
                 self.partitions
@@ -253,10 +278,11 @@ impl<A: Aggregate> CommandProcessor<A> {
             // hash = SHA-256(prev_hash ‖ Avro body with an empty hash):
             // over the body, not the wire bytes, so it verifies whatever
             // schema id a registry assigned.
-            schemas::hash_chain::seal(&mut event_envelope, event)?;
-            let bytes = self
-                .codec
-                .encode_event(&self.topology.events, &event_envelope, event)?;
+            let bytes = self.codec.encode_sealed_event(
+                &self.topology.events,
+                &mut event_envelope,
+                event,
+            )?;
             let mut out = OutgoingRecord::new(self.topology.events.clone(), id.clone(), bytes)
                 .with_header("event_type", event.record_name())
                 .with_header("aggregate_type", A::TYPE)
@@ -267,6 +293,9 @@ impl<A: Aggregate> CommandProcessor<A> {
                 out = out.with_header("traceparent", tp.to_vec());
             }
             out.timestamp_ms = Some(envelope.issued_at);
+            // The aggregate's partition, explicitly: co-partitioning made
+            // equal to the command's (checked in `misrouted`).
+            out.partition = Some(partition);
             member.send(out)?;
             batch.sent.push(Sent::Event {
                 partition,
@@ -343,11 +372,9 @@ impl<A: Aggregate> CommandProcessor<A> {
             schemas::AggregateSnapshot::FULL_NAME,
             &snapshot,
         )?;
-        member.send(OutgoingRecord::new(
-            self.topology.snapshots.clone(),
-            id.to_owned(),
-            bytes,
-        ))?;
+        let mut out = OutgoingRecord::new(self.topology.snapshots.clone(), id.to_owned(), bytes);
+        out.partition = Some(partition);
+        member.send(out)?;
         batch.sent.push(Sent::Snapshot {
             partition,
             aggregate_id: id.to_owned(),
@@ -369,11 +396,9 @@ impl<A: Aggregate> CommandProcessor<A> {
             &outcome,
         )?;
         let key = outcome.aggregate_id.clone();
-        member.send(OutgoingRecord::new(
-            self.topology.outcomes.clone(),
-            key,
-            bytes.clone(),
-        ))?;
+        let mut out = OutgoingRecord::new(self.topology.outcomes.clone(), key, bytes.clone());
+        out.partition = Some(partition);
+        member.send(out)?;
         if let Some(topic) = reply_to {
             // Saga replies are keyed by the saga (the correlation id) so
             // they land on the partition of the saga instance that asked.
@@ -393,17 +418,56 @@ impl<A: Aggregate> CommandProcessor<A> {
         Ok(())
     }
 
-    fn malformed_outcome(&self, record: &LogRecord, reason: &str) -> CommandOutcome {
+    /// Why a command must not be decided on this partition, if it must not:
+    /// its key must be its aggregate id, which must hash to this partition,
+    /// and it must be addressed to this aggregate type.
+    fn misrouted(&self, record: &LogRecord, envelope: &CommandEnvelope) -> Option<String> {
+        if record.key != envelope.aggregate_id.as_bytes() {
+            return Some(format!(
+                "the record key {:?} is not the aggregate id {:?}",
+                String::from_utf8_lossy(&record.key),
+                envelope.aggregate_id
+            ));
+        }
+        let home = partition_for_key(envelope.aggregate_id.as_bytes(), self.topology.partitions);
+        if home != record.partition {
+            return Some(format!(
+                "aggregate {} lives in partition {home}, the command arrived in {}",
+                envelope.aggregate_id, record.partition
+            ));
+        }
+        if envelope.aggregate_type != A::TYPE {
+            return Some(format!(
+                "addressed to a {}, this processor decides for {}",
+                envelope.aggregate_type,
+                A::TYPE
+            ));
+        }
+        None
+    }
+
+    /// An outcome refusing `record` before any decision; with the envelope
+    /// when it could be read, so the sender can match it.
+    fn refusal_outcome(
+        &self,
+        record: &LogRecord,
+        envelope: Option<&CommandEnvelope>,
+        code: &str,
+        reason: &str,
+    ) -> CommandOutcome {
         let id = String::from_utf8_lossy(&record.key).into_owned();
+        let fallback_id = || format!("{}-{}-{}", record.topic, record.partition, record.offset);
         CommandOutcome {
-            command_id: format!("{}-{}-{}", record.topic, record.partition, record.offset),
+            command_id: envelope.map_or_else(fallback_id, |e| e.command_id.clone()),
             aggregate_type: A::TYPE.to_owned(),
             aggregate_id: id,
-            correlation_id: String::new(),
+            correlation_id: envelope
+                .map(|e| e.correlation_id.clone())
+                .unwrap_or_default(),
             status: CommandStatus::Rejected,
             version: 0,
             event_count: 0,
-            error_code: Some("malformed-command".to_owned()),
+            error_code: Some(code.to_owned()),
             error_message: Some(reason.to_owned()),
             decided_at: (self.clock)(),
         }

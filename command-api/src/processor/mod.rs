@@ -116,6 +116,20 @@ pub enum ProcessorError {
     Codec(#[from] schemas::CodecError),
 }
 
+impl ProcessorError {
+    /// Whether rejoining and restoring from the log can get past it. A
+    /// producer fenced by a newer instance of ours, a version gap or a topic
+    /// mismatch cannot: those stop the processor loudly.
+    pub fn is_recoverable(&self) -> bool {
+        match self {
+            ProcessorError::Log(LogError::Fenced(_)) => true,
+            ProcessorError::Log(e) => e.is_retriable(),
+            ProcessorError::Codec(schemas::CodecError::Registry(_)) => true,
+            ProcessorError::Codec(_) | ProcessorError::Restore { .. } => false,
+        }
+    }
+}
+
 /// Counters a caller (bench, metrics) can read after a run.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ProcessorStats {
@@ -179,60 +193,85 @@ impl<A: Aggregate> CommandProcessor<A> {
     /// leaves the group and returns) or an unrecoverable error.
     pub async fn run(
         mut self,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) -> Result<ProcessorStats, ProcessorError> {
-        let mut member = self
-            .log
-            .join_group(self.config.group_config(&self.topology))
-            .await?;
-        loop {
-            if *shutdown.borrow() {
-                break;
-            }
-            let events = tokio::select! {
-                events = member.poll(self.config.max_batch, self.config.poll_timeout) => events?,
-                _ = shutdown.changed() => continue,
-            };
-            let mut commands: Vec<LogRecord> = Vec::new();
-            for event in events {
-                match event {
-                    GroupEvent::Revoked(tps) => {
-                        // Whatever we hold for them is stale the moment
-                        // another member may write them.
-                        self.process(&mut member, std::mem::take(&mut commands))
-                            .await?;
-                        for tp in tps {
-                            self.partitions.remove(&tp.partition);
-                        }
-                    }
-                    GroupEvent::Assigned(tps) => {
-                        self.process(&mut member, std::mem::take(&mut commands))
-                            .await?;
-                        for tp in tps {
-                            self.restore_partition(&tp).await?;
-                        }
-                    }
-                    GroupEvent::Records(records) => commands.extend(records),
-                }
-            }
-            member = match self.process(&mut member, commands).await {
-                Ok(()) => member,
-                Err(ProcessorError::Log(LogError::Fenced(reason))) => {
-                    // A zombie must not write again: forget everything and
-                    // rejoin as a new member (its transactional id fences
-                    // any older producer of ours, too).
-                    tracing::warn!(%reason, "fenced; rejoining the group");
+        self.check_co_partitioning().await?;
+        let mut member = self.join().await?;
+        // No `select!` around `poll`: cancelling a poll could drop records
+        // or rebalance events it had already taken from the log. The poll
+        // timeout is short, so checking between polls is prompt enough.
+        // A dropped sender counts as a shutdown request, too.
+        while !*shutdown.borrow() && shutdown.has_changed().is_ok() {
+            match self.step(&mut member).await {
+                Ok(()) => {}
+                Err(e) if e.is_recoverable() => {
+                    // Fenced (the group moved on), a transient broker or
+                    // registry failure: forget everything in memory, rejoin
+                    // as a new member and restore from the log.
+                    tracing::warn!(error = %e, "recovering: rejoining the group");
                     self.partitions.clear();
                     let _ = member.close().await;
-                    self.log
-                        .join_group(self.config.group_config(&self.topology))
-                        .await?
+                    tokio::time::sleep(self.config.poll_timeout.max(Duration::from_millis(200)))
+                        .await;
+                    member = self.join().await?;
                 }
                 Err(e) => return Err(e),
-            };
+            }
         }
         member.close().await?;
         Ok(self.stats)
+    }
+
+    async fn join(&self) -> Result<Box<dyn GroupMember>, ProcessorError> {
+        Ok(self
+            .log
+            .join_group(self.config.group_config(&self.topology))
+            .await?)
+    }
+
+    /// One poll and whatever it asks for: restores, revocations, a batch.
+    async fn step(&mut self, member: &mut Box<dyn GroupMember>) -> Result<(), ProcessorError> {
+        let events = member
+            .poll(self.config.max_batch, self.config.poll_timeout)
+            .await?;
+        let mut commands: Vec<LogRecord> = Vec::new();
+        for event in events {
+            match event {
+                GroupEvent::Revoked(tps) => {
+                    self.process(member, std::mem::take(&mut commands)).await?;
+                    // Whatever we hold for them is stale the moment another
+                    // member may write them.
+                    for tp in tps {
+                        self.partitions.remove(&tp.partition);
+                    }
+                }
+                GroupEvent::Assigned(tps) => {
+                    self.process(member, std::mem::take(&mut commands)).await?;
+                    for tp in tps {
+                        self.restore_partition(&tp).await?;
+                    }
+                }
+                GroupEvent::Records(records) => commands.extend(records),
+            }
+        }
+        self.process(member, commands).await
+    }
+
+    /// Co-partitioning is what makes partition p of the command topic the
+    /// whole truth about the aggregates keyed to p: refuse to run without it.
+    async fn check_co_partitioning(&self) -> Result<(), ProcessorError> {
+        let t = &self.topology;
+        for topic in [&t.commands, &t.events, &t.snapshots, &t.outcomes] {
+            let actual = self.log.partition_count(topic).await?;
+            if actual != t.partitions {
+                return Err(ProcessorError::Log(LogError::TopicMismatch {
+                    topic: topic.clone(),
+                    expected: t.partitions,
+                    actual,
+                }));
+            }
+        }
+        Ok(())
     }
 
     /// One transaction for a batch of commands (no-op for an empty batch).

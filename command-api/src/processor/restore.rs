@@ -64,6 +64,12 @@ impl<A: Aggregate> CommandProcessor<A> {
             snapshots += 1;
         }
 
+        let snapshot_versions: std::collections::HashMap<String, i64> = state
+            .aggregates
+            .iter()
+            .map(|(id, e)| (id.clone(), e.version))
+            .collect();
+
         // 2. The events after the checkpoint; those a snapshot already
         //    covers are skipped by version.
         let events_tp = TopicPartition::new(self.topology.events.clone(), p);
@@ -78,12 +84,26 @@ impl<A: Aggregate> CommandProcessor<A> {
                 continue;
             };
             let (envelope, event) = self.codec.decode_event::<A::Event>(bytes).await?;
+            let covered = snapshot_versions
+                .get(&envelope.aggregate_id)
+                .copied()
+                .unwrap_or(0);
             let entry = state
                 .aggregates
                 .entry(envelope.aggregate_id.clone())
                 .or_default();
+            if envelope.version <= covered {
+                continue; // in the snapshot already
+            }
             if envelope.version <= entry.version {
-                continue;
+                // Not a snapshot overlap: the log holds this version twice.
+                return Err(fail(
+                    &events_tp,
+                    format!(
+                        "duplicate version {} of {} at offset {}",
+                        envelope.version, envelope.aggregate_id, record.offset
+                    ),
+                ));
             }
             if envelope.version != entry.version + 1 {
                 return Err(fail(

@@ -55,7 +55,12 @@ pub async fn refusals_and_conflicts_append_nothing(adapter: TestAdapter) -> Resu
     f.send("zero", "c", 0, None).await?;
     f.send("stale", "c", 1, Some(0)).await?;
     f.send("ok-2", "c", 2, Some(1)).await?;
-    let ids: HashSet<String> = ["ok-1", "zero", "stale", "ok-2"]
+    // Keyed by another id than its aggregate's: deciding it would give
+    // aggregate `c` a second writer.
+    let mut misrouted = f.command("misrouted", "c", 1, None)?;
+    misrouted.key = b"not-c".to_vec();
+    f.send_record(misrouted).await?;
+    let ids: HashSet<String> = ["ok-1", "zero", "stale", "ok-2", "misrouted"]
         .into_iter()
         .map(String::from)
         .collect();
@@ -85,6 +90,12 @@ pub async fn refusals_and_conflicts_append_nothing(adapter: TestAdapter) -> Resu
         by_id("ok-2")?.status == CommandStatus::Accepted && by_id("ok-2")?.version == 2,
         "ok-2"
     );
+    let misrouted = by_id("misrouted")?;
+    ensure!(
+        misrouted.status == CommandStatus::Rejected
+            && misrouted.error_code.as_deref() == Some("misrouted-command"),
+        "misrouted: {misrouted:?}"
+    );
     ensure!(
         f.events().await?.len() == 2,
         "refused commands appended events"
@@ -99,9 +110,11 @@ pub async fn refusals_and_conflicts_append_nothing(adapter: TestAdapter) -> Resu
 /// appends nothing — also after a restart, from the restored window.
 pub async fn duplicates_get_the_first_outcome(adapter: TestAdapter) -> Result<()> {
     let f = Fixture::new(adapter).await?;
-    let (stop, handle) = f.spawn_processor(f.processor_config("a"));
+    // Both copies are in the log before the processor starts, so they
+    // arrive in one batch: the in-batch duplicate path.
     f.send("dup", "d", 3, None).await?;
-    f.send("dup", "d", 3, None).await?; // same batch or not: same answer
+    f.send("dup", "d", 3, None).await?;
+    let (stop, handle) = f.spawn_processor(f.processor_config("a"));
     let once: HashSet<String> = ["dup".to_owned()].into();
     f.wait_for_outcomes(&once, WAIT).await?;
     stop.send(true)?;
@@ -153,6 +166,9 @@ pub async fn restores_from_snapshots_and_events(adapter: TestAdapter) -> Result<
     let f = Fixture::new(adapter).await?;
     let mut config = f.processor_config("a");
     config.snapshot_every = 3;
+    // Small batches, so several checkpoints are committed and the restore
+    // really starts from one (asserted below), not from offset 0.
+    config.max_batch = 4;
     let (stop, handle) = f.spawn_processor(config.clone());
     let mut ids = HashSet::new();
     for i in 0..25 {
@@ -163,6 +179,13 @@ pub async fn restores_from_snapshots_and_events(adapter: TestAdapter) -> Result<
     f.wait_for_outcomes(&ids, WAIT).await?;
     stop.send(true)?;
     handle.await??;
+    let checkpoints = f.checkpoints(&config.group_id).await?;
+    ensure!(
+        checkpoints
+            .iter()
+            .any(|c| c.contains("\"events_from\":") && !c.contains("\"events_from\":0,")),
+        "no partition committed a checkpoint past offset 0: {checkpoints:?}"
+    );
 
     config.transactional_id.push_str("-restarted");
     let (stop, handle) = f.spawn_processor(config);

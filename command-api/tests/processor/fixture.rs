@@ -163,6 +163,11 @@ impl Fixture {
         Ok(())
     }
 
+    pub async fn send_record(&self, record: OutgoingRecord) -> Result<()> {
+        self.producer.send(record).await?;
+        Ok(())
+    }
+
     pub async fn outcomes(&self) -> Result<Vec<CommandOutcome>> {
         let mut out = Vec::new();
         for r in read_all(self.log.as_ref(), &self.topology.outcomes).await? {
@@ -197,6 +202,15 @@ impl Fixture {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// The restore checkpoints the processors committed (offset metadata).
+    pub async fn checkpoints(&self, group: &str) -> Result<Vec<String>> {
+        let tps: Vec<_> = (0..PARTITIONS)
+            .map(|p| platform::eventlog::TopicPartition::new(self.topology.commands.clone(), p))
+            .collect();
+        let committed = self.log.committed_offsets(group, &tps).await?;
+        Ok(committed.into_values().map(|c| c.metadata).collect())
     }
 
     pub async fn events(&self) -> Result<Vec<(EventEnvelope, CounterIncremented)>> {

@@ -17,7 +17,14 @@ pub const CHILD_ENV: &str = "QS_PROCESSOR_CHILD";
 
 pub enum Victim {
     Process(tokio::process::Child),
-    Task(tokio::task::JoinHandle<()>),
+    Task {
+        /// The processor's own task: aborting it drops the processor mid-await.
+        handle: tokio::task::JoinHandle<
+            Result<command_api::processor::ProcessorStats, command_api::processor::ProcessorError>,
+        >,
+        /// Kept so the processor never sees a shutdown request.
+        _stop: tokio::sync::watch::Sender<bool>,
+    },
 }
 
 pub async fn start(f: &Fixture, adapter: TestAdapter) -> Result<Victim> {
@@ -39,10 +46,10 @@ pub async fn start(f: &Fixture, adapter: TestAdapter) -> Result<Victim> {
         }
         TestAdapter::Embedded => {
             let (stop, handle) = f.spawn_processor(f.processor_config("victim"));
-            Ok(Victim::Task(tokio::spawn(async move {
-                let _keep_running = stop;
-                let _ = handle.await;
-            })))
+            Ok(Victim::Task {
+                handle,
+                _stop: stop,
+            })
         }
     }
 }
@@ -54,11 +61,14 @@ impl Victim {
                 child.start_kill()?; // SIGKILL
                 child.wait().await?;
             }
-            Victim::Task(task) => {
+            Victim::Task { handle, _stop } => {
                 // Aborting drops the processor future at its current await:
-                // like a crash, nothing after it runs.
-                task.abort();
-                let _ = task.await;
+                // like a crash, nothing after it runs — no commit, no leave.
+                handle.abort();
+                let aborted = handle.await;
+                if !aborted.as_ref().is_err_and(|e| e.is_cancelled()) {
+                    bail!("the victim had already stopped before the kill: {aborted:?}");
+                }
             }
         }
         Ok(())

@@ -10,9 +10,15 @@
 //!   guarded (see [`guard`](self)) before apache-avro sees it, then resolved
 //!   to the reader's (current) schema when the writer's differs, so records
 //!   written with older versions decode into today's types.
+//! * **Encoding takes a fast path** ([`fast`]) when the value's type has a
+//!   generated direct writer and the topic's writer schema is the one it was
+//!   generated for: the same bytes as apache-avro, without building and
+//!   resolving a `Value` tree. Everything else goes through apache-avro.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use apache_avro::types::Value;
@@ -21,15 +27,18 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 mod body;
+pub mod fast;
 mod guard;
 pub mod wire;
+
+use fast::AvroWrite;
 
 use crate::contract::{self, NamedRecord};
 pub use crate::hash_chain::{canonical_event_bytes, ChainLink};
 pub use crate::payload::{CommandPayload, EventPayload};
 use crate::registry::{RegistryError, SchemaRegistry};
 use crate::topics::TopicNames;
-use crate::{CodecError, CommandEnvelope, EventEnvelope};
+use crate::{AggregateSnapshot, CodecError, CommandEnvelope, CommandOutcome, EventEnvelope};
 
 /// The cap set with `apache_avro::max_allocation_bytes` (process-wide, first
 /// setter wins): no single string, byte array or block may ask for more.
@@ -44,6 +53,9 @@ struct WriterSchema {
     full_name: String,
     schema: Schema,
     guard: guard::Guard,
+    /// Address of a reader schema known to equal `schema` (0: none yet), so
+    /// the fast-path check is one atomic load on the hot path.
+    same_as_reader: AtomicUsize,
 }
 
 impl WriterSchema {
@@ -54,6 +66,7 @@ impl WriterSchema {
             full_name,
             schema,
             guard,
+            same_as_reader: AtomicUsize::new(0),
         }
     }
 }
@@ -68,6 +81,8 @@ pub struct AvroCodec {
     by_id: RwLock<HashMap<u32, Arc<WriterSchema>>>,
     /// (schema id, reader schema address) -> writer equals reader (no resolution needed).
     same_schema: RwLock<HashMap<(u32, usize), bool>>,
+    /// Whether encoding may use the generated writers (see [`fast`]).
+    fast_path: bool,
 }
 
 impl fmt::Debug for AvroCodec {
@@ -76,6 +91,7 @@ impl fmt::Debug for AvroCodec {
         f.debug_struct("AvroCodec")
             .field("registry", &self.registry)
             .field("cached_schema_ids", &ids)
+            .field("fast_path", &self.fast_path)
             .finish_non_exhaustive()
     }
 }
@@ -100,7 +116,21 @@ impl AvroCodec {
             subjects: RwLock::default(),
             by_id: RwLock::default(),
             same_schema: RwLock::default(),
+            fast_path: true,
         }
+    }
+
+    /// The same codec encoding everything through apache-avro: the
+    /// reference the fast path is measured and tested against, and a
+    /// switch should a discrepancy ever be suspected in production.
+    pub fn without_fast_path(mut self) -> Self {
+        self.fast_path = false;
+        self
+    }
+
+    /// Whether encoding may use the generated writers.
+    pub fn fast_path(&self) -> bool {
+        self.fast_path
     }
 
     /// The registry behind the codec.
@@ -250,6 +280,29 @@ impl AvroCodec {
         (!same).then_some(reader)
     }
 
+    /// Whether a direct writer generated for `reader` (the schema the value's
+    /// type knows) may write for `writer`: only when the two are the same
+    /// schema, since the writer bakes in the field layout. A topic registered
+    /// with another version (tests of schema evolution do that) keeps the
+    /// apache-avro path, which resolves the value to the writer's schema.
+    fn writes_as(&self, writer: &WriterSchema, reader: Option<&'static Schema>) -> bool {
+        let Some(reader) = reader else {
+            return false;
+        };
+        if !self.fast_path {
+            return false;
+        }
+        let address = std::ptr::from_ref(reader) as usize;
+        if writer.same_as_reader.load(Ordering::Relaxed) == address {
+            return true;
+        }
+        let same = self.resolution_target(writer, reader).is_none();
+        if same {
+            writer.same_as_reader.store(address, Ordering::Relaxed);
+        }
+        same
+    }
+
     fn encode_with(&self, writer: &WriterSchema, value: Value) -> Result<Vec<u8>, CodecError> {
         let mut out = Vec::with_capacity(256);
         wire::write_header(writer.id, &mut out);
@@ -283,6 +336,55 @@ impl AvroCodec {
     ) -> Result<Vec<u8>, CodecError> {
         let name = event.record_name();
         let writer = self.registered(topic, name)?;
+        if self.writes_as(&writer, E::schema(name)) {
+            let mut out = Vec::with_capacity(256);
+            wire::write_header(writer.id, &mut out);
+            envelope.write_avro(&mut out);
+            if event.write_fields(&mut out) {
+                return Ok(out);
+            }
+        }
+        let value = body::compose(name, body::to_value(name, envelope)?, event.to_fields()?)?;
+        self.encode_with(&writer, value)
+    }
+
+    /// Seals the event into its aggregate's hash chain (sets `envelope.hash`,
+    /// as [`crate::hash_chain::seal`]) and encodes it for `topic`: what the
+    /// command processor does with every new event. On the fast path the
+    /// body is written once with an empty hash (the canonical bytes, hashed
+    /// in place) and the hash is then spliced in, instead of encoding twice.
+    pub fn encode_sealed_event<E: EventPayload>(
+        &self,
+        topic: &str,
+        envelope: &mut EventEnvelope,
+        event: &E,
+    ) -> Result<Vec<u8>, CodecError> {
+        let name = event.record_name();
+        let writer = self.registered(topic, name)?;
+        if self.writes_as(&writer, E::schema(name)) {
+            let mut out = Vec::with_capacity(256);
+            wire::write_header(writer.id, &mut out);
+            let body_start = out.len();
+            let hash_at = envelope.write_avro_with_hash(&[], &mut out);
+            if event.write_fields(&mut out) {
+                let canonical = out.get(body_start..).unwrap_or_default();
+                let hash = crate::hash_chain::event_hash(&envelope.prev_hash, canonical);
+                // Empty bytes are the single length byte 0 at `hash_at`;
+                // replace it with the length and the hash.
+                if out.get(hash_at) != Some(&0) {
+                    return Err(CodecError::Encode {
+                        record: name.to_owned(),
+                        reason: "the canonical envelope has no empty hash to replace".into(),
+                    });
+                }
+                let mut field = Vec::with_capacity(hash.len() + 1);
+                fast::write_bytes(&mut field, &hash);
+                drop(out.splice(hash_at..=hash_at, field));
+                envelope.hash = hash.to_vec();
+                return Ok(out);
+            }
+        }
+        crate::hash_chain::seal_with(envelope, event, self.fast_path)?;
         let value = body::compose(name, body::to_value(name, envelope)?, event.to_fields()?)?;
         self.encode_with(&writer, value)
     }
@@ -317,6 +419,14 @@ impl AvroCodec {
     ) -> Result<Vec<u8>, CodecError> {
         let name = command.record_name();
         let writer = self.registered(topic, name)?;
+        if self.writes_as(&writer, C::schema(name)) {
+            let mut out = Vec::with_capacity(256);
+            wire::write_header(writer.id, &mut out);
+            envelope.write_avro(&mut out);
+            if command.write_fields(&mut out) {
+                return Ok(out);
+            }
+        }
         let value = body::compose(name, body::to_value(name, envelope)?, command.to_fields()?)?;
         self.encode_with(&writer, value)
     }
@@ -343,24 +453,63 @@ impl AvroCodec {
 
     /// Encodes any other record (a [`crate::CommandOutcome`], an
     /// [`crate::AggregateSnapshot`], a saga's state event…) registered for `topic`.
-    pub fn encode_record<T: Serialize>(
+    /// [`CommandOutcome`] and [`AggregateSnapshot`] (the processor's
+    /// per-command records) take the fast path; prefer [`Self::encode_named`],
+    /// which does for every generated type.
+    pub fn encode_record<T: Serialize + 'static>(
         &self,
         topic: &str,
         record_full_name: &str,
         value: &T,
     ) -> Result<Vec<u8>, CodecError> {
         let writer = self.registered(topic, record_full_name)?;
+        // No specialization in stable Rust: recognise the two hot types by
+        // `Any` (hence `'static`; every caller passes an owned record type).
+        let any: &dyn Any = value;
+        if let Some(outcome) = any.downcast_ref::<CommandOutcome>() {
+            if let Some(out) = self.encode_fast(&writer, record_full_name, outcome) {
+                return Ok(out);
+            }
+        } else if let Some(snapshot) = any.downcast_ref::<AggregateSnapshot>() {
+            if let Some(out) = self.encode_fast(&writer, record_full_name, snapshot) {
+                return Ok(out);
+            }
+        }
         let value = body::to_value(record_full_name, value)?;
         self.encode_with(&writer, value)
     }
 
-    /// [`Self::encode_record`] for a generated type, which knows its name.
+    /// [`Self::encode_record`] for a generated type, which knows its name
+    /// (and takes the fast path when it has a direct writer).
     pub fn encode_named<T: NamedRecord + Serialize>(
         &self,
         topic: &str,
         value: &T,
     ) -> Result<Vec<u8>, CodecError> {
-        self.encode_record(topic, T::FULL_NAME, value)
+        let writer = self.registered(topic, T::FULL_NAME)?;
+        if let Some(out) = self.encode_fast(&writer, T::FULL_NAME, value) {
+            return Ok(out);
+        }
+        let value = body::to_value(T::FULL_NAME, value)?;
+        self.encode_with(&writer, value)
+    }
+
+    /// The fast path for a whole generated record, `None` when it does not
+    /// apply (another record name, another writer schema, no direct writer).
+    fn encode_fast<T: NamedRecord>(
+        &self,
+        writer: &WriterSchema,
+        record_full_name: &str,
+        value: &T,
+    ) -> Option<Vec<u8>> {
+        if record_full_name != T::FULL_NAME
+            || !self.writes_as(writer, contract::schema(T::FULL_NAME))
+        {
+            return None;
+        }
+        let mut out = Vec::with_capacity(128);
+        wire::write_header(writer.id, &mut out);
+        value.write_record(&mut out).then_some(out)
     }
 
     /// Decodes any record into `T` (resolved to the contract's current schema

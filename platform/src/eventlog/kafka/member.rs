@@ -202,6 +202,7 @@ fn poll_blocking(
     let deadline = Instant::now() + timeout;
     let mut out: Vec<GroupEvent> = Vec::new();
     let mut records: Vec<LogRecord> = Vec::new();
+    let mut left_group = false;
     loop {
         // Wait in short slices so rebalance events are reported promptly;
         // once something arrived only drain what is already fetched.
@@ -236,9 +237,19 @@ fn poll_blocking(
                 }
             }
             Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::PollExceeded))) => {
-                // We were too slow and left the group; librdkafka rejoins on
-                // the next poll and the Revoked event has told the caller.
+                // We were too slow and left the group: whatever this round
+                // fetched can no longer be committed by us, and the group
+                // metadata read after leaving carries no generation the
+                // coordinator would check. Drop both; librdkafka rejoins on
+                // the next poll and reports the new assignment.
                 tracing::warn!("max.poll.interval exceeded: this member left its group");
+                left_group = true;
+                records.clear();
+                for event in out.iter_mut() {
+                    if let GroupEvent::Records(rs) = event {
+                        rs.clear();
+                    }
+                }
             }
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "consumer error");
@@ -256,7 +267,13 @@ fn poll_blocking(
     if !records.is_empty() {
         out.push(GroupEvent::Records(records));
     }
-    Ok((out, consumer.group_metadata()))
+    out.retain(|e| !matches!(e, GroupEvent::Records(rs) if rs.is_empty()));
+    let metadata = if left_group {
+        None
+    } else {
+        consumer.group_metadata()
+    };
+    Ok((out, metadata))
 }
 
 #[async_trait]
@@ -287,7 +304,11 @@ impl GroupMember for KafkaMember {
                 GroupEvent::Records(_) => {}
             }
         }
-        if events.iter().any(|e| matches!(e, GroupEvent::Records(_))) {
+        if metadata.is_none() {
+            // Left the group during this poll: nothing polled before can be
+            // committed any more.
+            self.polled_metadata = None;
+        } else if events.iter().any(|e| matches!(e, GroupEvent::Records(_))) {
             self.polled_metadata = metadata.map(Arc::new);
         }
         Ok(events)
@@ -497,18 +518,41 @@ async fn commit_blocking(
         if !offsets_empty(&tpl) {
             let Some(metadata) = metadata else {
                 return Err(LogError::Fenced(
-                    "no group metadata: nothing was polled".into(),
+                    "no valid group metadata: this member left its group since it polled".into(),
                 ));
             };
-            producer
-                .send_offsets_to_transaction(&tpl, &metadata, timeout)
-                .map_err(|e| transaction_error("send_offsets_to_transaction", &e))?;
+            retrying("send_offsets_to_transaction", || {
+                producer.send_offsets_to_transaction(&tpl, &metadata, timeout)
+            })?;
         }
-        producer
-            .commit_transaction(timeout)
-            .map_err(|e| transaction_error("commit_transaction", &e))
+        retrying("commit_transaction", || {
+            producer.commit_transaction(timeout)
+        })
     })
     .await
+}
+
+/// librdkafka's rule for transactional calls: a retriable error means "call
+/// again" (the operation may still be in flight; aborting now would fail
+/// and wedge the producer), an abortable one means "abort", a fatal one
+/// means the producer is done.
+fn retrying(
+    what: &str,
+    mut call: impl FnMut() -> rdkafka::error::KafkaResult<()>,
+) -> Result<(), LogError> {
+    const ATTEMPTS: u32 = 5;
+    let mut attempt = 0;
+    loop {
+        match call() {
+            Ok(()) => return Ok(()),
+            Err(KafkaError::Transaction(e)) if e.is_retriable() && attempt + 1 < ATTEMPTS => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "{what}: retrying");
+                std::thread::sleep(Duration::from_millis(50 * u64::from(attempt)));
+            }
+            Err(e) => return Err(transaction_error(what, &e)),
+        }
+    }
 }
 
 fn offsets_empty(tpl: &TopicPartitionList) -> bool {

@@ -58,6 +58,9 @@ fn read_blocking(
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
+        // A range that starts before the log's start (retention ran) is an
+        // error to report, not a silent jump to the end.
+        .set("auto.offset.reset", "error")
         .set("fetch.wait.max.ms", "50")
         .create()
         .map_err(|e| kafka_error("creating a reader", &e))?;
