@@ -65,3 +65,33 @@ pub fn open_log(
         TestAdapter::Kafka => Arc::new(KafkaLog::connect(KafkaConfig::new(kafka_bootstrap()?))?),
     })
 }
+
+/// Runs one test case on a fresh two-worker runtime (what the custom
+/// libtest-mimic harnesses do per trial); the error, with its causes, is
+/// the failure message.
+pub fn run_case<E: std::fmt::Display>(
+    case: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    runtime.block_on(case).map_err(|e| format!("{e:#}"))
+}
+
+/// In a suite that re-executes its own binary as a child process: if this
+/// process is that child (`env` is set), runs `child` with the variable's
+/// value and exits.
+pub fn run_child_if_asked<E: std::fmt::Display>(
+    env: &str,
+    child: impl FnOnce(&str) -> Result<(), E>,
+) {
+    if let Ok(spec) = std::env::var(env) {
+        if let Err(e) = child(&spec) {
+            eprintln!("child process failed: {e:#}");
+            std::process::exit(2);
+        }
+        std::process::exit(0);
+    }
+}

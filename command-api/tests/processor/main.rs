@@ -21,13 +21,7 @@ macro_rules! case {
 }
 
 fn main() {
-    if let Ok(spec) = std::env::var(victim::CHILD_ENV) {
-        if let Err(e) = victim::child_main(&spec) {
-            eprintln!("processor child failed: {e:#}");
-            std::process::exit(2);
-        }
-        return;
-    }
+    platform::testing::run_child_if_asked(victim::CHILD_ENV, victim::child_main);
     let cases = [
         case!(processes_every_command_once),
         case!(refusals_and_conflicts_append_nothing),
@@ -48,12 +42,5 @@ fn main() {
 }
 
 fn run(adapter: TestAdapter, case: Case) -> Result<(), Failed> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Failed::from(format!("runtime: {e}")))?;
-    runtime
-        .block_on(case(adapter))
-        .map_err(|e| Failed::from(format!("{e:#}")))
+    platform::testing::run_case(case(adapter)).map_err(Failed::from)
 }

@@ -25,13 +25,7 @@ macro_rules! case {
 }
 
 fn main() {
-    if let Ok(spec) = std::env::var(child::CHILD_ENV) {
-        if let Err(e) = child::child_main(&spec) {
-            eprintln!("crash child failed: {e:#}");
-            std::process::exit(2);
-        }
-        return;
-    }
+    platform::testing::run_child_if_asked(child::CHILD_ENV, child::child_main);
     let args = Arguments::from_args();
     let cases = [
         case!(per_key_order),
@@ -52,30 +46,15 @@ fn main() {
         }
     }
     trials.push(Trial::test("cross::records_decode_across_adapters", || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| Failed::from(format!("runtime: {e}")))?;
-        runtime
-            .block_on(cross::records_decode_across_adapters())
-            .map_err(|e| Failed::from(format!("{e:#}")))
+        platform::testing::run_case(cross::records_decode_across_adapters()).map_err(Failed::from)
     }));
     libtest_mimic::run(&args, trials).exit();
 }
 
 fn run(adapter: Adapter, case: Case) -> Result<(), Failed> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Failed::from(format!("runtime: {e}")))?;
-    runtime.block_on(async move {
-        let mut harness = Harness::new(adapter)
-            .await
-            .map_err(|e| Failed::from(format!("{e:#}")))?;
-        case(&mut harness)
-            .await
-            .map_err(|e| Failed::from(format!("{e:#}")))
+    platform::testing::run_case(async move {
+        let mut harness = Harness::new(adapter).await?;
+        case(&mut harness).await
     })
+    .map_err(Failed::from)
 }

@@ -395,10 +395,23 @@ impl AvroCodec {
         &self,
         bytes: &[u8],
     ) -> Result<(EventEnvelope, E), CodecError> {
+        self.decode_enveloped(bytes, std::any::type_name::<E>(), E::schema, E::from_fields)
+            .await
+    }
+
+    /// Decodes an envelope-first record (event or command) whose payload
+    /// type offers `schema`/`from_fields`.
+    async fn decode_enveloped<Env: DeserializeOwned, P>(
+        &self,
+        bytes: &[u8],
+        payload_type: &str,
+        schema: fn(&str) -> Option<&'static Schema>,
+        from_fields: fn(&str, apache_avro::types::Value) -> Result<P, CodecError>,
+    ) -> Result<(Env, P), CodecError> {
         let writer = self.writer(wire::schema_id(bytes)?).await?;
         let name = writer.full_name.as_str();
-        let reader = E::schema(name).ok_or_else(|| CodecError::SchemaMismatch {
-            expected: std::any::type_name::<E>().to_owned(),
+        let reader = schema(name).ok_or_else(|| CodecError::SchemaMismatch {
+            expected: payload_type.to_owned(),
             found: name.to_owned(),
         })?;
         let value = self.decode_body(&writer, self.resolution_target(&writer, reader), bytes)?;
@@ -407,7 +420,7 @@ impl AvroCodec {
             record: name.to_owned(),
             reason: format!("envelope: {e}"),
         })?;
-        Ok((envelope, E::from_fields(name, fields)?))
+        Ok((envelope, from_fields(name, fields)?))
     }
 
     /// Encodes a command (envelope + payload as one record) for `topic`.
@@ -436,19 +449,8 @@ impl AvroCodec {
         &self,
         bytes: &[u8],
     ) -> Result<(CommandEnvelope, C), CodecError> {
-        let writer = self.writer(wire::schema_id(bytes)?).await?;
-        let name = writer.full_name.as_str();
-        let reader = C::schema(name).ok_or_else(|| CodecError::SchemaMismatch {
-            expected: std::any::type_name::<C>().to_owned(),
-            found: name.to_owned(),
-        })?;
-        let value = self.decode_body(&writer, self.resolution_target(&writer, reader), bytes)?;
-        let (envelope, fields) = body::split_envelope(name, value)?;
-        let envelope = apache_avro::from_value(&envelope).map_err(|e| CodecError::Payload {
-            record: name.to_owned(),
-            reason: format!("envelope: {e}"),
-        })?;
-        Ok((envelope, C::from_fields(name, fields)?))
+        self.decode_enveloped(bytes, std::any::type_name::<C>(), C::schema, C::from_fields)
+            .await
     }
 
     /// Encodes any other record (a [`crate::CommandOutcome`], an
