@@ -115,7 +115,7 @@ impl Settings {
         let settings: Settings = figment
             .merge(Env::prefixed("QS_"))
             .extract()
-            .map_err(|e| ConfigError(e.to_string()))?;
+            .map_err(|e| ConfigError(describe(e)))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -157,6 +157,19 @@ impl Settings {
         }
         config
     }
+}
+
+/// figment's errors name the field (`event_log`); users set variables
+/// (`QS_EVENT_LOG`), so say that.
+fn describe(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let variable = format!("QS_{}", e.path.join("_").to_uppercase());
+            format!("{variable}: {}", e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use crate::cli::DevArgs;
 use crate::system::System;
 
 pub async fn run(mut settings: Settings, args: DevArgs) -> Result<()> {
+    let mut shutdown = crate::shutdown::ShutdownSignal::install()?;
     // `dev` is the single-binary mode by definition.
     settings.event_log = EventLogBackend::Embedded;
     settings.schema_registry_url = None;
@@ -101,7 +102,7 @@ pub async fn run(mut settings: Settings, args: DevArgs) -> Result<()> {
     println!();
     println!("Serving until Ctrl-C.");
     let served = tokio::spawn(schemas::registry::http::serve(listener, registry));
-    tokio::signal::ctrl_c().await?;
+    shutdown.received().await;
     // Graceful: the processor finishes its batch and leaves its group.
     let _ = stop.send(true);
     processor.await??;

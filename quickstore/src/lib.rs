@@ -9,12 +9,14 @@
 //! - [`topics`] — `quickstore topics`: what the log holds.
 //! - [`bench`] — `quickstore bench …`: throughput against raw baselines
 //!   measured in the same run.
+//! - [`shutdown`] — SIGINT/SIGTERM, installed before start-up work.
 //! - [`telemetry`] — tracing setup.
 
 pub mod bench;
 pub mod cli;
 pub mod dev;
 pub mod registry;
+pub mod shutdown;
 pub mod system;
 pub mod telemetry;
 pub mod topics;

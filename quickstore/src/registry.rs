@@ -12,6 +12,7 @@ use schemas::registry::EmbeddedRegistry;
 use crate::cli::RegistryServeArgs;
 
 pub async fn serve(settings: Settings, args: RegistryServeArgs) -> Result<()> {
+    let mut shutdown = crate::shutdown::ShutdownSignal::install()?;
     let registry = if args.in_memory {
         EmbeddedRegistry::in_memory()
     } else {
@@ -35,7 +36,7 @@ pub async fn serve(settings: Settings, args: RegistryServeArgs) -> Result<()> {
     eprintln!("schema registry (Confluent REST API) at {url}");
     tokio::select! {
         served = schemas::registry::http::serve(listener, Arc::new(registry)) => served?,
-        _ = tokio::signal::ctrl_c() => eprintln!("stopping the registry"),
+        _ = shutdown.received() => eprintln!("stopping the registry"),
     }
     Ok(())
 }

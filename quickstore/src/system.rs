@@ -13,6 +13,18 @@ use schemas::registry::{
 };
 use schemas::{AvroCodec, Context, TopicNames};
 
+/// The event log the settings name (all a command like `topics` needs).
+pub fn connect_log(settings: &Settings) -> Result<Arc<dyn EventLog>> {
+    Ok(match settings.event_log {
+        EventLogBackend::Embedded => {
+            let dir = settings.data_dir.join("log");
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            Arc::new(EmbeddedLog::open(&dir, EmbeddedOptions::default())?)
+        }
+        EventLogBackend::Kafka => Arc::new(KafkaLog::connect(settings.kafka())?),
+    })
+}
+
 /// The log, the registry and the codec of one QuickStore installation.
 #[derive(Debug, Clone)]
 pub struct System {
@@ -25,15 +37,7 @@ pub struct System {
 
 impl System {
     pub async fn connect(settings: Settings) -> Result<Self> {
-        let log: Arc<dyn EventLog> = match settings.event_log {
-            EventLogBackend::Embedded => {
-                let dir = settings.data_dir.join("log");
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
-                Arc::new(EmbeddedLog::open(&dir, EmbeddedOptions::default())?)
-            }
-            EventLogBackend::Kafka => Arc::new(KafkaLog::connect(settings.kafka())?),
-        };
+        let log = connect_log(&settings)?;
         let registry: Arc<dyn SchemaRegistry> = match (&settings.schema_registry_url, settings.event_log) {
             (Some(url), _) => Arc::new(ConfluentRegistry::new(ConfluentRegistryConfig::new(url.clone()))?),
             (None, EventLogBackend::Embedded) => Arc::new(EmbeddedRegistry::open(settings.data_dir.join("registry"))?),

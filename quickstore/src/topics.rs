@@ -4,11 +4,9 @@ use anyhow::Result;
 use platform::config::Settings;
 use platform::eventlog::{EventLog, TopicPartition};
 
-use crate::system::System;
-
 pub async fn run(settings: Settings) -> Result<()> {
-    let system = System::connect(settings).await?;
-    print_topics(system.log.as_ref()).await
+    let log = crate::system::connect_log(&settings)?;
+    print_topics(log.as_ref()).await
 }
 
 /// Prints a table of topics: name, partitions, committed records.
