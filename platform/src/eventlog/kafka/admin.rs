@@ -244,7 +244,14 @@ fn topic_configs(spec: &TopicSpec) -> Vec<(&'static str, String)> {
                 ("retention.bytes", "-1".to_owned()),
             ]
         }
-        Cleanup::Compact => vec![("cleanup.policy", "compact".to_owned())],
+        // The log cleaner never touches the active segment, and by default
+        // a segment rolls only at 1 GiB or after 7 days: a snapshot
+        // changelog would then be read in full by every restore. Rolling
+        // hourly lets compaction keep restores proportional to aggregates.
+        Cleanup::Compact => vec![
+            ("cleanup.policy", "compact".to_owned()),
+            ("segment.ms", "3600000".to_owned()),
+        ],
         Cleanup::Delete { retention } => {
             vec![
                 ("cleanup.policy", "delete".to_owned()),
