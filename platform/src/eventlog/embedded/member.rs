@@ -202,6 +202,7 @@ impl EmbeddedMember {
                 topic: Arc::clone(&owned.topic),
                 partition: owned.tp.partition,
                 from: owned.position,
+                until: owned.position + owned.available(),
                 count: take,
             });
             remaining -= take;
@@ -211,6 +212,14 @@ impl EmbeddedMember {
         }
         self.round_robin = (self.round_robin + 1) % n;
 
+        // Where each span ends: a span that yields fewer records than asked
+        // read everything up to its end (holes of a compacted topic), so
+        // the position moves there — else it would look "available" forever.
+        let span_ends: Vec<(usize, i64, usize)> = plan
+            .iter()
+            .zip(&spans)
+            .map(|(&idx, span)| (idx, span.until, span.count))
+            .collect();
         let shared = Arc::clone(&self.log.shared);
         let records = blocking(move || store::read_spans(&shared.db, &spans)).await?;
         // Records come back span by span (= plan order); advance each
@@ -224,6 +233,16 @@ impl EmbeddedMember {
                     break;
                 }
                 step += 1;
+            }
+        }
+        for (idx, until, asked) in span_ends {
+            let owned = &mut self.owned[idx];
+            let read = records
+                .iter()
+                .filter(|r| r.partition == owned.tp.partition && r.topic == owned.tp.topic)
+                .count();
+            if read < asked {
+                owned.position = owned.position.max(until);
             }
         }
         Ok(records)

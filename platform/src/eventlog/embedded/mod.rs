@@ -62,9 +62,12 @@
 //!
 //! - Offsets are contiguous (no transaction markers). Code must still not
 //!   rely on it: the Kafka adapter has gaps.
-//! - No compaction and no retention: `Cleanup` is stored but every record is
-//!   kept. Readers of compacted topics already take the latest value per
-//!   key, so this only costs disk.
+//! - Compaction is eager: writing a key of a `Cleanup::Compact` topic deletes
+//!   the record it supersedes in the same transaction (an index of the
+//!   latest offset per key makes that a point delete), so compacted
+//!   partitions have holes. Kafka compacts later and partially; readers of a
+//!   compacted topic take the latest value per key either way. No retention:
+//!   `Cleanup::Delete` topics keep every record.
 //! - Single process: groups, heartbeats and fencing live in this process's
 //!   memory; committed offsets and records are what survives a restart.
 //! - Liveness is polling: there is no background heartbeat, so the session
@@ -216,6 +219,7 @@ impl Inner {
         Ok(Prepared {
             topic,
             partition,
+            key: record.key.clone(),
             payload,
         })
     }
@@ -297,15 +301,16 @@ impl EventLog for EmbeddedLog {
                     topic,
                     partition,
                     from: next,
+                    until: stop,
                     count,
                 };
                 let records =
                     blocking(move || store::read_spans(&shared.db, std::slice::from_ref(&span)))
                         .await?;
                 match records.last().map(|r| r.offset + 1) {
-                    // No progress would loop forever; a hole cannot happen
-                    // (offsets are contiguous) but must not hang a replay.
                     Some(after) if after > next => Ok(Some((records, after))),
+                    // Nothing left in `next..stop` (compaction can leave
+                    // holes, never records past the end).
                     _ => Ok(None),
                 }
             }

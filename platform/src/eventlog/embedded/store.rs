@@ -25,6 +25,10 @@ use crate::eventlog::{Cleanup, CommittedOffset, LogError, LogRecord, TopicPartit
 pub(crate) const TOPICS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("topics");
 pub(crate) const RECORDS: TableDefinition<'_, (&str, i32, i64), &[u8]> =
     TableDefinition::new("records");
+/// For compacted topics: (topic, partition, key) → the offset of the
+/// key's latest record, so the writer can delete the one it supersedes.
+pub(crate) const LATEST: TableDefinition<'_, (&str, i32, &[u8]), i64> =
+    TableDefinition::new("latest");
 pub(crate) const OFFSETS: TableDefinition<'_, (&str, &str, i32), (i64, &str)> =
     TableDefinition::new("offsets");
 
@@ -146,8 +150,7 @@ pub(crate) fn load_topics(db: &Database) -> Result<Vec<TopicState>, LogError> {
     for entry in topics.iter().map_err(db_err)? {
         let (name, meta) = entry.map_err(db_err)?;
         let name = name.value();
-        // The cleanup policy is kept on disk for tools; nothing acts on it.
-        let (partitions, _cleanup) = decode_topic(name, meta.value())?;
+        let (partitions, cleanup) = decode_topic(name, meta.value())?;
         let mut ends = Vec::with_capacity(usize::try_from(partitions).unwrap_or(0));
         for p in 0..partitions {
             let last = records
@@ -160,17 +163,24 @@ pub(crate) fn load_topics(db: &Database) -> Result<Vec<TopicState>, LogError> {
             };
             ends.push(end);
         }
-        out.push(TopicState::new(name.to_owned(), &ends));
+        out.push(TopicState::new(
+            name.to_owned(),
+            &ends,
+            cleanup == Cleanup::Compact,
+        ));
     }
     Ok(out)
 }
 
-/// One contiguous read of a partition: `count` records from `from`.
+/// One read of a partition: at most `count` records with offsets in
+/// `from..until`. Compacted topics have holes, so `count` records may end
+/// before `until` or not be there at all.
 #[derive(Debug)]
 pub(crate) struct ReadSpan {
     pub topic: Arc<TopicState>,
     pub partition: i32,
     pub from: i64,
+    pub until: i64,
     pub count: usize,
 }
 
@@ -183,7 +193,7 @@ pub(crate) fn read_spans(db: &Database, spans: &[ReadSpan]) -> Result<Vec<LogRec
     for span in spans {
         let name = span.topic.name.as_str();
         let range =
-            table.range((name, span.partition, span.from)..=(name, span.partition, i64::MAX));
+            table.range((name, span.partition, span.from)..(name, span.partition, span.until));
         for entry in range.map_err(db_err)?.take(span.count) {
             let (key, value) = entry.map_err(db_err)?;
             let payload = codec::decode(value.value())?;

@@ -864,3 +864,104 @@ fn survives_kill_9_mid_write() {
         assert_eq!(next.offset, i64::try_from(ins.len()).unwrap());
     });
 }
+
+/// A compacted topic keeps only the latest record per key, durably, and
+/// readers (range and group) step over the holes that leaves.
+#[tokio::test]
+async fn compacted_topics_keep_the_latest_record_per_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path(), options()).unwrap();
+    log.create_topics(&[TopicSpec::new("snapshots", 1, Cleanup::Compact)])
+        .await
+        .unwrap();
+    let producer = log.producer("t").await.unwrap();
+    // a@0 a@1 b@2 a@3 c@4 b@5: the latest are a@3, c@4, b@5.
+    for (key, value) in [
+        ("a", "a1"),
+        ("a", "a2"),
+        ("b", "b1"),
+        ("a", "a3"),
+        ("c", "c1"),
+        ("b", "b2"),
+    ] {
+        producer
+            .send(OutgoingRecord::new("snapshots", key, value))
+            .await
+            .unwrap();
+    }
+    let latest = |records: &[LogRecord]| -> Vec<(i64, String)> {
+        records
+            .iter()
+            .map(|r| {
+                (
+                    r.offset,
+                    String::from_utf8(r.value.clone().unwrap()).unwrap(),
+                )
+            })
+            .collect()
+    };
+    let expected = vec![
+        (3, "a3".to_owned()),
+        (4, "c1".to_owned()),
+        (5, "b2".to_owned()),
+    ];
+    assert_eq!(latest(&read_all(&log, tp("snapshots", 0)).await), expected);
+    // A range that falls entirely into a hole is empty, not stuck.
+    let hole: Vec<LogRecord> = log
+        .read_range(tp("snapshots", 0), 0, 3)
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(hole.is_empty());
+    assert_eq!(log.end_offset(&tp("snapshots", 0)).await.unwrap(), 6);
+
+    // A group member reads past the holes and then waits, without spinning
+    // on offsets that no longer exist.
+    let mut member = log
+        .join_group(group("g", &["snapshots"], Duration::from_secs(5)))
+        .await
+        .unwrap();
+    let seen = poll_records(&mut member, 3).await;
+    assert_eq!(latest(&seen), expected);
+    let more = member.poll(10, Duration::from_millis(100)).await.unwrap();
+    assert!(
+        more.iter().all(|e| !matches!(e, GroupEvent::Records(_))),
+        "{more:?}"
+    );
+    member.close().await.unwrap();
+
+    // The index survives a restart: the next write of `a` still deletes a@3.
+    drop(producer);
+    drop(log);
+    let log = EmbeddedLog::open(dir.path(), options()).unwrap();
+    assert_eq!(log.end_offset(&tp("snapshots", 0)).await.unwrap(), 6);
+    log.producer("t")
+        .await
+        .unwrap()
+        .send(OutgoingRecord::new("snapshots", "a", "a4"))
+        .await
+        .unwrap();
+    assert_eq!(
+        latest(&read_all(&log, tp("snapshots", 0)).await),
+        vec![
+            (4, "c1".to_owned()),
+            (5, "b2".to_owned()),
+            (6, "a4".to_owned())
+        ]
+    );
+}
+
+/// Topics that are not compacted keep every record.
+#[tokio::test]
+async fn kept_topics_are_never_compacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_with(dir.path(), &[("events", 1)]).await;
+    let producer = log.producer("t").await.unwrap();
+    for value in ["1", "2", "3"] {
+        producer
+            .send(OutgoingRecord::new("events", "same-key", value))
+            .await
+            .unwrap();
+    }
+    assert_eq!(read_all(&log, tp("events", 0)).await.len(), 3);
+}

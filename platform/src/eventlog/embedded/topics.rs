@@ -13,6 +13,8 @@ use crate::eventlog::{LogError, TopicPartition};
 #[derive(Debug)]
 pub(crate) struct TopicState {
     pub name: String,
+    /// `Cleanup::Compact`: the writer keeps only the latest record per key.
+    pub compacted: bool,
     partitions: Box<[PartitionState]>,
 }
 
@@ -29,7 +31,7 @@ struct PartitionState {
 
 impl TopicState {
     /// `ends[p]` is partition p's end offset as found on disk.
-    pub fn new(name: String, ends: &[i64]) -> Self {
+    pub fn new(name: String, ends: &[i64], compacted: bool) -> Self {
         let partitions = ends
             .iter()
             .map(|&end| PartitionState {
@@ -37,7 +39,11 @@ impl TopicState {
                 next: AtomicI64::new(end),
             })
             .collect();
-        Self { name, partitions }
+        Self {
+            name,
+            compacted,
+            partitions,
+        }
     }
 
     pub fn partition_count(&self) -> i32 {

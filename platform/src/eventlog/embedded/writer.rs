@@ -20,16 +20,18 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{oneshot, OwnedRwLockReadGuard};
 
-use super::store::{self, db_err, OFFSETS, RECORDS, TOPICS};
+use super::store::{self, db_err, LATEST, OFFSETS, RECORDS, TOPICS};
 use super::topics::TopicState;
 use super::Shared;
-use crate::eventlog::{LogError, OffsetCommit, RecordPosition, TopicSpec};
+use crate::eventlog::{Cleanup, LogError, OffsetCommit, RecordPosition, TopicSpec};
 
 /// A record validated and encoded by the caller, ready to be appended.
 #[derive(Debug)]
 pub(crate) struct Prepared {
     pub topic: Arc<TopicState>,
     pub partition: i32,
+    /// The record's key (the compaction index of compacted topics needs it).
+    pub key: Vec<u8>,
     pub payload: Vec<u8>,
 }
 
@@ -227,6 +229,7 @@ fn write_batch(
     {
         let mut records = txn.open_table(RECORDS).map_err(db_err)?;
         let mut offsets = txn.open_table(OFFSETS).map_err(db_err)?;
+        let mut latest = txn.open_table(LATEST).map_err(db_err)?;
         let mut append = |record: &Prepared| -> Result<RecordPosition, LogError> {
             touched.add(&record.topic, record.partition);
             let offset = record.topic.reserve(record.partition)?;
@@ -234,6 +237,22 @@ fn write_batch(
             records
                 .insert((name, record.partition, offset), record.payload.as_slice())
                 .map_err(db_err)?;
+            if record.topic.compacted {
+                // Eager compaction, in the same transaction: the record a
+                // key's new value supersedes is deleted, so a restore reads
+                // one snapshot per aggregate, not one per change. (Kafka
+                // compacts later and partially; readers of a compacted topic
+                // take the latest per key either way.)
+                let superseded = latest
+                    .insert((name, record.partition, record.key.as_slice()), offset)
+                    .map_err(db_err)?
+                    .map(|old| old.value());
+                if let Some(old) = superseded {
+                    records
+                        .remove((name, record.partition, old))
+                        .map_err(db_err)?;
+                }
+            }
             Ok(RecordPosition {
                 topic: name.to_owned(),
                 partition: record.partition,
@@ -321,9 +340,11 @@ fn create_topics(shared: &Shared, specs: &[TopicSpec]) -> Result<(), LogError> {
     txn.commit().map_err(db_err)?;
     for spec in missing {
         let ends = vec![0; usize::try_from(spec.partitions).unwrap_or(0)];
-        shared
-            .topics
-            .insert(TopicState::new(spec.name.clone(), &ends));
+        shared.topics.insert(TopicState::new(
+            spec.name.clone(),
+            &ends,
+            spec.cleanup == Cleanup::Compact,
+        ));
     }
     Ok(())
 }
