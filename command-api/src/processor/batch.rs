@@ -103,7 +103,7 @@ impl<A: Aggregate> Batch<A> {
     }
 }
 
-/// A decoded command, or why it could not be.
+/// A decoded command with its envelope.
 struct Incoming<C> {
     envelope: CommandEnvelope,
     command: C,

@@ -211,9 +211,20 @@ impl<A: Aggregate> CommandProcessor<A> {
                     tracing::warn!(error = %e, "recovering: rejoining the group");
                     self.partitions.clear();
                     let _ = member.close().await;
-                    tokio::time::sleep(self.config.poll_timeout.max(Duration::from_millis(200)))
+                    member = loop {
+                        tokio::time::sleep(
+                            self.config.poll_timeout.max(Duration::from_millis(200)),
+                        )
                         .await;
-                    member = self.join().await?;
+                        match self.join().await {
+                            Ok(member) => break member,
+                            // The broker may still be coming back.
+                            Err(e) if e.is_recoverable() && !*shutdown.borrow() => {
+                                tracing::warn!(error = %e, "rejoining failed; retrying");
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    };
                 }
                 Err(e) => return Err(e),
             }
