@@ -19,6 +19,7 @@
 //! transactional fencing (see `docs/adr/0003-single-writer-command-processor.md`).
 
 pub mod aggregate;
+pub mod domain;
 pub mod processor;
 pub mod testkit;
 pub mod topology;

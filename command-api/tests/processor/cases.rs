@@ -252,3 +252,148 @@ pub async fn survivor_takes_over_from_a_killed_instance(adapter: TestAdapter) ->
     handle.await??;
     Ok(())
 }
+
+/// A contract aggregate end to end: `Product` decides generated catalog
+/// commands read from `catalog.commands`, and its events decode from
+/// `catalog.events` as the contract's `CatalogEvent`s, hash chain intact.
+pub async fn catalog_product_runs_on_the_contract(adapter: TestAdapter) -> Result<()> {
+    use command_api::domain::catalog::Product;
+    use command_api::processor::{system_clock, CommandProcessor};
+    use command_api::topology::CommandTopology;
+    use schemas::catalog::{CatalogCommand, CatalogEvent, CreateProduct, RepriceProduct};
+    use schemas::{CommandEnvelope, CommandOutcome, Context, TopicNames};
+    use std::sync::Arc;
+
+    let f = Fixture::new(adapter).await?;
+    let topics = TopicNames::new(f.spec.prefix.clone());
+    let topology = CommandTopology::new(
+        &topics,
+        Context::Catalog.as_str(),
+        crate::fixture::PARTITIONS,
+    );
+    f.log.create_topics(&topology.specs()).await?;
+    f.codec.register_contract(&topics).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let config = f.processor_config("catalog");
+    let processor = CommandProcessor::<Product>::new(
+        Arc::clone(&f.log),
+        Arc::clone(&f.codec),
+        topology.clone(),
+        command_api::processor::ProcessorConfig::new(
+            format!("{}catalog.command-processor", f.spec.prefix),
+            config.transactional_id.clone(),
+        ),
+        system_clock(),
+    );
+    let handle = tokio::spawn(processor.run(stopped));
+
+    let producer = f.log.producer("catalog-test").await?;
+    let send = |id: &str, command: CatalogCommand| {
+        let envelope = CommandEnvelope {
+            command_id: id.to_owned(),
+            aggregate_type: "Product".to_owned(),
+            aggregate_id: "MUG-1".to_owned(),
+            expected_version: None,
+            issued_at: 1_767_225_600_000,
+            correlation_id: id.to_owned(),
+            causation_id: id.to_owned(),
+            actor: "admin-1".to_owned(),
+            reply_to: None,
+        };
+        f.codec
+            .encode_command(&topology.commands, &envelope, &command)
+            .map(|bytes| {
+                platform::eventlog::OutgoingRecord::new(topology.commands.clone(), "MUG-1", bytes)
+            })
+    };
+    let create = CatalogCommand::CreateProduct(CreateProduct {
+        sku: "MUG-1".into(),
+        name: "Mug".into(),
+        description: Some("Stoneware, 350 ml".into()),
+        category: "kitchen".into(),
+        price_minor: 1299,
+        currency: "EUR".into(),
+    });
+    let reprice = |price_minor| {
+        CatalogCommand::RepriceProduct(RepriceProduct {
+            price_minor,
+            currency: "EUR".into(),
+        })
+    };
+    producer.send(send("create", create)?).await?;
+    producer.send(send("reprice", reprice(999))?).await?;
+    producer.send(send("negative", reprice(-1))?).await?;
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let outcomes: Vec<CommandOutcome> = loop {
+        let mut outcomes = Vec::new();
+        for r in platform::eventlog::read_topic(f.log.as_ref(), &topology.outcomes).await? {
+            let outcome: CommandOutcome = f
+                .codec
+                .decode_record(r.value.as_deref().unwrap_or_default())
+                .await?;
+            if outcome.aggregate_type == "Product" {
+                outcomes.push(outcome);
+            }
+        }
+        if outcomes.len() >= 3 || tokio::time::Instant::now() > deadline {
+            break outcomes;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let by_id = |id: &str| {
+        outcomes
+            .iter()
+            .find(|o| o.command_id == id)
+            .with_context(|| format!("no outcome for {id}"))
+    };
+    ensure!(
+        by_id("create")?.status == CommandStatus::Accepted && by_id("create")?.version == 1,
+        "create: {outcomes:?}"
+    );
+    ensure!(by_id("reprice")?.version == 2, "reprice: {outcomes:?}");
+    let negative = by_id("negative")?;
+    ensure!(
+        negative.status == CommandStatus::Rejected
+            && negative.error_code.as_deref() == Some("invalid-field"),
+        "negative price: {negative:?}"
+    );
+
+    let mut events = Vec::new();
+    for r in platform::eventlog::read_topic(f.log.as_ref(), &topology.events).await? {
+        events.push(
+            f.codec
+                .decode_event::<CatalogEvent>(r.value.as_deref().unwrap_or_default())
+                .await?,
+        );
+    }
+    events.sort_by_key(|(e, _)| e.version);
+    ensure!(events.len() == 2, "expected 2 events, got {}", events.len());
+    ensure!(
+        matches!(events[0].1, CatalogEvent::ProductCreated(_)),
+        "{:?}",
+        events[0].1
+    );
+    ensure!(
+        matches!(&events[1].1, CatalogEvent::ProductRepriced(r) if r.previous_price_minor == 1299 && r.price_minor == 999),
+        "{:?}",
+        events[1].1
+    );
+    ensure!(
+        events[1].0.prev_hash == events[0].0.hash,
+        "hash chain broken"
+    );
+    for (envelope, event) in &events {
+        ensure!(
+            schemas::hash_chain::verify(envelope, event)?,
+            "hash does not verify"
+        );
+        ensure!(
+            envelope.actor == "admin-1" && envelope.occurred_at == 1_767_225_600_000,
+            "envelope: {envelope:?}"
+        );
+    }
+    stop.send(true)?;
+    handle.await??;
+    Ok(())
+}

@@ -28,6 +28,7 @@ fn main() {
         case!(duplicates_get_the_first_outcome),
         case!(restores_from_snapshots_and_events),
         case!(survivor_takes_over_from_a_killed_instance),
+        case!(catalog_product_runs_on_the_contract),
     ];
     let mut trials = Vec::new();
     for adapter in TestAdapter::ALL {
