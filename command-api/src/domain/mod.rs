@@ -3,4 +3,5 @@
 //! The other contexts' aggregates arrive with the write-side issue.
 
 pub mod catalog;
+pub mod customers;
 mod validate;

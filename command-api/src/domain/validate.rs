@@ -38,6 +38,48 @@ pub(crate) fn price(minor: i64) -> Result<(), &'static str> {
     }
 }
 
+/// An e-mail address, checked for shape only (delivery proves the rest):
+/// `local@domain.tld`, no spaces, at most 254 characters.
+pub(crate) fn email(value: &str) -> Result<(), &'static str> {
+    let shape = value.len() <= 254
+        && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+        && value.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
+    if shape {
+        Ok(())
+    } else {
+        Err("must be an e-mail address such as ada@example.com")
+    }
+}
+
+/// A phone number: digits with optional `+`, spaces, dashes, dots and
+/// parentheses; 5 to 20 digits.
+pub(crate) fn phone(value: &str) -> Result<(), &'static str> {
+    let allowed = value
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-.()".contains(c));
+    let digits = value.chars().filter(char::is_ascii_digit).count();
+    if allowed && (5..=20).contains(&digits) {
+        Ok(())
+    } else {
+        Err("must be a phone number such as +49 30 1234567")
+    }
+}
+
+/// An ISO 3166-1 alpha-2 country code: two upper-case ASCII letters.
+pub(crate) fn country(code: &str) -> Result<(), &'static str> {
+    if code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err("must be an ISO 3166-1 alpha-2 code such as DE")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,6 +94,32 @@ mod tests {
             text(&"é".repeat(MAX_TEXT), MAX_TEXT).is_ok(),
             "characters, not bytes"
         );
+    }
+
+    #[test]
+    fn email_rules() {
+        assert!(email("ada@example.com").is_ok());
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a b@example.com",
+            "a@b@c.com",
+            "ada@.com",
+        ] {
+            assert!(email(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn phone_and_country_rules() {
+        assert!(phone("+49 (30) 123-4567").is_ok());
+        assert!(phone("12").is_err());
+        assert!(phone("call me").is_err());
+        assert!(country("DE").is_ok());
+        assert!(country("de").is_err() && country("DEU").is_err());
     }
 
     #[test]
