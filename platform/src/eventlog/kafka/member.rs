@@ -169,9 +169,11 @@ impl TransactionalProducer {
             .set("linger.ms", "1")
             // Right after a commit the broker is still writing the previous
             // transaction's markers and answers the next AddPartitionsToTxn
-            // with CONCURRENT_TRANSACTIONS; librdkafka then waits
-            // retry.backoff.ms (default 100 ms) — a fixed cost on every
-            // transaction. The Java client shortcuts this to 20 ms; so do we.
+            // with CONCURRENT_TRANSACTIONS, which the client retries after a
+            // backoff. A short retry.backoff.ms keeps other retries short
+            // too; for this one librdkafka 2.12 was still seen waiting
+            // ~20 ms (debug=eos), as the Java client does
+            // (docs/performance.md).
             .set("retry.backoff.ms", TXN_RETRY_BACKOFF_MS)
             .set("partitioner", "murmur2_random")
             .create()
