@@ -335,16 +335,38 @@ impl AvroCodec {
         event: &E,
     ) -> Result<Vec<u8>, CodecError> {
         let name = event.record_name();
+        self.encode_enveloped(
+            topic,
+            name,
+            E::schema(name),
+            envelope,
+            |out| event.write_fields(out),
+            || event.to_fields(),
+        )
+    }
+
+    /// Encodes an envelope-first record (event or command): the generated
+    /// writers when the topic's registered schema is the type's own, else
+    /// apache-avro.
+    fn encode_enveloped<Env: AvroWrite + Serialize>(
+        &self,
+        topic: &str,
+        name: &str,
+        own_schema: Option<&'static Schema>,
+        envelope: &Env,
+        write_fields: impl FnOnce(&mut Vec<u8>) -> bool,
+        to_fields: impl FnOnce() -> Result<Value, CodecError>,
+    ) -> Result<Vec<u8>, CodecError> {
         let writer = self.registered(topic, name)?;
-        if self.writes_as(&writer, E::schema(name)) {
+        if self.writes_as(&writer, own_schema) {
             let mut out = Vec::with_capacity(256);
             wire::write_header(writer.id, &mut out);
             envelope.write_avro(&mut out);
-            if event.write_fields(&mut out) {
+            if write_fields(&mut out) {
                 return Ok(out);
             }
         }
-        let value = body::compose(name, body::to_value(name, envelope)?, event.to_fields()?)?;
+        let value = body::compose(name, body::to_value(name, envelope)?, to_fields()?)?;
         self.encode_with(&writer, value)
     }
 
@@ -431,17 +453,14 @@ impl AvroCodec {
         command: &C,
     ) -> Result<Vec<u8>, CodecError> {
         let name = command.record_name();
-        let writer = self.registered(topic, name)?;
-        if self.writes_as(&writer, C::schema(name)) {
-            let mut out = Vec::with_capacity(256);
-            wire::write_header(writer.id, &mut out);
-            envelope.write_avro(&mut out);
-            if command.write_fields(&mut out) {
-                return Ok(out);
-            }
-        }
-        let value = body::compose(name, body::to_value(name, envelope)?, command.to_fields()?)?;
-        self.encode_with(&writer, value)
+        self.encode_enveloped(
+            topic,
+            name,
+            C::schema(name),
+            envelope,
+            |out| command.write_fields(out),
+            || command.to_fields(),
+        )
     }
 
     /// Decodes a command of type `C`.

@@ -132,6 +132,17 @@ struct VersionResponse {
     schema: String,
 }
 
+impl From<VersionResponse> for SubjectVersion {
+    fn from(r: VersionResponse) -> Self {
+        SubjectVersion {
+            subject: r.subject,
+            version: r.version,
+            id: r.id,
+            schema: r.schema,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct ConfigResponse {
     #[serde(rename = "compatibilityLevel", alias = "compatibility")]
@@ -288,12 +299,7 @@ impl SchemaRegistry for ConfluentRegistry {
             ..Target::default()
         };
         let r: VersionResponse = self.call(Method::GET, url, None, target).await?;
-        Ok(SubjectVersion {
-            subject: r.subject,
-            version: r.version,
-            id: r.id,
-            schema: r.schema,
-        })
+        Ok(r.into())
     }
 
     async fn versions(&self, subject: &str) -> Result<Vec<u32>, RegistryError> {
@@ -313,12 +319,7 @@ impl SchemaRegistry for ConfluentRegistry {
             ..Target::default()
         };
         let r: VersionResponse = self.call(Method::GET, url, None, target).await?;
-        Ok(SubjectVersion {
-            subject: r.subject,
-            version: r.version,
-            id: r.id,
-            schema: r.schema,
-        })
+        Ok(r.into())
     }
 
     async fn subjects(&self) -> Result<Vec<String>, RegistryError> {
