@@ -5,8 +5,13 @@ use serde::Serialize;
 
 /// Everything a decision may depend on besides state and command. Time is
 /// here as data (the command's `issued_at`): an aggregate never reads a clock.
+///
+/// `F` is what outside systems answered before the decision (a payment
+/// gateway's authorization): fetched by the processor's [`Consultant`]
+/// (`crate::processor::Consultant`), handed in as data, and recorded in the
+/// events — so the decision itself stays pure and replays never call out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecisionContext {
+pub struct DecisionContext<F = ()> {
     pub aggregate_id: String,
     /// The version the state is at (0 = the aggregate does not exist yet).
     pub version: i64,
@@ -14,6 +19,8 @@ pub struct DecisionContext {
     pub now_ms: i64,
     /// Who asked.
     pub actor: String,
+    /// What outside systems answered for this command (`()` for most).
+    pub facts: F,
 }
 
 /// A refusal: the command was understood and is not allowed now.
@@ -33,6 +40,9 @@ pub trait Aggregate:
 {
     /// The aggregate type as it appears in envelopes (`Product`, `Order`…).
     const TYPE: &'static str;
+    /// What outside systems answer before a decision (see
+    /// [`DecisionContext`]); `()` for aggregates that consult nobody.
+    type Facts: Default + Clone + Send + Sync + std::fmt::Debug + 'static;
     type Command: schemas::CommandPayload + Send + Sync + std::fmt::Debug;
     type Event: schemas::EventPayload + Clone + Send + Sync + std::fmt::Debug;
     type Error: DomainError;
@@ -40,8 +50,22 @@ pub trait Aggregate:
     fn decide(
         &self,
         command: &Self::Command,
-        context: &DecisionContext,
+        context: &DecisionContext<Self::Facts>,
     ) -> Result<Vec<Self::Event>, Self::Error>;
 
     fn evolve(&mut self, event: &Self::Event);
+
+    /// Whether this aggregate decides commands addressed to
+    /// `aggregate_type`. A context with two aggregates on one command topic
+    /// (orders: `Cart` and `Order`) implements `Aggregate` for the sum of
+    /// both and answers for each.
+    fn handles(aggregate_type: &str) -> bool {
+        aggregate_type == Self::TYPE
+    }
+
+    /// The aggregate type of this state, for snapshots (the sum of two
+    /// aggregates answers per variant).
+    fn type_name(&self) -> &'static str {
+        Self::TYPE
+    }
 }

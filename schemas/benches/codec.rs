@@ -92,6 +92,7 @@ fn fixture() -> Fixture {
         error_code: None,
         error_message: None,
         decided_at: 1_700_000_000_123,
+        event_types: vec!["CounterIncremented".to_owned()],
     };
     let fixture = Fixture {
         fast,

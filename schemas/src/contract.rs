@@ -125,16 +125,19 @@ pub fn subject(topic: &str, record_full_name: &str) -> String {
 /// The topics a contract record is registered for by
 /// [`AvroCodec::register_contract`](crate::AvroCodec::register_contract):
 /// events on `<context>.events`, commands on `<context>.commands`,
-/// `CommandOutcome` on `command-outcomes`, `AggregateSnapshot` on every
-/// `<context>.snapshots`. (Saga reply topics also carry `CommandOutcome`;
-/// their names depend on the saga, so sagas register them with
-/// [`AvroCodec::register_contract_record`](crate::AvroCodec::register_contract_record).)
+/// `CommandOutcome` on `command-outcomes` and the order-fulfillment saga's
+/// replies, `OrderFulfillmentStep` on that saga's events,
+/// `AggregateSnapshot` on every `<context>.snapshots`.
 pub fn topics_for(def: &SchemaDef, topics: &TopicNames) -> Vec<String> {
     match (def.kind, def.context) {
         (DefKind::Event, Some(c)) => vec![topics.events(c)],
         (DefKind::Command, Some(c)) => vec![topics.commands(c)],
-        (DefKind::Record, _) if def.full_name == crate::CommandOutcome::FULL_NAME => {
-            vec![topics.command_outcomes()]
+        (DefKind::Record, _) if def.full_name == crate::CommandOutcome::FULL_NAME => vec![
+            topics.command_outcomes(),
+            topics.saga_replies(crate::topics::ORDER_FULFILLMENT),
+        ],
+        (DefKind::Record, _) if def.full_name == crate::OrderFulfillmentStep::FULL_NAME => {
+            vec![topics.saga_events(crate::topics::ORDER_FULFILLMENT)]
         }
         (DefKind::Record, _) if def.full_name == crate::AggregateSnapshot::FULL_NAME => {
             Context::ALL.iter().map(|c| topics.snapshots(*c)).collect()
@@ -220,7 +223,10 @@ mod tests {
             assert!(!topics_for(d, &topics).is_empty(), "{}", d.full_name);
         }
         let outcome = def("com.quickstore.CommandOutcome").unwrap_or_else(|| panic!());
-        assert_eq!(topics_for(outcome, &topics), vec!["t.command-outcomes"]);
+        assert_eq!(
+            topics_for(outcome, &topics),
+            vec!["t.command-outcomes", "t.sagas.order-fulfillment.replies"]
+        );
         let created = def("com.quickstore.catalog.ProductCreated").unwrap_or_else(|| panic!());
         assert_eq!(topics_for(created, &topics), vec!["t.catalog.events"]);
         assert_eq!(created.aggregate_type, Some("Product"));
@@ -230,10 +236,10 @@ mod tests {
     #[test]
     fn the_contract_has_every_record_of_the_brief() {
         let count = |kind| defs().iter().filter(|d| d.kind == kind).count();
-        // catalog 6+6, inventory 6+8, orders 10+10, payments 4+6, deliveries 5+5, customers 4+4
-        assert_eq!(count(DefKind::Command), 35);
-        assert_eq!(count(DefKind::Event), 39);
-        assert_eq!(count(DefKind::Record), 2);
+        // catalog 6+6, inventory 6+8, orders 11+11, payments 6+7, deliveries 6+6, customers 4+4
+        assert_eq!(count(DefKind::Command), 39);
+        assert_eq!(count(DefKind::Event), 42);
+        assert_eq!(count(DefKind::Record), 3);
     }
 
     #[test]

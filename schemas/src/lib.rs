@@ -70,9 +70,10 @@ pub mod topics;
 pub use any::{AnyCommand, AnyEvent};
 pub use codec::AvroCodec;
 pub use common::{
-    AggregateSnapshot, CommandEnvelope, CommandOutcome, CommandStatus, EventEnvelope, PostalAddress,
+    AggregateSnapshot, CommandEnvelope, CommandOutcome, CommandStatus, EventEnvelope,
+    FulfillmentStage, OrderFulfillmentStep, PostalAddress, SagaCommand,
 };
 pub use contract::NamedRecord;
 pub use error::{CodecError, UnknownSymbol};
 pub use payload::{CommandPayload, EventPayload};
-pub use topics::{Context, TopicNames};
+pub use topics::{Context, TopicNames, ORDER_FULFILLMENT};

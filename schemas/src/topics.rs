@@ -76,6 +76,10 @@ impl FromStr for Context {
 }
 
 /// Topic names under a prefix.
+/// The order-fulfillment saga's name in its topics
+/// (`sagas.order-fulfillment.events`, `sagas.order-fulfillment.replies`).
+pub const ORDER_FULFILLMENT: &str = "order-fulfillment";
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct TopicNames {
     /// Prepended verbatim to every name (include your own separator, e.g. `"qs."`).

@@ -177,7 +177,16 @@ impl<A: Aggregate> CommandProcessor<A> {
                 )?;
                 continue;
             }
-            let outcome = self.decide_one(member, batch, partition, record, &incoming)?;
+            let facts = match &self.consultant {
+                Some(consultant) => {
+                    let entry = self.current(batch, partition, &incoming.envelope.aggregate_id);
+                    consultant
+                        .consult(&entry.state, &incoming.envelope, &incoming.command)
+                        .await?
+                }
+                None => A::Facts::default(),
+            };
+            let outcome = self.decide_one(member, batch, partition, record, &incoming, facts)?;
             batch_outcomes.insert(command_id, outcome.clone());
             self.send_outcome(
                 member,
@@ -190,6 +199,18 @@ impl<A: Aggregate> CommandProcessor<A> {
         Ok(())
     }
 
+    /// The aggregate as this batch has left it so far.
+    fn current(&self, batch: &Batch<A>, partition: i32, id: &str) -> AggregateEntry<A> {
+        match batch.staged.get(&(partition, id.to_owned())) {
+            Some(e) => e.clone(),
+            None => self
+                .partitions
+                .get(&partition)
+                .and_then(|s| s.aggregates.get(id).cloned())
+                .unwrap_or_default(),
+        }
+    }
+
     fn decide_one(
         &mut self,
         member: &mut Box<dyn GroupMember>,
@@ -197,23 +218,19 @@ impl<A: Aggregate> CommandProcessor<A> {
         partition: i32,
         record: &LogRecord,
         incoming: &Incoming<A::Command>,
+        facts: A::Facts,
     ) -> Result<CommandOutcome, ProcessorError> {
         let envelope = &incoming.envelope;
         let id = envelope.aggregate_id.clone();
         let key = (partition, id.clone());
-        let mut entry = match batch.staged.get(&key) {
-            Some(e) => e.clone(),
-            None => self
-                .partitions
-                .get(&partition)
-                .and_then(|s| s.aggregates.get(&id).cloned())
-                .unwrap_or_default(),
-        };
+        let mut entry = self.current(batch, partition, &id);
         let decided_at = (self.clock)();
+        // Checked by `misrouted`: a type this aggregate handles.
+        let aggregate_type = envelope.aggregate_type.as_str();
         let outcome =
             |status, version, event_count, error: Option<(&str, String)>| CommandOutcome {
                 command_id: envelope.command_id.clone(),
-                aggregate_type: A::TYPE.to_owned(),
+                aggregate_type: aggregate_type.to_owned(),
                 aggregate_id: id.clone(),
                 correlation_id: envelope.correlation_id.clone(),
                 status,
@@ -222,6 +239,7 @@ impl<A: Aggregate> CommandProcessor<A> {
                 error_code: error.as_ref().map(|(c, _)| (*c).to_owned()),
                 error_message: error.map(|(_, m)| m),
                 decided_at,
+                event_types: Vec::new(),
             };
         if let Some(expected) = envelope.expected_version {
             if expected != entry.version {
@@ -241,6 +259,7 @@ impl<A: Aggregate> CommandProcessor<A> {
             version: entry.version,
             now_ms: envelope.issued_at,
             actor: envelope.actor.clone(),
+            facts,
         };
         let events = match entry.state.decide(&incoming.command, &context) {
             Ok(events) => events,
@@ -264,7 +283,7 @@ impl<A: Aggregate> CommandProcessor<A> {
                     format!("{}/{index}", envelope.command_id).as_bytes(),
                 )
                 .to_string(),
-                aggregate_type: A::TYPE.to_owned(),
+                aggregate_type: aggregate_type.to_owned(),
                 aggregate_id: id.clone(),
                 version,
                 occurred_at: envelope.issued_at,
@@ -285,7 +304,7 @@ impl<A: Aggregate> CommandProcessor<A> {
             )?;
             let mut out = OutgoingRecord::new(self.topology.events.clone(), id.clone(), bytes)
                 .with_header("event_type", event.record_name())
-                .with_header("aggregate_type", A::TYPE)
+                .with_header("aggregate_type", aggregate_type)
                 .with_header("aggregate_id", id.clone())
                 .with_header("event_id", event_envelope.event_id.clone())
                 .with_header("correlation_id", envelope.correlation_id.clone());
@@ -313,7 +332,9 @@ impl<A: Aggregate> CommandProcessor<A> {
         let version = entry.version;
         let count = i32::try_from(events.len()).unwrap_or(i32::MAX);
         batch.staged.insert(key, entry);
-        Ok(outcome(CommandStatus::Accepted, version, count, None))
+        let mut accepted = outcome(CommandStatus::Accepted, version, count, None);
+        accepted.event_types = events.iter().map(|e| e.record_name().to_owned()).collect();
+        Ok(accepted)
     }
 
     /// Snapshots aggregates whose unsnapshotted events lag too far behind,
@@ -352,7 +373,7 @@ impl<A: Aggregate> CommandProcessor<A> {
         entry: &AggregateEntry<A>,
     ) -> Result<(), ProcessorError> {
         let snapshot = AggregateSnapshot {
-            aggregate_type: A::TYPE.to_owned(),
+            aggregate_type: entry.state.type_name().to_owned(),
             aggregate_id: id.to_owned(),
             version: entry.version,
             last_hash: entry.last_hash.clone(),
@@ -436,7 +457,7 @@ impl<A: Aggregate> CommandProcessor<A> {
                 envelope.aggregate_id, record.partition
             ));
         }
-        if envelope.aggregate_type != A::TYPE {
+        if !A::handles(&envelope.aggregate_type) {
             return Some(format!(
                 "addressed to a {}, this processor decides for {}",
                 envelope.aggregate_type,
@@ -470,6 +491,7 @@ impl<A: Aggregate> CommandProcessor<A> {
             error_code: Some(code.to_owned()),
             error_message: Some(reason.to_owned()),
             decided_at: (self.clock)(),
+            event_types: Vec::new(),
         }
     }
 }

@@ -14,6 +14,7 @@
 //! duplicate command id is answered with its first outcome.
 
 mod batch;
+mod consult;
 mod partition;
 mod restore;
 
@@ -30,6 +31,7 @@ use tokio::sync::watch;
 
 use crate::aggregate::Aggregate;
 use crate::topology::CommandTopology;
+pub use consult::{ConsultError, Consultant, Consultation};
 use partition::PartitionState;
 
 /// Infrastructure timestamps (outcome `decided_at`, snapshot `taken_at`).
@@ -114,6 +116,8 @@ pub enum ProcessorError {
     },
     #[error("encoding: {0}")]
     Codec(#[from] schemas::CodecError),
+    #[error(transparent)]
+    Consult(#[from] ConsultError),
 }
 
 impl ProcessorError {
@@ -125,6 +129,7 @@ impl ProcessorError {
             ProcessorError::Log(LogError::Fenced(_)) => true,
             ProcessorError::Log(e) => e.is_retriable(),
             ProcessorError::Codec(schemas::CodecError::Registry(_)) => true,
+            ProcessorError::Consult(_) => true,
             ProcessorError::Codec(_) | ProcessorError::Restore { .. } => false,
         }
     }
@@ -150,6 +155,8 @@ pub struct CommandProcessor<A: Aggregate> {
     stats: ProcessorStats,
     /// Receives the counters after every committed transaction.
     progress: Option<watch::Sender<ProcessorStats>>,
+    /// Asked before deciding, when the aggregate needs outside facts.
+    consultant: Option<Arc<dyn Consultant<A>>>,
 }
 
 impl<A: Aggregate> std::fmt::Debug for CommandProcessor<A> {
@@ -179,7 +186,14 @@ impl<A: Aggregate> CommandProcessor<A> {
             partitions: HashMap::new(),
             stats: ProcessorStats::default(),
             progress: None,
+            consultant: None,
         }
+    }
+
+    /// Asks `consultant` for the facts of every command before deciding it.
+    pub fn with_consultant(mut self, consultant: Arc<dyn Consultant<A>>) -> Self {
+        self.consultant = Some(consultant);
+        self
     }
 
     /// Publishes the counters after every committed transaction (metrics,

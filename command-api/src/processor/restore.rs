@@ -139,7 +139,7 @@ impl<A: Aggregate> CommandProcessor<A> {
             };
             let outcome: CommandOutcome = self.codec.decode_record(bytes).await?;
             // The outcomes topic is shared by every context's processors.
-            if outcome.aggregate_type == A::TYPE {
+            if A::handles(&outcome.aggregate_type) {
                 state.remember_outcome(outcome, record.offset, self.config.dedup_window);
             }
         }

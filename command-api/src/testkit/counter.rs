@@ -58,6 +58,7 @@ impl DomainError for CounterError {
 
 impl Aggregate for Counter {
     const TYPE: &'static str = "Counter";
+    type Facts = ();
     type Command = IncrementCounter;
     type Event = CounterIncremented;
     type Error = CounterError;

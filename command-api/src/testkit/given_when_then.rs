@@ -34,11 +34,17 @@ impl<A: Aggregate> AggregateTest<A> {
     }
 
     pub fn when_at(self, command: A::Command, now_ms: i64) -> Then<A> {
+        self.when_with(command, now_ms, A::Facts::default())
+    }
+
+    /// Decides `command` with what outside systems answered (`facts`).
+    pub fn when_with(self, command: A::Command, now_ms: i64, facts: A::Facts) -> Then<A> {
         let context = DecisionContext {
             aggregate_id: "under-test".to_owned(),
             version: self.version,
             now_ms,
             actor: "tester".to_owned(),
+            facts,
         };
         Then {
             result: self.state.decide(&command, &context),

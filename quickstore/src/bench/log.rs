@@ -222,6 +222,7 @@ fn sample_records(codec: &AvroCodec, topology: &CommandTopology) -> Result<Vec<(
         error_code: None,
         error_message: None,
         decided_at: 1_767_225_600_000,
+        event_types: vec!["CounterIncremented".to_owned()],
     };
     let snapshot = AggregateSnapshot {
         aggregate_type: "Counter".into(),

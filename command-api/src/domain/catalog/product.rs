@@ -213,6 +213,7 @@ impl Product {
 
 impl Aggregate for Product {
     const TYPE: &'static str = "Product";
+    type Facts = ();
     type Command = CatalogCommand;
     type Event = CatalogEvent;
     type Error = ProductError;

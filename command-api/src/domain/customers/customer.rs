@@ -160,6 +160,7 @@ impl Customer {
 
 impl Aggregate for Customer {
     const TYPE: &'static str = "Customer";
+    type Facts = ();
     type Command = CustomersCommand;
     type Event = CustomersEvent;
     type Error = CustomerError;
