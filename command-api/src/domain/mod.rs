@@ -1,7 +1,11 @@
 //! The commerce domain: one module per bounded context, each aggregate pure
 //! (`decide`/`evolve`), its refusals a `thiserror` enum with stable codes.
-//! The other contexts' aggregates arrive with the write-side issue.
 
+pub mod actor;
 pub mod catalog;
 pub mod customers;
+pub mod deliveries;
+pub mod inventory;
+pub mod orders;
+pub mod payments;
 mod validate;

@@ -80,6 +80,39 @@ pub(crate) fn country(code: &str) -> Result<(), &'static str> {
     }
 }
 
+/// A postal address: on failure, the sub-field at fault (`line1`,
+/// `country`…) and why; callers prefix it with their own field name.
+pub(crate) fn address(
+    address: &schemas::PostalAddress,
+) -> Result<(), (&'static str, &'static str)> {
+    let at = |field: &'static str| move |reason| (field, reason);
+    text(&address.recipient, MAX_TEXT).map_err(at("recipient"))?;
+    text(&address.line1, MAX_TEXT).map_err(at("line1"))?;
+    if let Some(line2) = &address.line2 {
+        text(line2, MAX_TEXT).map_err(at("line2"))?;
+    }
+    text(&address.city, MAX_TEXT).map_err(at("city"))?;
+    if let Some(region) = &address.region {
+        text(region, MAX_TEXT).map_err(at("region"))?;
+    }
+    text(&address.postal_code, 20).map_err(at("postal_code"))?;
+    country(&address.country).map_err(at("country"))
+}
+
+/// A positive quantity of at most [`MAX_QUANTITY`] units.
+pub(crate) fn quantity(value: i32) -> Result<(), &'static str> {
+    if value <= 0 {
+        Err("must be positive")
+    } else if value > MAX_QUANTITY {
+        Err("is larger than 999")
+    } else {
+        Ok(())
+    }
+}
+
+/// Most units of one SKU on one order or cart line.
+pub(crate) const MAX_QUANTITY: i32 = 999;
+
 #[cfg(test)]
 mod tests {
     use super::*;

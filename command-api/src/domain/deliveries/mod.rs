@@ -1,0 +1,1 @@
+//! The deliveries context (being written).

@@ -1,0 +1,1 @@
+//! The payments context (being written).
