@@ -7,6 +7,7 @@
 //!   commands sent, offsets committed), durable deadlines for the payment
 //!   authorization and the courier assignment. The same worker runs the
 //!   checkout policy (a checked-out cart places its order).
+//! - [`testkit`] — given/when/then for the saga state machine.
 //! - [`courier`] — a simulated courier fleet (assign, pick up, deliver) for
 //!   `quickstore dev` demos and benchmarks.
 //!
@@ -16,3 +17,4 @@
 
 pub mod courier;
 pub mod fulfillment;
+pub mod testkit;

@@ -13,5 +13,8 @@ pub mod outgoing;
 pub mod state;
 pub mod worker;
 
+#[cfg(test)]
+mod tests;
+
 pub use state::{FulfillmentState, FulfillmentTimeouts, Input, Stage};
 pub use worker::{Clock, FulfillmentWorker, SagaError, WorkerConfig, WorkerStats, SAGA_ACTOR};
