@@ -17,12 +17,16 @@
 //!   [`config::Secret`] values that never print.
 //! - [`partitioner`] — Java-compatible murmur2 key placement, so every Kafka
 //!   tool agrees with us on where a key lives.
+//! - [`auth`] — argon2id passwords, the credential store (memory | redb),
+//!   ES256 access tokens with a JWKS, rotating refresh tokens with reuse
+//!   detection, logout, and the local [`auth::Verifier`] every service runs.
 //!
 //! Why ports at all: the command processor, sagas and projectors are written
 //! once against the port; the embedded adapter makes the whole system one
 //! process for development, while the test suite runs the same scenarios on
 //! a real broker.
 
+pub mod auth;
 pub mod config;
 pub mod eventlog;
 pub mod partitioner;

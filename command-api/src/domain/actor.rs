@@ -75,7 +75,10 @@ mod tests {
         assert!(courier.is_courier_other_than(Some("k-2")));
         assert!(courier.is_courier_other_than(None));
         assert!(!courier.is_courier_other_than(Some("k-1")));
-        assert_eq!(Actor::parse(ORDER_FULFILLMENT_ACTOR).role, ActorRole::System);
+        assert_eq!(
+            Actor::parse(ORDER_FULFILLMENT_ACTOR).role,
+            ActorRole::System
+        );
         assert_eq!(Actor::parse("tester").role, ActorRole::Other);
         assert!(!Actor::parse("admin:a").is_customer_other_than("c"));
     }

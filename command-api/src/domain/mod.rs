@@ -8,4 +8,4 @@ pub mod deliveries;
 pub mod inventory;
 pub mod orders;
 pub mod payments;
-mod validate;
+pub(crate) mod validate;

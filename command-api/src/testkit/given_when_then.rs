@@ -37,6 +37,23 @@ impl<A: Aggregate> AggregateTest<A> {
         self.when_with(command, now_ms, A::Facts::default())
     }
 
+    /// Decides `command` at time 0 as `actor` (`customer:c-1`,
+    /// `system:order-fulfillment`…), for object-level rules that depend on
+    /// who asks.
+    pub fn when_as(self, command: A::Command, actor: &str) -> Then<A> {
+        let context = DecisionContext {
+            aggregate_id: "under-test".to_owned(),
+            version: self.version,
+            now_ms: 0,
+            actor: actor.to_owned(),
+            facts: A::Facts::default(),
+        };
+        Then {
+            result: self.state.decide(&command, &context),
+            state: self.state,
+        }
+    }
+
     /// Decides `command` with what outside systems answered (`facts`).
     pub fn when_with(self, command: A::Command, now_ms: i64, facts: A::Facts) -> Then<A> {
         let context = DecisionContext {

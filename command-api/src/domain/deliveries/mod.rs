@@ -1,1 +1,6 @@
-//! The deliveries context (being written).
+//! Deliveries: getting an order's parcel to its customer — scheduled by the
+//! order-fulfillment saga, carried and reported on by couriers.
+
+mod shipment;
+
+pub use shipment::{Shipment, ShipmentError, ShipmentStatus};
