@@ -12,6 +12,9 @@
 //!   is therefore the single writer of every aggregate whose key lives there.
 //!   Per batch it appends events, outcomes and snapshots and commits the
 //!   consumed offsets in one log transaction.
+//! - [`gateway`] — the payment gateway port, its deterministic simulator,
+//!   the consultant that asks it before a payment decision, and signed
+//!   webhook verification.
 //! - [`topology`] — the topics a context needs, co-partitioned.
 //!
 //! Why a consumer group and not a database lock: Kafka has no conditional
@@ -19,7 +22,11 @@
 //! transactional fencing (see `docs/adr/0003-single-writer-command-processor.md`).
 
 pub mod aggregate;
+pub mod bus;
 pub mod domain;
+pub mod gateway;
+pub mod http;
+pub mod pricebook;
 pub mod processor;
 pub mod testkit;
 pub mod topology;

@@ -27,6 +27,12 @@ pub struct Outgoing {
 
 impl Eq for Outgoing {}
 
+/// Reasons are free text of at most 200 characters on the receiving
+/// aggregates; a saga reason quoting a courier's reason could be longer.
+fn short(reason: &str) -> String {
+    reason.chars().take(200).collect()
+}
+
 impl Outgoing {
     /// `uuid5(order id / purpose)`: each purpose is sent once per saga.
     pub fn command_id(order_id: &str, purpose: &str) -> String {
@@ -171,7 +177,7 @@ impl Outgoing {
             order_id,
             "void",
             AnyCommand::Payments(PaymentsCommand::VoidPayment(VoidPayment {
-                reason: Some(reason.to_owned()),
+                reason: Some(short(reason)),
             })),
         )
     }
@@ -186,7 +192,7 @@ impl Outgoing {
             AnyCommand::Payments(PaymentsCommand::RefundPayment(RefundPayment {
                 amount_minor,
                 currency: currency.to_owned(),
-                reason: Some(reason.to_owned()),
+                reason: Some(short(reason)),
             })),
         )
     }
@@ -238,7 +244,7 @@ impl Outgoing {
             order_id,
             "cancel",
             AnyCommand::Orders(OrdersCommand::CancelOrder(CancelOrder {
-                reason: reason.to_owned(),
+                reason: short(reason),
             })),
         )
     }
@@ -251,7 +257,7 @@ impl Outgoing {
             order_id,
             "reject",
             AnyCommand::Orders(OrdersCommand::RejectOrder(RejectOrder {
-                reason: reason.to_owned(),
+                reason: short(reason),
             })),
         )
     }
@@ -286,7 +292,7 @@ impl Outgoing {
             order_id,
             "cancel-shipment",
             AnyCommand::Deliveries(DeliveriesCommand::CancelShipment(CancelShipment {
-                reason: reason.to_owned(),
+                reason: short(reason),
             })),
         )
     }

@@ -1,0 +1,187 @@
+//! The command API over HTTP (axum): every command of the domain as an
+//! endpoint, JSON in and out, problem+json errors, JWT auth, idempotent
+//! retries, and an OpenAPI document generated from the handlers.
+//!
+//! - [`state`] — what handlers share; [`caller`] — the verified bearer.
+//! - [`submit`] — request → command → outcome → answer (201/200/202/4xx).
+//! - [`idempotency`] — `Idempotency-Key` on every state-changing request.
+//! - [`problem`] — `AppError` and the refusal-code → status mapping.
+//! - [`json`] — the body extractor that names the field at fault.
+//! - [`routes`] — the endpoints, one file per area.
+
+pub mod caller;
+pub mod dto;
+pub mod idempotency;
+pub mod json;
+pub mod problem;
+pub mod routes;
+pub mod state;
+pub mod submit;
+
+use std::net::SocketAddr;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use idempotency::{capture, fingerprint, key_of, Begin};
+use problem::AppError;
+use state::SharedState;
+use submit::RequestKey;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "QuickStore command API",
+        description = "Every change to QuickStore is a command: send it here, get the outcome (201/200 with the new version and a position token), a problem+json refusal, or 202 with a status URL. Retry safely with `Idempotency-Key`; guard against lost updates with `If-Match: \"<version>\"`."
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(problem::Problem, submit::CommandAccepted, submit::CommandPending))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT (ES256)")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The router and its OpenAPI document.
+pub fn router(state: SharedState) -> Router {
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::auth::router())
+        .merge(routes::orders::router())
+        .merge(routes::catalog::router())
+        .merge(routes::inventory::router())
+        .merge(routes::payments::router())
+        .merge(routes::deliveries::router())
+        .merge(routes::customers::router())
+        .merge(routes::commands::router())
+        .split_for_parts();
+    let openapi = api.clone();
+    let max_body = state.config.max_body_bytes;
+    router
+        .route("/openapi.json", get(move || async move { Json(openapi) }))
+        .route("/docs", get(docs))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency_middleware,
+        ))
+        .layer(DefaultBodyLimit::max(max_body))
+        .fallback(|| async { AppError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            AppError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "this endpoint does not take that method",
+            )
+        })
+        .with_state(state)
+}
+
+/// A docs page rendering `/openapi.json` (Redoc, loaded from its CDN).
+async fn docs() -> Html<&'static str> {
+    Html(
+        r#"<!doctype html><html><head><title>QuickStore command API</title><meta charset="utf-8"/></head>
+<body><redoc spec-url="/openapi.json"></redoc>
+<script src="https://cdn.redoc.ly/redoc/latest/bundles/redoc.standalone.js"></script></body></html>"#,
+    )
+}
+
+/// Applies `Idempotency-Key` to every state-changing request.
+async fn idempotency_middleware(
+    State(state): State<SharedState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if !matches!(
+        *request.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) {
+        return next.run(request).await;
+    }
+    let key = match key_of(request.headers()) {
+        Ok(Some(key)) => key,
+        Ok(None) => return next.run(request).await,
+        Err(e) => return e.into_response(),
+    };
+    let scope = match request.headers().get(header::AUTHORIZATION) {
+        Some(value) => {
+            match caller::verify_bearer(&state, Some(value.to_str().unwrap_or(""))) {
+                Ok(caller) => {
+                    let scope = format!("sub:{}", caller.id());
+                    request.extensions_mut().insert(caller);
+                    scope
+                }
+                Err(e) => return e.into_response(),
+            }
+        }
+        None => "anonymous".to_owned(),
+    };
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, state.config.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => {
+            return AppError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                format!(
+                    "the request body is larger than {} bytes",
+                    state.config.max_body_bytes
+                ),
+            )
+            .into_response()
+        }
+    };
+    let print = fingerprint(parts.method.as_str(), parts.uri.path(), &bytes);
+    let now = state.now_ms();
+    match state.idempotency.begin(&scope, &key, print, now) {
+        Err(e) => e.into_response(),
+        Ok(Begin::Replay(stored)) => stored.into_response(),
+        Ok(Begin::Run) => {
+            let mut request = Request::from_parts(parts, axum::body::Body::from(bytes));
+            request.extensions_mut().insert(RequestKey {
+                scope: scope.clone(),
+                key: key.clone(),
+            });
+            let response = next.run(request).await;
+            let (response, stored) = capture(response).await;
+            state
+                .idempotency
+                .finish(&scope, &key, print, stored, state.now_ms());
+            response
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then drains.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
