@@ -74,6 +74,26 @@ pub struct Settings {
     pub partitions: i32,
     /// `QS_REPLICATION_FACTOR`: 1 on a single broker, 3 in production.
     pub replication_factor: i16,
+    /// `QS_COMMAND_API_LISTEN`: where the command API listens.
+    pub command_api_listen: String,
+    /// `QS_PAYMENT_WEBHOOK_SECRET` (secret): the gateway's webhook signing
+    /// secret. Unset = a random one per start (webhooks then only verify
+    /// when signed by this process, e.g. the simulated gateway in tests).
+    pub payment_webhook_secret: Option<Secret>,
+    /// `QS_AUTH_SIGNING_KEY` (secret): the ES256 private key (PEM) access
+    /// tokens are signed with. Unset = `<data_dir>/auth/signing-key.pem`,
+    /// created on first start.
+    pub auth_signing_key: Option<Secret>,
+    /// `QS_AUTH_ISSUER`: the `iss` of access tokens.
+    pub auth_issuer: String,
+    /// `QS_AUTH_AUDIENCE`: the `aud` of access tokens.
+    pub auth_audience: String,
+    /// `QS_PAYMENT_AUTHORIZATION_TIMEOUT_MS`: how long the saga waits for
+    /// the gateway's answer.
+    pub payment_authorization_timeout_ms: i64,
+    /// `QS_COURIER_ASSIGNMENT_TIMEOUT_MS`: how long the saga waits for a
+    /// courier.
+    pub courier_assignment_timeout_ms: i64,
 }
 
 impl Default for Settings {
@@ -90,6 +110,13 @@ impl Default for Settings {
             topic_prefix: String::new(),
             partitions: 6,
             replication_factor: 1,
+            command_api_listen: "127.0.0.1:8080".to_owned(),
+            payment_webhook_secret: None,
+            auth_signing_key: None,
+            auth_issuer: "quickstore".to_owned(),
+            auth_audience: "quickstore".to_owned(),
+            payment_authorization_timeout_ms: 30_000,
+            courier_assignment_timeout_ms: 15 * 60_000,
         }
     }
 }
@@ -130,6 +157,11 @@ impl Settings {
         if self.replication_factor < 1 {
             return Err(ConfigError(
                 "QS_REPLICATION_FACTOR must be at least 1".into(),
+            ));
+        }
+        if self.payment_authorization_timeout_ms < 1 || self.courier_assignment_timeout_ms < 1 {
+            return Err(ConfigError(
+                "QS_PAYMENT_AUTHORIZATION_TIMEOUT_MS and QS_COURIER_ASSIGNMENT_TIMEOUT_MS must be positive".into(),
             ));
         }
         if self.event_log == EventLogBackend::Kafka && self.kafka_bootstrap.trim().is_empty() {

@@ -80,6 +80,7 @@ fn fixture() -> Fixture {
             total_minor: 8289,
             currency: "EUR".into(),
         },
+        payment_token: None,
     }));
     let outcome = CommandOutcome {
         command_id: "cmd-8d3f".into(),

@@ -23,6 +23,9 @@
 //!   task (as Kafka's Java client calls its listener from inside `poll`):
 //!   no record of a partition follows its `Revoked`. A newly assigned
 //!   partition resumes from the group's committed offset (or the start).
+//! - **Live tails.** [`EventLog::follow`] reads every partition of a topic
+//!   from its read_committed end as of the call, live, without a group:
+//!   what commits after the call arrives, what commits before does not.
 //! - **A crashed member** (dropped without [`GroupMember::close`], or a
 //!   killed process) keeps its partitions until its session times out; its
 //!   open transaction never becomes visible.
@@ -76,6 +79,30 @@ pub trait EventLog: Send + Sync + Debug + 'static {
         from: i64,
         until: i64,
     ) -> BoxStream<'static, Result<LogRecord, LogError>>;
+
+    /// A live tail of every partition `topic` has at the call,
+    /// read_committed: records committed after the call arrive as they
+    /// commit, each partition in offset order (no order across partitions).
+    /// The command API follows `command-outcomes` with it to answer the
+    /// requests it sent.
+    ///
+    /// The start is fixed before this returns: each partition's
+    /// [`EventLog::end_offset`] (read_committed end) as of the call. So a
+    /// caller can send a request right after and be sure its outcome is
+    /// delivered, and nothing committed before the call is replayed — except
+    /// that on Kafka records committed before the call that sit behind a
+    /// transaction still open at the call (above the last stable offset)
+    /// arrive too: a follower must tolerate records it did not wait for.
+    ///
+    /// No consumer group and no commits: it is a reader that operators
+    /// never see in `kafka-consumer-groups`, and it costs the group
+    /// coordinator nothing. The stream ends only when dropped (which stops
+    /// the reader within a poll interval) or after yielding an error (the
+    /// caller follows again, from the then current end).
+    async fn follow(
+        &self,
+        topic: &str,
+    ) -> Result<BoxStream<'static, Result<LogRecord, LogError>>, LogError>;
 
     /// The offsets `group` has committed for `partitions` (absent = none).
     async fn committed_offsets(

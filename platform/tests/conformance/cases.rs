@@ -2,9 +2,11 @@
 //! they are the definition of the event log's semantics.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
+use futures::StreamExt;
 use platform::eventlog::{LogError, OutgoingRecord, TopicPartition};
 use platform::partitioner::partition_for_key;
 
@@ -509,6 +511,215 @@ pub async fn bad_requests_are_typed_errors(h: &mut Harness) -> Result<()> {
     Ok(())
 }
 
+/// A live tail starts at the end as of the call: nothing committed before
+/// it is delivered; everything committed after it — plain sends,
+/// transactions, and a transaction that was open at the call — arrives,
+/// each partition in offset order; an aborted transaction never does.
+pub async fn follow_delivers_what_commits_after_the_call(h: &mut Harness) -> Result<()> {
+    let topic = h.topic("tail", 3).await?;
+    let producer = h.log.producer("conformance").await?;
+    let mut writer = h
+        .log
+        .join_group(
+            h.group_config(&h.name("g-tail-w"), vec![topic.clone()])
+                .transactional(h.name("txn-tail-w")),
+        )
+        .await?;
+    let mut early_config = h
+        .group_config(&h.name("g-tail-early"), vec![topic.clone()])
+        .transactional(h.name("txn-tail-early"));
+    // It stays open across the call and the sends after it: no broker
+    // timeout may abort it under a slow, busy test machine.
+    early_config.transaction_timeout = Duration::from_secs(60);
+    let mut early = h.log.join_group(early_config).await?;
+
+    // Before the call: plain records and a committed transaction…
+    produce(producer.as_ref(), &topic, 0..12, |i| {
+        (format!("k{i}"), format!("before-{i}"))
+    })
+    .await?;
+    writer.begin().await?;
+    for i in 0..3 {
+        writer.send(OutgoingRecord::new(
+            topic.clone(),
+            format!("k{i}"),
+            format!("before-txn-{i}"),
+        ))?;
+    }
+    writer.commit_transaction(&[]).await?;
+    // …readable before the call (Kafka's commit returns before its markers
+    // are written; until then the records are above the stable offset).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while h.read_all(&topic).await?.len() < 15 {
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "records committed before the call never became readable"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A transaction open at the call, its records already in the log on
+    // Kafka (above the last stable offset, below the high watermark).
+    early.begin().await?;
+    for i in 0..3 {
+        early.send(OutgoingRecord::new(
+            topic.clone(),
+            format!("early-{i}"),
+            format!("open-at-call-{i}"),
+        ))?;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut tail = h.log.follow(&topic).await?;
+
+    produce(producer.as_ref(), &topic, 0..12, |i| {
+        (format!("k{i}"), format!("after-{i}"))
+    })
+    .await?;
+    writer.begin().await?;
+    for i in 0..6 {
+        writer.send(OutgoingRecord::new(
+            topic.clone(),
+            format!("k{i}"),
+            format!("after-txn-{i}"),
+        ))?;
+    }
+    writer.commit_transaction(&[]).await?;
+    writer.begin().await?;
+    for i in 0..6 {
+        writer.send(OutgoingRecord::new(
+            topic.clone(),
+            format!("k{i}"),
+            format!("aborted-{i}"),
+        ))?;
+    }
+    writer.abort_transaction().await?;
+    early.commit_transaction(&[]).await?;
+    // Past the aborted records in every partition they touched.
+    produce(producer.as_ref(), &topic, 0..6, |i| {
+        (format!("k{i}"), format!("last-{i}"))
+    })
+    .await?;
+
+    let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for i in 0..12 {
+        let key = expected.entry(format!("k{i}")).or_default();
+        key.push(format!("after-{i}"));
+        if i < 6 {
+            key.push(format!("after-txn-{i}"));
+            key.push(format!("last-{i}"));
+        }
+    }
+    for i in 0..3 {
+        expected.insert(format!("early-{i}"), vec![format!("open-at-call-{i}")]);
+    }
+    let total: usize = expected.values().map(Vec::len).sum();
+
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while got.len() < total {
+        let next = tokio::time::timeout_at(deadline, tail.next())
+            .await
+            .with_context(|| {
+                format!(
+                    "timed out with {} of {total} records: {:?}",
+                    got.len(),
+                    values(&got)
+                )
+            })?
+            .context("the tail ended")??;
+        got.push(next);
+    }
+    // Anything aborted (or repeated) would come right behind.
+    if let Ok(extra) = tokio::time::timeout(Duration::from_millis(500), tail.next()).await {
+        anyhow::bail!("unexpected record after the expected ones: {extra:?}");
+    }
+    drop(tail);
+
+    let mut last: HashMap<i32, i64> = HashMap::new();
+    let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in &got {
+        let key = String::from_utf8(r.key.clone())?;
+        ensure!(
+            r.partition == partition_for_key(key.as_bytes(), 3),
+            "key {key} in partition {}",
+            r.partition
+        );
+        let prev = last.insert(r.partition, r.offset);
+        ensure!(
+            prev.is_none_or(|p| p < r.offset),
+            "partition {} out of offset order",
+            r.partition
+        );
+        by_key
+            .entry(key)
+            .or_default()
+            .push(values(std::slice::from_ref(r)).concat());
+    }
+    ensure!(
+        last.len() == 3,
+        "records from partitions {:?} only",
+        last.keys()
+    );
+    ensure!(
+        by_key == expected,
+        "the tail delivered {by_key:?}, expected {expected:?}"
+    );
+    writer.close().await?;
+    early.close().await?;
+    Ok(())
+}
+
+/// Dropping a tail stops its reader. A runtime that followed a topic, got a
+/// record and dropped the stream shuts down promptly: a runtime's shutdown
+/// waits for its blocking threads, which is where a reader that ignored
+/// the drop would still be polling.
+pub async fn follow_ends_when_dropped(h: &mut Harness) -> Result<()> {
+    let topic = h.topic("tail-drop", 2).await?;
+    let log = Arc::clone(&h.log);
+    let thread_topic = topic.clone();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let run = || -> Result<()> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let mut tail = log.follow(&thread_topic).await?;
+                let producer = log.producer("conformance").await?;
+                producer
+                    .send(OutgoingRecord::new(thread_topic.clone(), "k", "live"))
+                    .await?;
+                let first = tokio::time::timeout(Duration::from_secs(30), tail.next())
+                    .await
+                    .context("the tail delivered nothing")?
+                    .context("the tail ended")??;
+                ensure!(
+                    first.value.as_deref() == Some(b"live".as_slice()),
+                    "unexpected record {first:?}"
+                );
+                drop(tail);
+                Ok(())
+            })?;
+            drop(runtime);
+            Ok(())
+        };
+        let _ = done_tx.send(run());
+    });
+    tokio::time::timeout(Duration::from_secs(10), done_rx)
+        .await
+        .context("the runtime did not shut down within 10 s of dropping the tail")?
+        .context("the following thread died")??;
+
+    // The log itself is unaffected.
+    let records = h.read_all(&topic).await?;
+    ensure!(
+        values(&records) == vec!["live"],
+        "read {:?}",
+        values(&records)
+    );
+    Ok(())
+}
+
 /// Stands in for the embedded log while a child process owns its directory.
 #[derive(Debug)]
 struct ClosedLog;
@@ -528,6 +739,15 @@ impl platform::eventlog::EventLog for ClosedLog {
         Err(LogError::Closed)
     }
     async fn start_offset(&self, _: &TopicPartition) -> Result<i64, LogError> {
+        Err(LogError::Closed)
+    }
+    async fn follow(
+        &self,
+        _: &str,
+    ) -> Result<
+        futures::stream::BoxStream<'static, Result<platform::eventlog::LogRecord, LogError>>,
+        LogError,
+    > {
         Err(LogError::Closed)
     }
     fn read_range(

@@ -35,6 +35,8 @@ fn main() {
         case!(group_resumes_after_crash),
         case!(replay_is_identical),
         case!(bad_requests_are_typed_errors),
+        case!(follow_delivers_what_commits_after_the_call),
+        case!(follow_ends_when_dropped),
     ];
     let mut trials = Vec::new();
     for adapter in [Adapter::Embedded, Adapter::Kafka] {

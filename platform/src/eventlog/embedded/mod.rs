@@ -20,6 +20,7 @@
 //! commit returns: in-memory per-partition end offsets (`topics.rs`) are
 //! published, then waiting pollers are woken through a `Notify`. Polls thus
 //! learn "is there anything new" from an atomic, never from a table scan.
+//! Live tails (`follow.rs`) wait on the same `Notify`.
 //!
 //! **One log transaction = one redb write transaction.** A member's
 //! transaction is buffered in memory (`send` only validates and encodes);
@@ -76,6 +77,7 @@
 //! [redb]: https://docs.rs/redb
 
 mod codec;
+mod follow;
 mod groups;
 mod member;
 mod producer;
@@ -318,6 +320,21 @@ impl EventLog for EmbeddedLog {
         .map_ok(|records| stream::iter(records.into_iter().map(Ok)))
         .try_flatten()
         .boxed()
+    }
+
+    async fn follow(
+        &self,
+        topic: &str,
+    ) -> Result<BoxStream<'static, Result<LogRecord, LogError>>, LogError> {
+        let topic = self.inner.shared.topics.get(topic)?;
+        // The stream holds the database: the directory stays in use until
+        // it is dropped, as with a producer or a member.
+        follow::follow(
+            Arc::clone(&self.inner.shared),
+            topic,
+            self.inner.options.read_chunk,
+            self.inner.options.poll_tick,
+        )
     }
 
     async fn committed_offsets(

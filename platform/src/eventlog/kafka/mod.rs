@@ -17,6 +17,7 @@
 
 mod admin;
 mod convert;
+mod follow;
 mod member;
 
 pub use member::TXN_RETRY_BACKOFF_MS;
@@ -168,6 +169,14 @@ impl EventLog for KafkaLog {
         until: i64,
     ) -> BoxStream<'static, Result<LogRecord, LogError>> {
         reader::read_range(self.inner.config.clone(), tp, from, until)
+    }
+
+    async fn follow(
+        &self,
+        topic: &str,
+    ) -> Result<BoxStream<'static, Result<LogRecord, LogError>>, LogError> {
+        let partitions = self.cached_partition_count(topic).await?;
+        follow::follow(self.inner.config.clone(), topic.to_owned(), partitions).await
     }
 
     async fn committed_offsets(

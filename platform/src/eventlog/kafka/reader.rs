@@ -15,7 +15,7 @@ use super::KafkaConfig;
 use crate::eventlog::{LogError, LogRecord, TopicPartition};
 
 /// Records are handed from the blocking reader thread in chunks of this size.
-const CHUNK: usize = 512;
+pub(super) const CHUNK: usize = 512;
 
 pub(super) fn read_range(
     config: KafkaConfig,
@@ -29,16 +29,20 @@ pub(super) fn read_range(
             let _ = tx.blocking_send(Err(e));
         }
     });
-    tokio_stream_from(rx)
+    record_stream(rx)
+}
+
+/// The records a blocking reader thread sends in chunks, one by one.
+/// Dropping the stream drops `rx`, which is how the thread learns to stop.
+pub(super) fn record_stream(
+    mut rx: mpsc::Receiver<Result<Vec<LogRecord>, LogError>>,
+) -> BoxStream<'static, Result<LogRecord, LogError>> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
         .flat_map(|chunk| match chunk {
             Ok(records) => futures::stream::iter(records.into_iter().map(Ok).collect::<Vec<_>>()),
             Err(e) => futures::stream::iter(vec![Err(e)]),
         })
         .boxed()
-}
-
-fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> BoxStream<'static, T> {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
 }
 
 fn read_blocking(
