@@ -37,7 +37,9 @@ pub enum BusError {
 pub enum Submitted {
     Decided(CommandOutcome),
     /// Sent, durable, but not decided within the wait: ask again later.
-    Pending { command_id: String },
+    Pending {
+        command_id: String,
+    },
 }
 
 #[derive(Default)]
@@ -134,7 +136,9 @@ impl CommandBus {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     match log.follow(&topic).await {
                         Ok(s) => stream = s,
-                        Err(e) => tracing::warn!(error = %e, "re-following command outcomes failed"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "re-following command outcomes failed")
+                        }
                     }
                 }
             })
@@ -170,7 +174,10 @@ impl CommandBus {
         let sent = async {
             let bytes = self.codec.encode_command(&topic, &envelope, command)?;
             let record = OutgoingRecord::new(topic, envelope.aggregate_id.clone(), bytes)
-                .with_header("command_type", schemas::CommandPayload::record_name(command))
+                .with_header(
+                    "command_type",
+                    schemas::CommandPayload::record_name(command),
+                )
                 .with_header("command_id", command_id.clone())
                 .with_header("aggregate_type", envelope.aggregate_type.clone())
                 .with_header("correlation_id", envelope.correlation_id.clone());

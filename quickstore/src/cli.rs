@@ -24,8 +24,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Runs QuickStore in one process on the embedded log (data in QS_DATA_DIR).
+    /// Runs QuickStore in one process on the embedded log (data in
+    /// QS_DATA_DIR) with a demo shop, and prints where to go next.
     Dev(DevArgs),
+    /// Runs the write side (command API, command processors, saga) on the
+    /// configured event log (QS_EVENT_LOG) until SIGTERM/Ctrl-C.
+    Serve(ServeArgs),
     /// Lists the topics of the configured event log with their end offsets.
     Topics,
     /// The embedded schema registry.
@@ -42,12 +46,39 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct DevArgs {
-    /// Demo commands to run through the command processor on first start.
-    #[arg(long, default_value_t = 100)]
-    pub demo_commands: u32,
-    /// Exit after the demo instead of serving until Ctrl-C.
+    /// Set up, create the demo shop, print where to go, then exit (for
+    /// scripts and tests) instead of serving until Ctrl-C.
     #[arg(long)]
     pub once: bool,
+    /// Where the command API listens (default: QS_COMMAND_API_LISTEN,
+    /// 127.0.0.1:8080; a busy port falls back to a free one).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Run a simulated courier fleet that assigns, picks up and delivers
+    /// every shipment, so orders complete on their own.
+    #[arg(long)]
+    pub auto_deliver: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where the command API listens (default: QS_COMMAND_API_LISTEN).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Write the command API's URL to this file once it serves.
+    #[arg(long)]
+    pub url_file: Option<PathBuf>,
+    /// Run a simulated courier fleet of this many couriers (demos,
+    /// benchmarks, fault tests).
+    #[arg(long, default_value_t = 0)]
+    pub simulated_couriers: u32,
+    /// Distinguishes this process's transactional ids from other
+    /// instances' on the same broker (e.g. the pod ordinal).
+    #[arg(long, default_value = "0")]
+    pub instance: String,
+    /// Create the demo shop (users, products, stock) if it does not exist.
+    #[arg(long)]
+    pub seed_demo: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,7 +3,11 @@
 //! - [`cli`] — the command line (clap): every subcommand and flag.
 //! - [`system`] — builds the event log, registry and codec from
 //!   [`platform::config::Settings`] (defaults < `--config` file < `QS_*`).
-//! - [`dev`] — `quickstore dev`: the embedded system in one process.
+//! - [`dev`] — `quickstore dev`: the embedded system in one process, with
+//!   a demo shop.
+//! - [`serve`] — `quickstore serve`: the write side on the configured log.
+//! - [`write_side`] — starts and stops the command API, processors, saga.
+//! - [`seed`] — demo users, products and stock.
 //! - [`registry`] — `quickstore registry serve`: the embedded schema
 //!   registry over the Confluent REST API, so standard tools can decode.
 //! - [`topics`] — `quickstore topics`: what the log holds.
@@ -16,10 +20,13 @@ pub mod bench;
 pub mod cli;
 pub mod dev;
 pub mod registry;
+pub mod seed;
+pub mod serve;
 pub mod shutdown;
 pub mod system;
 pub mod telemetry;
 pub mod topics;
+pub mod write_side;
 
 use cli::{BenchCommand, Cli, Command, RegistryCommand};
 
@@ -28,6 +35,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = platform::config::Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Dev(args) => dev::run(settings, args).await,
+        Command::Serve(args) => serve::run(settings, args).await,
         Command::Topics => topics::run(settings).await,
         Command::Registry {
             command: RegistryCommand::Serve(args),

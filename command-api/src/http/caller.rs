@@ -34,14 +34,10 @@ impl Caller {
 
     /// 403 unless the caller has one of `roles`.
     pub fn require_any(&self, roles: &[Role]) -> Result<Role, AppError> {
-        roles
-            .iter()
-            .copied()
-            .find(|r| self.has(*r))
-            .ok_or_else(|| {
-                let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-                AppError::forbidden(format!("this needs one of the roles {}", names.join(", ")))
-            })
+        roles.iter().copied().find(|r| self.has(*r)).ok_or_else(|| {
+            let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            AppError::forbidden(format!("this needs one of the roles {}", names.join(", ")))
+        })
     }
 
     /// The envelope's actor when acting in `role`.
@@ -65,13 +61,17 @@ impl Caller {
 /// Verifies a bearer token (signature, issuer, audience, time, revocation).
 pub fn verify_bearer(state: &SharedState, header: Option<&str>) -> Result<Caller, AppError> {
     let Some(header) = header else {
-        return Err(AppError::unauthorized("send `Authorization: Bearer <access token>`"));
+        return Err(AppError::unauthorized(
+            "send `Authorization: Bearer <access token>`",
+        ));
     };
     let Some(token) = header
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))
     else {
-        return Err(AppError::unauthorized("the Authorization scheme must be Bearer"));
+        return Err(AppError::unauthorized(
+            "the Authorization scheme must be Bearer",
+        ));
     };
     let store = state.issuer.store();
     let revocations: &dyn platform::auth::RevocationList = store.as_ref();

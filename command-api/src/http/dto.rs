@@ -39,8 +39,9 @@ impl AddressDto {
             postal_code: self.postal_code,
             country: self.country,
         };
-        validate::address(&address)
-            .map_err(|(sub, reason)| AppError::invalid(&format!("{field}.{sub}"), format!("{field}.{sub} {reason}")))?;
+        validate::address(&address).map_err(|(sub, reason)| {
+            AppError::invalid(&format!("{field}.{sub}"), format!("{field}.{sub} {reason}"))
+        })?;
         Ok(address)
     }
 }
@@ -103,19 +104,26 @@ pub fn amount(value: i64, field: &str) -> Result<i64, AppError> {
     if value > 0 {
         Ok(value)
     } else {
-        Err(AppError::invalid(field, format!("{field} must be positive (minor units)")))
+        Err(AppError::invalid(
+            field,
+            format!("{field} must be positive (minor units)"),
+        ))
     }
 }
 
 /// An ISO 4217 code.
 pub fn currency(value: &str, field: &str) -> Result<(), AppError> {
-    validate::currency(value).map_err(|reason| AppError::invalid(field, format!("{field} {reason}")))
+    validate::currency(value)
+        .map_err(|reason| AppError::invalid(field, format!("{field} {reason}")))
 }
 
 /// A path id: non-empty, printable, bounded.
 pub fn path_id(value: &str, field: &str) -> Result<(), AppError> {
     if value.is_empty() || value.len() > 200 || value.chars().any(char::is_control) {
-        return Err(AppError::bad_request("invalid-path", format!("{field} is not a valid id")).with_field(field));
+        return Err(
+            AppError::bad_request("invalid-path", format!("{field} is not a valid id"))
+                .with_field(field),
+        );
     }
     Ok(())
 }

@@ -57,8 +57,15 @@ impl StoredResponse {
 
 #[derive(Debug)]
 enum Entry {
-    InFlight { fingerprint: [u8; 32], since: i64 },
-    Done { fingerprint: [u8; 32], response: StoredResponse, at: i64 },
+    InFlight {
+        fingerprint: [u8; 32],
+        since: i64,
+    },
+    Done {
+        fingerprint: [u8; 32],
+        response: StoredResponse,
+        at: i64,
+    },
 }
 
 /// What to do with a request that carries a key.
@@ -71,7 +78,10 @@ pub enum Begin {
 
 #[derive(Debug, Default)]
 pub struct IdempotencyStore {
-    entries: Mutex<(HashMap<(String, String), Entry>, std::collections::VecDeque<(String, String)>)>,
+    entries: Mutex<(
+        HashMap<(String, String), Entry>,
+        std::collections::VecDeque<(String, String)>,
+    )>,
 }
 
 /// The fingerprint of a request: what "the same request" means.
@@ -91,10 +101,14 @@ pub fn key_of(headers: &HeaderMap) -> Result<Option<String>, AppError> {
         return Ok(None);
     };
     let key = value.to_str().map_err(|_| {
-        AppError::bad_request("invalid-idempotency-key", "Idempotency-Key must be visible ASCII")
-            .with_field("Idempotency-Key")
+        AppError::bad_request(
+            "invalid-idempotency-key",
+            "Idempotency-Key must be visible ASCII",
+        )
+        .with_field("Idempotency-Key")
     })?;
-    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| (0x21..0x7f).contains(&b))
+    {
         return Err(AppError::bad_request(
             "invalid-idempotency-key",
             format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
@@ -129,7 +143,10 @@ impl IdempotencyStore {
                 }
                 return Err(mismatch());
             }
-            Some(Entry::InFlight { fingerprint: f, since }) if now - since < 60_000 => {
+            Some(Entry::InFlight {
+                fingerprint: f,
+                since,
+            }) if now - since < 60_000 => {
                 if *f != fingerprint {
                     return Err(mismatch());
                 }
@@ -158,7 +175,14 @@ impl IdempotencyStore {
     }
 
     /// Stores the first response (5xx are not stored: they may be retried).
-    pub fn finish(&self, scope: &str, key: &str, fingerprint: [u8; 32], response: Option<StoredResponse>, now: i64) {
+    pub fn finish(
+        &self,
+        scope: &str,
+        key: &str,
+        fingerprint: [u8; 32],
+        response: Option<StoredResponse>,
+        now: i64,
+    ) {
         let Ok(mut guard) = self.entries.lock() else {
             return;
         };

@@ -34,7 +34,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::new(e.status(), "body-too-large", "the request body is too large")
+                AppError::new(
+                    e.status(),
+                    "body-too-large",
+                    "the request body is too large",
+                )
             } else {
                 AppError::bad_request("unreadable-body", "the request body could not be read")
             }

@@ -124,16 +124,14 @@ async fn idempotency_middleware(
         Err(e) => return e.into_response(),
     };
     let scope = match request.headers().get(header::AUTHORIZATION) {
-        Some(value) => {
-            match caller::verify_bearer(&state, Some(value.to_str().unwrap_or(""))) {
-                Ok(caller) => {
-                    let scope = format!("sub:{}", caller.id());
-                    request.extensions_mut().insert(caller);
-                    scope
-                }
-                Err(e) => return e.into_response(),
+        Some(value) => match caller::verify_bearer(&state, Some(value.to_str().unwrap_or(""))) {
+            Ok(caller) => {
+                let scope = format!("sub:{}", caller.id());
+                request.extensions_mut().insert(caller);
+                scope
             }
-        }
+            Err(e) => return e.into_response(),
+        },
         None => "anonymous".to_owned(),
     };
     let (parts, body) = request.into_parts();

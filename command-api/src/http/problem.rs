@@ -109,11 +109,7 @@ impl AppError {
     pub fn problem(&self) -> Problem {
         Problem {
             kind: format!("https://quickstore.dev/problems/{}", self.code),
-            title: self
-                .status
-                .canonical_reason()
-                .unwrap_or("Error")
-                .to_owned(),
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
             status: self.status.as_u16(),
             detail: self.detail.clone(),
             code: self.code.clone(),
@@ -150,13 +146,20 @@ impl IntoResponse for AppError {
 /// The HTTP status of a refusal code from a command outcome.
 pub fn status_of_refusal(code: &str) -> StatusCode {
     match code {
-        "invalid-field" | "totals-mismatch" | "mixed-currencies" | "too-many-lines"
-        | "cart-empty" | "refund-exceeds-capture" | "amount-exceeds-authorization"
-        | "below-reserved" | "no-such-line" | "too-many-images" | "weak-password" => {
-            StatusCode::UNPROCESSABLE_ENTITY
+        "invalid-field"
+        | "totals-mismatch"
+        | "mixed-currencies"
+        | "too-many-lines"
+        | "cart-empty"
+        | "refund-exceeds-capture"
+        | "amount-exceeds-authorization"
+        | "below-reserved"
+        | "no-such-line"
+        | "too-many-images"
+        | "weak-password" => StatusCode::UNPROCESSABLE_ENTITY,
+        "not-found" | "unknown-sku" | "not-your-order" | "not-your-cart" | "unknown-reference" => {
+            StatusCode::NOT_FOUND
         }
-        "not-found" | "unknown-sku" | "not-your-order" | "not-your-cart"
-        | "unknown-reference" => StatusCode::NOT_FOUND,
         "forbidden" | "not-your-shipment" => StatusCode::FORBIDDEN,
         // Our own bugs, never the client's input.
         "malformed-command" | "misrouted-command" => StatusCode::INTERNAL_SERVER_ERROR,

@@ -207,7 +207,10 @@ pub fn outcome_result(outcome: &CommandOutcome) -> Result<CommandAccepted, AppEr
             Err(e)
         }
         CommandStatus::Rejected => {
-            let code = outcome.error_code.clone().unwrap_or_else(|| "rejected".into());
+            let code = outcome
+                .error_code
+                .clone()
+                .unwrap_or_else(|| "rejected".into());
             let message = outcome.error_message.clone().unwrap_or_default();
             let status = status_of_refusal(&code);
             if status.is_server_error() {

@@ -116,8 +116,9 @@ fn tokens(customer_id: &str, roles: &[Role], pair: TokenPair) -> TokenResponse {
 
 fn auth_error(e: AuthError) -> AppError {
     match e {
-        AuthError::EmailTaken => AppError::new(StatusCode::CONFLICT, "email-taken", e.to_string())
-            .with_field("email"),
+        AuthError::EmailTaken => {
+            AppError::new(StatusCode::CONFLICT, "email-taken", e.to_string()).with_field("email")
+        }
         AuthError::WeakPassword(_) => AppError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "weak-password",
@@ -125,9 +126,11 @@ fn auth_error(e: AuthError) -> AppError {
         )
         .with_field("password"),
         AuthError::Store(_) | AuthError::Key(_) => AppError::internal(&e),
-        AuthError::InvalidCredentials => {
-            AppError::new(StatusCode::UNAUTHORIZED, "invalid-credentials", e.to_string())
-        }
+        AuthError::InvalidCredentials => AppError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid-credentials",
+            e.to_string(),
+        ),
         other => AppError::new(StatusCode::UNAUTHORIZED, "invalid-token", other.to_string()),
     }
 }
@@ -189,7 +192,13 @@ async fn register(
         actor: format!("customer:{customer_id}"),
         creates: true,
     };
-    let submitted = submit::send(&state, key.as_ref(), submit::expected_version(&headers)?, &outgoing).await?;
+    let submitted = submit::send(
+        &state,
+        key.as_ref(),
+        submit::expected_version(&headers)?,
+        &outgoing,
+    )
+    .await?;
     if let crate::bus::Submitted::Decided(outcome) = &submitted {
         submit::outcome_result(outcome)?;
     }
@@ -231,7 +240,11 @@ async fn login(
         })
         .await?
     };
-    Ok(Json(tokens(&credential.customer_id, &credential.roles, pair)))
+    Ok(Json(tokens(
+        &credential.customer_id,
+        &credential.roles,
+        pair,
+    )))
 }
 
 /// Rotate a refresh token: the old one stops working; presenting it again

@@ -106,12 +106,14 @@ fn description(value: Option<&String>) -> Result<(), AppError> {
 }
 
 fn price(value: i64) -> Result<(), AppError> {
-    validate::price(value).map_err(|reason| AppError::invalid("price_minor", format!("price_minor {reason}")))
+    validate::price(value)
+        .map_err(|reason| AppError::invalid("price_minor", format!("price_minor {reason}")))
 }
 
 /// A URL or object key: single-line, up to 2048 characters.
 fn long_text(value: &str, field: &str) -> Result<(), AppError> {
-    validate::text(value, MAX_URL).map_err(|reason| AppError::invalid(field, format!("{field} {reason}")))
+    validate::text(value, MAX_URL)
+        .map_err(|reason| AppError::invalid(field, format!("{field} {reason}")))
 }
 
 /// Sends a catalog command for product `sku` as an admin.
@@ -256,7 +258,9 @@ async fn change_category(
     product_command(&state, &caller, key, &headers, &sku, command, false).await
 }
 
-/// Attach an image to a product (at most 20, each key once).
+/// Attach an image to a product.
+///
+/// At most 20 images, each `image_key` once.
 #[utoipa::path(post, path = "/products/{sku}/images", tag = "catalog", request_body = ImageRequest,
     responses((status = 200, body = CommandAccepted), (status = 202, body = CommandPending),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
@@ -286,8 +290,10 @@ async fn attach_image(
     product_command(&state, &caller, key, &headers, &sku, command, false).await
 }
 
-/// Take a product off sale for good (it stays in history; the body is optional).
-#[utoipa::path(post, path = "/products/{sku}/discontinue", tag = "catalog", request_body = DiscontinueRequest,
+/// Take a product off sale for good.
+///
+/// It stays in history (orders refer to it). The body is optional.
+#[utoipa::path(post, path = "/products/{sku}/discontinue", tag = "catalog", request_body = Option<DiscontinueRequest>,
     responses((status = 200, body = CommandAccepted), (status = 202, body = CommandPending),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
@@ -304,6 +310,8 @@ async fn discontinue(
     dto::path_id(&sku, "sku")?;
     let body = body.map(|ApiJson(b)| b).unwrap_or_default();
     dto::reason(body.reason.as_ref(), "reason")?;
-    let command = CatalogCommand::DiscontinueProduct(DiscontinueProduct { reason: body.reason });
+    let command = CatalogCommand::DiscontinueProduct(DiscontinueProduct {
+        reason: body.reason,
+    });
     product_command(&state, &caller, key, &headers, &sku, command, false).await
 }

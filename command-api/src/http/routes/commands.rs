@@ -82,8 +82,8 @@ async fn payment_webhook(
         AppError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string())
             .with_field("Gateway-Signature")
     })?;
-    let event = WebhookEvent::parse(&body)
-        .map_err(|e| AppError::bad_request(e.code(), e.to_string()))?;
+    let event =
+        WebhookEvent::parse(&body).map_err(|e| AppError::bad_request(e.code(), e.to_string()))?;
     let (order_id, answer) = event
         .to_command()
         .map_err(|e| AppError::bad_request(e.code(), e.to_string()))?;

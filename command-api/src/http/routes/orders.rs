@@ -81,7 +81,11 @@ fn pricing_error(e: PricingError, field: &str) -> AppError {
     AppError::invalid(field, e.to_string())
 }
 
-async fn priced(state: &SharedState, sku: &str, field: &str) -> Result<crate::pricebook::Price, AppError> {
+async fn priced(
+    state: &SharedState,
+    sku: &str,
+    field: &str,
+) -> Result<crate::pricebook::Price, AppError> {
     dto::text(sku, field)?;
     match state.prices.price(sku, state.config.catalog_wait).await {
         Some(p) if !p.discontinued => Ok(p),
@@ -109,7 +113,10 @@ async fn place_order(
     headers: HeaderMap,
     ApiJson(body): ApiJson<PlaceOrderRequest>,
 ) -> Result<Response, AppError> {
-    let customer_id = body.customer_id.clone().unwrap_or_else(|| caller.id().to_owned());
+    let customer_id = body
+        .customer_id
+        .clone()
+        .unwrap_or_else(|| caller.id().to_owned());
     dto::path_id(&customer_id, "customer_id")?;
     let role = caller.may_act_for(&customer_id)?;
     if body.lines.is_empty() || body.lines.len() > crate::domain::orders::MAX_LINES {
@@ -146,7 +153,13 @@ async fn place_order(
         actor: caller.actor(role),
         creates: true,
     };
-    let submitted = submit::send(&state, key.as_ref(), submit::expected_version(&headers)?, &outgoing).await?;
+    let submitted = submit::send(
+        &state,
+        key.as_ref(),
+        submit::expected_version(&headers)?,
+        &outgoing,
+    )
+    .await?;
     Ok(with_order_id(submitted, &order_id))
 }
 
@@ -228,11 +241,23 @@ async fn request_cancellation(
     body: Option<ApiJson<ReasonRequest>>,
 ) -> Result<Response, AppError> {
     let role = caller.require_any(&[Role::Customer, Role::Admin])?;
-    let role = if caller.has(Role::Admin) { Role::Admin } else { role };
+    let role = if caller.has(Role::Admin) {
+        Role::Admin
+    } else {
+        role
+    };
     let reason = body.map(|ApiJson(b)| b.reason).unwrap_or_default();
     dto::reason(reason.as_ref(), "reason")?;
-    order_command(&state, &caller, key, &headers, &order_id, role,
-        OrdersCommand::RequestOrderCancellation(RequestOrderCancellation { reason })).await
+    order_command(
+        &state,
+        &caller,
+        key,
+        &headers,
+        &order_id,
+        role,
+        OrdersCommand::RequestOrderCancellation(RequestOrderCancellation { reason }),
+    )
+    .await
 }
 
 macro_rules! admin_order_endpoint {
@@ -264,16 +289,49 @@ fn required_reason(reason: Option<String>) -> Result<String, AppError> {
     Ok(reason)
 }
 
-admin_order_endpoint!(confirm_order, "/orders/{order_id}/confirm", "Confirm an order (operations; the saga does this).",
-    ReasonRequest, |_b, order_id| Ok::<_, AppError>(OrdersCommand::ConfirmOrder(ConfirmOrder { payment_id: Some(order_id.clone()) })));
-admin_order_endpoint!(mark_shipped, "/orders/{order_id}/shipped", "Record that the parcel left (operations; the saga does this).",
-    ReasonRequest, |_b, order_id| Ok::<_, AppError>(OrdersCommand::MarkOrderShipped(MarkOrderShipped { shipment_id: order_id.clone() })));
-admin_order_endpoint!(complete_order, "/orders/{order_id}/complete", "Complete a delivered order (operations; the saga does this).",
-    ReasonRequest, |_b, order_id| Ok::<_, AppError>(OrdersCommand::CompleteOrder(CompleteOrder { shipment_id: Some(order_id.clone()) })));
-admin_order_endpoint!(cancel_order, "/orders/{order_id}/cancel", "Cancel an order outright (operations).",
-    ReasonRequest, |b, _order_id| required_reason(b.reason).map(|reason| OrdersCommand::CancelOrder(CancelOrder { reason })));
-admin_order_endpoint!(reject_order, "/orders/{order_id}/reject", "Reject an order (operations).",
-    ReasonRequest, |b, _order_id| required_reason(b.reason).map(|reason| OrdersCommand::RejectOrder(RejectOrder { reason })));
+admin_order_endpoint!(
+    confirm_order,
+    "/orders/{order_id}/confirm",
+    "Confirm an order (operations; the saga does this).",
+    ReasonRequest,
+    |_b, order_id| Ok::<_, AppError>(OrdersCommand::ConfirmOrder(ConfirmOrder {
+        payment_id: Some(order_id.clone())
+    }))
+);
+admin_order_endpoint!(
+    mark_shipped,
+    "/orders/{order_id}/shipped",
+    "Record that the parcel left (operations; the saga does this).",
+    ReasonRequest,
+    |_b, order_id| Ok::<_, AppError>(OrdersCommand::MarkOrderShipped(MarkOrderShipped {
+        shipment_id: order_id.clone()
+    }))
+);
+admin_order_endpoint!(
+    complete_order,
+    "/orders/{order_id}/complete",
+    "Complete a delivered order (operations; the saga does this).",
+    ReasonRequest,
+    |_b, order_id| Ok::<_, AppError>(OrdersCommand::CompleteOrder(CompleteOrder {
+        shipment_id: Some(order_id.clone())
+    }))
+);
+admin_order_endpoint!(
+    cancel_order,
+    "/orders/{order_id}/cancel",
+    "Cancel an order outright (operations).",
+    ReasonRequest,
+    |b, _order_id| required_reason(b.reason)
+        .map(|reason| OrdersCommand::CancelOrder(CancelOrder { reason }))
+);
+admin_order_endpoint!(
+    reject_order,
+    "/orders/{order_id}/reject",
+    "Reject an order (operations).",
+    ReasonRequest,
+    |b, _order_id| required_reason(b.reason)
+        .map(|reason| OrdersCommand::RejectOrder(RejectOrder { reason }))
+);
 
 // ---- carts ----
 

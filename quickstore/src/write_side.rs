@@ -1,0 +1,382 @@
+//! The write side in one process: the six command processors, the
+//! order-fulfillment saga (with the checkout policy), optionally a simulated
+//! courier fleet, and the command API — started and stopped together.
+//!
+//! `quickstore dev`, the end-to-end tests (`spawn_app`) and the benchmark
+//! all start it through here, so they run the same code.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use command_api::aggregate::Aggregate;
+use command_api::bus::CommandBus;
+use command_api::domain::catalog::Product;
+use command_api::domain::customers::Customer;
+use command_api::domain::deliveries::Shipment;
+use command_api::domain::inventory::StockItem;
+use command_api::domain::orders::OrdersAggregate;
+use command_api::domain::payments::Payment;
+use command_api::gateway::webhook::ReplayGuard;
+use command_api::gateway::PaymentGateway;
+use command_api::gateway::{PaymentConsultant, SimulatedGateway};
+use command_api::http::idempotency::IdempotencyStore;
+use command_api::http::state::{ApiConfig, AppState, SharedState};
+use command_api::pricebook::PriceBook;
+use command_api::processor::{CommandProcessor, Consultant, ProcessorConfig, ProcessorStats};
+use platform::auth::{
+    CredentialStore, EmbeddedCredentialStore, MemoryCredentialStore, PasswordHasher, SigningKeys,
+    TokenIssuer,
+};
+use platform::config::Secret;
+use platform::eventlog::{Cleanup, TopicSpec};
+use sagas::courier::CourierFleet;
+use sagas::fulfillment::{FulfillmentTimeouts, FulfillmentWorker, WorkerConfig, WorkerStats};
+use schemas::Context;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::system::System;
+
+/// Infrastructure clock, ms since the epoch.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The wall clock.
+pub fn system_clock() -> Clock {
+    command_api::processor::system_clock()
+}
+
+/// Where logins live.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// A redb file in the data directory (survives restarts).
+    Embedded,
+    /// In memory (tests).
+    Memory,
+}
+
+/// How to start the write side.
+#[derive(Clone)]
+pub struct WriteSideOptions {
+    /// `host:port` for the command API (port 0 = any free port).
+    pub listen: String,
+    pub clock: Clock,
+    /// Distinguishes transactional ids of processes sharing a broker.
+    pub instance: String,
+    /// Couriers of a simulated fleet that assigns, picks up and delivers
+    /// every shipment; empty = no fleet (couriers use the API).
+    pub simulated_couriers: Vec<String>,
+    pub gateway: Arc<dyn PaymentGateway>,
+    pub credentials: Credentials,
+    pub api: ApiConfig,
+    pub timeouts: FulfillmentTimeouts,
+    /// Commands per transaction at most.
+    pub max_batch: usize,
+    /// Argon2 parameters: production-strength unless a test asks for speed.
+    pub fast_password_hashing: bool,
+}
+
+impl std::fmt::Debug for WriteSideOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteSideOptions")
+            .field("listen", &self.listen)
+            .field("instance", &self.instance)
+            .field("simulated_couriers", &self.simulated_couriers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WriteSideOptions {
+    pub fn from_settings(system: &System) -> Self {
+        let s = &system.settings;
+        Self {
+            listen: s.command_api_listen.clone(),
+            clock: system_clock(),
+            instance: "0".into(),
+            simulated_couriers: Vec::new(),
+            gateway: Arc::new(SimulatedGateway::new()),
+            credentials: Credentials::Embedded,
+            api: ApiConfig::default(),
+            timeouts: FulfillmentTimeouts {
+                payment_authorization_ms: s.payment_authorization_timeout_ms,
+                courier_assignment_ms: s.courier_assignment_timeout_ms,
+            },
+            max_batch: 500,
+            fast_password_hashing: false,
+        }
+    }
+}
+
+/// A running write side.
+pub struct WriteSide {
+    pub addr: SocketAddr,
+    pub state: SharedState,
+    stop: watch::Sender<bool>,
+    http_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    http: JoinHandle<std::io::Result<()>>,
+    workers: Vec<(String, JoinHandle<Result<()>>)>,
+    pub saga_progress: watch::Receiver<WorkerStats>,
+    pub processor_progress: Vec<(String, watch::Receiver<ProcessorStats>)>,
+}
+
+impl std::fmt::Debug for WriteSide {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteSide")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The saga's topics, co-partitioned with the contexts'.
+pub fn saga_topics(system: &System) -> Vec<TopicSpec> {
+    let mut events = TopicSpec::new(
+        system.topics.saga_events(schemas::ORDER_FULFILLMENT),
+        system.settings.partitions,
+        Cleanup::KeepForever,
+    );
+    events.replication_factor = system.settings.replication_factor;
+    let mut replies = TopicSpec::new(
+        system.topics.saga_replies(schemas::ORDER_FULFILLMENT),
+        system.settings.partitions,
+        Cleanup::Delete {
+            retention: Duration::from_secs(7 * 24 * 3600),
+        },
+    );
+    replies.replication_factor = system.settings.replication_factor;
+    vec![events, replies]
+}
+
+impl WriteSide {
+    pub async fn start(system: &System, options: WriteSideOptions) -> Result<Self> {
+        system.ensure_contract().await?;
+        system.log.create_topics(&saga_topics(system)).await?;
+        let (stop, stopped) = watch::channel(false);
+        let mut workers = Vec::new();
+        let mut processor_progress = Vec::new();
+        let consultant: Arc<dyn Consultant<Payment>> =
+            Arc::new(PaymentConsultant::new(Arc::clone(&options.gateway)));
+        macro_rules! processor {
+            ($a:ty, $ctx:expr, $consultant:expr) => {{
+                let (name, handle, progress) =
+                    spawn_processor::<$a>(system, $ctx, &options, $consultant, stopped.clone());
+                processor_progress.push((name.clone(), progress));
+                workers.push((name, handle));
+            }};
+        }
+        processor!(Product, Context::Catalog, None);
+        processor!(StockItem, Context::Inventory, None);
+        processor!(OrdersAggregate, Context::Orders, None);
+        processor!(Payment, Context::Payments, Some(consultant));
+        processor!(Shipment, Context::Deliveries, None);
+        processor!(Customer, Context::Customers, None);
+
+        let mut saga_config = WorkerConfig::new(&system.topics, &options.instance);
+        saga_config.timeouts = options.timeouts;
+        let (saga_tx, saga_progress) = watch::channel(WorkerStats::default());
+        let saga = FulfillmentWorker::new(
+            Arc::clone(&system.log),
+            Arc::clone(&system.codec),
+            &system.topics,
+            saga_config,
+            Arc::clone(&options.clock),
+        )
+        .with_progress(saga_tx);
+        let saga_stop = stopped.clone();
+        workers.push((
+            "order-fulfillment saga".into(),
+            tokio::spawn(async move {
+                saga.run(saga_stop).await?;
+                Ok(())
+            }),
+        ));
+        if !options.simulated_couriers.is_empty() {
+            let mut fleet = CourierFleet::new(&system.topics, options.simulated_couriers.clone());
+            fleet.transactional_id = format!("{}.{}", fleet.transactional_id, options.instance);
+            let (log, codec, topics, clock) = (
+                Arc::clone(&system.log),
+                Arc::clone(&system.codec),
+                system.topics.clone(),
+                Arc::clone(&options.clock),
+            );
+            let fleet_stop = stopped.clone();
+            workers.push((
+                "simulated couriers".into(),
+                tokio::spawn(async move {
+                    fleet.run(log, codec, topics, clock, fleet_stop).await?;
+                    Ok(())
+                }),
+            ));
+        }
+
+        let state = Arc::new(app_state(system, &options).await?);
+        let listener = tokio::net::TcpListener::bind(&options.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "binding the command API to {} (QS_COMMAND_API_LISTEN)",
+                    options.listen
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        let router = command_api::http::router(Arc::clone(&state));
+        let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let http = tokio::spawn(command_api::http::serve(listener, router, async move {
+            let _ = http_stopped.await;
+        }));
+        Ok(Self {
+            addr,
+            state,
+            stop,
+            http_stop: Some(http_stop),
+            http,
+            workers,
+            saga_progress,
+            processor_progress,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Whether a worker stopped on its own (it failed).
+    pub fn failed_worker(&self) -> Option<&str> {
+        self.workers
+            .iter()
+            .find(|(_, h)| h.is_finished())
+            .map(|(name, _)| name.as_str())
+    }
+
+    /// Graceful stop: the API stops taking requests and drains, then every
+    /// worker finishes its batch and leaves its group.
+    pub async fn stop(mut self) -> Result<()> {
+        if let Some(tx) = self.http_stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.http.await;
+        let _ = self.stop.send(true);
+        let mut first_error = None;
+        for (name, handle) in self.workers {
+            match handle.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(worker = %name, error = %e, "worker failed");
+                    first_error.get_or_insert(e.context(name));
+                }
+                Err(e) => {
+                    first_error.get_or_insert(anyhow::anyhow!("{name} panicked: {e}"));
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+fn spawn_processor<A: Aggregate>(
+    system: &System,
+    context: Context,
+    options: &WriteSideOptions,
+    consultant: Option<Arc<dyn Consultant<A>>>,
+    stopped: watch::Receiver<bool>,
+) -> (
+    String,
+    JoinHandle<Result<()>>,
+    watch::Receiver<ProcessorStats>,
+) {
+    let topology = system.topology(context.as_str());
+    let prefix = &system.topics.prefix;
+    let mut config = ProcessorConfig::new(
+        format!("{prefix}{context}.command-processor"),
+        format!("{prefix}{context}.command-processor.{}", options.instance),
+    );
+    config.max_batch = options.max_batch;
+    let (tx, rx) = watch::channel(ProcessorStats::default());
+    let mut processor = CommandProcessor::<A>::new(
+        Arc::clone(&system.log),
+        Arc::clone(&system.codec),
+        topology,
+        config,
+        Arc::clone(&options.clock),
+    )
+    .with_progress(tx);
+    if let Some(c) = consultant {
+        processor = processor.with_consultant(c);
+    }
+    let name = format!("{context} command processor");
+    let handle = tokio::spawn(async move {
+        processor.run(stopped).await?;
+        Ok(())
+    });
+    (name, handle, rx)
+}
+
+async fn app_state(system: &System, options: &WriteSideOptions) -> Result<AppState> {
+    let settings = &system.settings;
+    let keys = match &settings.auth_signing_key {
+        Some(pem) => SigningKeys::from_pem(pem)?,
+        None => match options.credentials {
+            Credentials::Embedded => {
+                let dir = settings.data_dir.join("auth");
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                SigningKeys::load_or_create(&dir.join("signing-key.pem"))?
+            }
+            Credentials::Memory => SigningKeys::generate()?,
+        },
+    };
+    let store: Arc<dyn CredentialStore> = match options.credentials {
+        Credentials::Embedded => {
+            let dir = settings.data_dir.join("auth");
+            std::fs::create_dir_all(&dir)?;
+            Arc::new(EmbeddedCredentialStore::open(
+                &dir.join("credentials.redb"),
+            )?)
+        }
+        Credentials::Memory => Arc::new(MemoryCredentialStore::new()),
+    };
+    let issuer = TokenIssuer::new(
+        Arc::new(keys),
+        store,
+        settings.auth_issuer.clone(),
+        settings.auth_audience.clone(),
+    );
+    let verifier = issuer.verifier()?;
+    let webhook_secret = settings
+        .payment_webhook_secret
+        .clone()
+        .unwrap_or_else(|| Secret::new(format!("whsec_{}", uuid::Uuid::new_v4().simple())));
+    let bus = CommandBus::start(
+        Arc::clone(&system.log),
+        Arc::clone(&system.codec),
+        system.topics.clone(),
+        &format!("{}command-api.{}", system.topics.prefix, options.instance),
+    )
+    .await?;
+    let prices = PriceBook::start(
+        Arc::clone(&system.log),
+        Arc::clone(&system.codec),
+        &system.topics,
+    )
+    .await?;
+    Ok(AppState {
+        bus,
+        prices,
+        issuer,
+        verifier,
+        hasher: if options.fast_password_hashing {
+            PasswordHasher::fast_params()
+        } else {
+            PasswordHasher::default()
+        },
+        gateway: Arc::clone(&options.gateway),
+        webhook_secret,
+        webhook_replays: ReplayGuard::new(options.api.webhook_tolerance_s.max(1) * 2, 100_000),
+        idempotency: IdempotencyStore::default(),
+        config: options.api.clone(),
+        clock: Arc::clone(&options.clock),
+    })
+}
