@@ -161,7 +161,9 @@ async fn create_product(
 ) -> Result<Response, AppError> {
     caller.require(Role::Admin)?;
     dto::text(&body.sku, "sku")?;
-    dto::path_id(&body.sku, "sku")?;
+    // It becomes the id in every `/products/{sku}` path.
+    dto::path_id(&body.sku, "sku")
+        .map_err(|_| AppError::invalid("sku", "sku is too long to be an id"))?;
     dto::text(&body.name, "name")?;
     description(body.description.as_ref())?;
     dto::text(&body.category, "category")?;

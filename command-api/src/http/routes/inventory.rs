@@ -277,7 +277,8 @@ async fn reserve(
 /// nothing.
 #[utoipa::path(post, path = "/stock/{sku}/reservations/{order_id}/{line_no}/release",
     tag = "inventory (operations)",
-    params(("line_no" = i32, Path, description = "The order line, from 1")),
+    params(("sku" = String, Path), ("order_id" = String, Path),
+        ("line_no" = i32, Path, description = "The order line, from 1")),
     responses((status = 200, body = CommandAccepted), (status = 202, body = CommandPending),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 409, body = Problem)),
@@ -302,7 +303,8 @@ async fn release(
 /// The saga does this. Only reserved units can be committed.
 #[utoipa::path(post, path = "/stock/{sku}/reservations/{order_id}/{line_no}/commit",
     tag = "inventory (operations)",
-    params(("line_no" = i32, Path, description = "The order line, from 1")),
+    params(("sku" = String, Path), ("order_id" = String, Path),
+        ("line_no" = i32, Path, description = "The order line, from 1")),
     responses((status = 200, body = CommandAccepted), (status = 202, body = CommandPending),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem)),

@@ -1,0 +1,46 @@
+//! The write side end to end — HTTP API, command processors, the
+//! order-fulfillment saga — on the embedded log and on real Kafka. A custom
+//! harness (libtest-mimic) so every case runs once per adapter.
+
+mod app;
+mod cases;
+mod crash;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use platform::testing::TestAdapter;
+
+type Case = fn(TestAdapter) -> Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
+
+macro_rules! case {
+    ($module:ident :: $name:ident) => {
+        (stringify!($name), (|a| Box::pin($module::$name(a))) as Case)
+    };
+}
+
+fn main() {
+    let cases = [
+        case!(cases::happy_path),
+        case!(cases::out_of_stock_rejects_and_releases),
+        case!(cases::declined_card_and_payment_timeout_cancel),
+        case!(cases::webhook_answers_a_pending_authorization),
+        case!(cases::delivery_failure_refunds_and_returns_stock),
+        case!(cases::cancel_before_and_after_pickup),
+        case!(cases::fifty_orders_race_for_ten_units),
+        case!(cases::a_repeated_post_appends_nothing),
+        case!(cases::bad_input_is_refused_and_appends_nothing),
+        case!(cases::the_api_documents_itself),
+        case!(crash::saga_survives_kill_9),
+    ];
+    let mut trials = Vec::new();
+    for adapter in TestAdapter::ALL {
+        for (name, case) in cases {
+            trials.push(Trial::test(format!("{}::{name}", adapter.name()), move || {
+                platform::testing::run_case(case(adapter)).map_err(Failed::from)
+            }));
+        }
+    }
+    libtest_mimic::run(&Arguments::from_args(), trials).exit();
+}
