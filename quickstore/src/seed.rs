@@ -25,8 +25,23 @@ async fn decided(state: &SharedState, outgoing: Outgoing) -> Result<bool> {
             Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(false),
             Err(e) => bail!("seeding {}: {e}", outgoing.aggregate_id),
         },
-        Ok(Submitted::Pending { .. }) => {
-            bail!("seeding {}: no outcome in time", outgoing.aggregate_id)
+        Ok(Submitted::Pending { command_id }) => {
+            // After an unclean stop the processors wait out the old
+            // members' sessions before they own their partitions again.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+            loop {
+                if let Some(outcome) = state.bus.outcome(&command_id) {
+                    return match submit::outcome_result(&outcome) {
+                        Ok(_) => Ok(true),
+                        Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(false),
+                        Err(e) => bail!("seeding {}: {e}", outgoing.aggregate_id),
+                    };
+                }
+                if tokio::time::Instant::now() > deadline {
+                    bail!("seeding {}: no outcome within 90 s", outgoing.aggregate_id);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
         Err(e) => bail!("seeding {}: {e}", outgoing.aggregate_id),
     }

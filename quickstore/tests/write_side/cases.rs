@@ -15,7 +15,10 @@ use crate::app::{self, spawn_app, spawn_app_with, TestApp, APPROVE, DECLINE, NO_
 
 fn sku(app: &TestApp, name: &str) -> String {
     // Unique per app: Kafka cases share one broker.
-    format!("{name}-{}", &app.system.topics.prefix.trim_end_matches('.')[3..])
+    format!(
+        "{name}-{}",
+        &app.system.topics.prefix.trim_end_matches('.')[3..]
+    )
 }
 
 fn order_id(body: &serde_json::Value) -> String {
@@ -23,11 +26,28 @@ fn order_id(body: &serde_json::Value) -> String {
 }
 
 /// Admin assigns the courier; the courier picks the parcel up.
-async fn assign_and_pick_up(app: &mut TestApp, order: &str, courier: &(String, String)) -> Result<()> {
-    app.wait_for(Context::Deliveries, order, "ShipmentScheduled").await?;
+async fn assign_and_pick_up(
+    app: &mut TestApp,
+    order: &str,
+    courier: &(String, String),
+) -> Result<()> {
+    app.wait_for(Context::Deliveries, order, "ShipmentScheduled")
+        .await?;
     let admin = app.admin().await?;
-    app.ok(Method::PUT, &format!("/shipments/{order}/courier"), &admin, json!({"courier_id": courier.0})).await?;
-    app.ok(Method::POST, &format!("/shipments/{order}/pickup"), &courier.1, json!({})).await?;
+    app.ok(
+        Method::PUT,
+        &format!("/shipments/{order}/courier"),
+        &admin,
+        json!({"courier_id": courier.0}),
+    )
+    .await?;
+    app.ok(
+        Method::POST,
+        &format!("/shipments/{order}/pickup"),
+        &courier.1,
+        json!({}),
+    )
+    .await?;
     app.wait_for(Context::Orders, order, "OrderShipped").await?;
     Ok(())
 }
@@ -39,28 +59,82 @@ pub async fn happy_path(adapter: TestAdapter) -> Result<()> {
     app.product(&tea, 899, 10).await?;
     let (_, customer) = app.customer("ada").await?;
     let courier = app.courier("cora").await?;
-    let (status, body) = app.place_order(&customer, &[(&mug, 2), (&tea, 1)], APPROVE).await?;
-    ensure!(status == StatusCode::CREATED, "place order: {status} {body}");
-    ensure!(body["version"] == 1 && body["position"].as_str().is_some_and(|p| p.starts_with("p1.")), "{body}");
+    let (status, body) = app
+        .place_order(&customer, &[(&mug, 2), (&tea, 1)], APPROVE)
+        .await?;
+    ensure!(
+        status == StatusCode::CREATED,
+        "place order: {status} {body}"
+    );
+    ensure!(
+        body["version"] == 1
+            && body["position"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("p1.")),
+        "{body}"
+    );
     let order = order_id(&body);
     assign_and_pick_up(&mut app, &order, &courier).await?;
-    app.ok(Method::POST, &format!("/shipments/{order}/delivery"), &courier.1, json!({"received_by": "Ada"})).await?;
-    let orders = app.wait_for(Context::Orders, &order, "OrderCompleted").await?;
-    ensure!(orders == ["OrderPlaced", "OrderConfirmed", "OrderShipped", "OrderCompleted"], "{orders:?}");
-    let payments = app.wait_for(Context::Payments, &order, "PaymentCaptured").await?;
-    ensure!(payments == ["PaymentAuthorized", "PaymentCaptured"], "{payments:?}");
+    app.ok(
+        Method::POST,
+        &format!("/shipments/{order}/delivery"),
+        &courier.1,
+        json!({"received_by": "Ada"}),
+    )
+    .await?;
+    let orders = app
+        .wait_for(Context::Orders, &order, "OrderCompleted")
+        .await?;
+    ensure!(
+        orders
+            == [
+                "OrderPlaced",
+                "OrderConfirmed",
+                "OrderShipped",
+                "OrderCompleted"
+            ],
+        "{orders:?}"
+    );
+    let payments = app
+        .wait_for(Context::Payments, &order, "PaymentCaptured")
+        .await?;
+    ensure!(
+        payments == ["PaymentAuthorized", "PaymentCaptured"],
+        "{payments:?}"
+    );
     // Captured exactly the order total: 2 × 12.99 + 8.99 + 4.99 shipping.
-    let captured = app.events(Context::Payments).await?.into_iter().find_map(|(id, t, _, e)| {
-        (id == order && t == "PaymentCaptured").then(|| match e {
-            schemas::AnyEvent::Payments(schemas::payments::PaymentsEvent::PaymentCaptured(c)) => c.amount_minor,
-            _ => -1,
-        })
-    });
-    ensure!(captured == Some(2 * 1299 + 899 + 499), "captured {captured:?}");
+    let captured = app
+        .events(Context::Payments)
+        .await?
+        .into_iter()
+        .find_map(|(id, t, _, e)| {
+            (id == order && t == "PaymentCaptured").then(|| match e {
+                schemas::AnyEvent::Payments(schemas::payments::PaymentsEvent::PaymentCaptured(
+                    c,
+                )) => c.amount_minor,
+                _ => -1,
+            })
+        });
+    ensure!(
+        captured == Some(2 * 1299 + 899 + 499),
+        "captured {captured:?}"
+    );
     let shipment = app.history(Context::Deliveries, &order).await?;
-    ensure!(shipment == ["ShipmentScheduled", "CourierAssigned", "ShipmentPickedUp", "ShipmentDelivered"], "{shipment:?}");
+    ensure!(
+        shipment
+            == [
+                "ShipmentScheduled",
+                "CourierAssigned",
+                "ShipmentPickedUp",
+                "ShipmentDelivered"
+            ],
+        "{shipment:?}"
+    );
     let item = app.stock(&mug).await?;
-    ensure!(item.on_hand == 8 && item.reserved() == 0, "mug stock: {item:?}");
+    ensure!(
+        item.on_hand == 8 && item.reserved() == 0,
+        "mug stock: {item:?}"
+    );
     app.stop().await
 }
 
@@ -70,10 +144,14 @@ pub async fn out_of_stock_rejects_and_releases(adapter: TestAdapter) -> Result<(
     app.product(&plenty, 500, 10).await?;
     app.product(&scarce, 500, 1).await?;
     let (_, customer) = app.customer("bob").await?;
-    let (status, body) = app.place_order(&customer, &[(&plenty, 3), (&scarce, 2)], APPROVE).await?;
+    let (status, body) = app
+        .place_order(&customer, &[(&plenty, 3), (&scarce, 2)], APPROVE)
+        .await?;
     ensure!(status == StatusCode::CREATED, "{status} {body}");
     let order = order_id(&body);
-    let history = app.wait_for(Context::Orders, &order, "OrderRejected").await?;
+    let history = app
+        .wait_for(Context::Orders, &order, "OrderRejected")
+        .await?;
     ensure!(history == ["OrderPlaced", "OrderRejected"], "{history:?}");
     // Released: back to what it was.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -82,11 +160,17 @@ pub async fn out_of_stock_rejects_and_releases(adapter: TestAdapter) -> Result<(
         if item.available() == 10 && item.reserved() == 0 {
             break;
         }
-        ensure!(tokio::time::Instant::now() < deadline, "not released: {item:?}");
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "not released: {item:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     ensure!(app.stock(&scarce).await?.available() == 1);
-    ensure!(app.history(Context::Payments, &order).await?.is_empty(), "no payment for a rejected order");
+    ensure!(
+        app.history(Context::Payments, &order).await?.is_empty(),
+        "no payment for a rejected order"
+    );
     app.stop().await
 }
 
@@ -97,7 +181,9 @@ pub async fn declined_card_and_payment_timeout_cancel(adapter: TestAdapter) -> R
     let (_, customer) = app.customer("cy").await?;
     let (_, declined) = app.place_order(&customer, &[(&item, 2)], DECLINE).await?;
     let declined = order_id(&declined);
-    let history = app.wait_for(Context::Orders, &declined, "OrderCancelled").await?;
+    let history = app
+        .wait_for(Context::Orders, &declined, "OrderCancelled")
+        .await?;
     ensure!(history == ["OrderPlaced", "OrderCancelled"], "{history:?}");
     ensure!(app.history(Context::Payments, &declined).await? == ["PaymentDeclined"]);
 
@@ -105,12 +191,19 @@ pub async fn declined_card_and_payment_timeout_cancel(adapter: TestAdapter) -> R
     // moved past it) gives up on the authorization and cancels.
     let (_, silent) = app.place_order(&customer, &[(&item, 3)], NO_ANSWER).await?;
     let silent = order_id(&silent);
-    app.wait_for(Context::Payments, &silent, "PaymentAuthorizationPending").await?;
+    app.wait_for(Context::Payments, &silent, "PaymentAuthorizationPending")
+        .await?;
     app.advance(Duration::from_secs(31));
-    let history = app.wait_for(Context::Orders, &silent, "OrderCancelled").await?;
+    let history = app
+        .wait_for(Context::Orders, &silent, "OrderCancelled")
+        .await?;
     ensure!(history == ["OrderPlaced", "OrderCancelled"], "{history:?}");
     ensure!(
-        app.history(Context::Payments, &silent).await? == ["PaymentAuthorizationPending", "PaymentAuthorizationTimedOut"]
+        app.history(Context::Payments, &silent).await?
+            == [
+                "PaymentAuthorizationPending",
+                "PaymentAuthorizationTimedOut"
+            ]
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -118,7 +211,10 @@ pub async fn declined_card_and_payment_timeout_cancel(adapter: TestAdapter) -> R
         if stock.available() == 10 {
             break;
         }
-        ensure!(tokio::time::Instant::now() < deadline, "stock not released: {stock:?}");
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "stock not released: {stock:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     app.stop().await
@@ -130,13 +226,23 @@ pub async fn webhook_answers_a_pending_authorization(adapter: TestAdapter) -> Re
     let item = sku(&app, "HOOK");
     app.product(&item, 1000, 5).await?;
     let (_, customer) = app.customer("dee").await?;
-    let (_, body) = app.place_order(&customer, &[(&item, 1)], app::ANSWER_BY_WEBHOOK).await?;
+    let (_, body) = app
+        .place_order(&customer, &[(&item, 1)], app::ANSWER_BY_WEBHOOK)
+        .await?;
     let order = order_id(&body);
-    app.wait_for(Context::Payments, &order, "PaymentAuthorizationPending").await?;
-    let reference = app.events(Context::Payments).await?.into_iter().find_map(|(id, _, _, e)| match e {
-        schemas::AnyEvent::Payments(schemas::payments::PaymentsEvent::PaymentAuthorizationPending(p)) if id == order => Some(p.gateway_reference),
-        _ => None,
-    }).unwrap();
+    app.wait_for(Context::Payments, &order, "PaymentAuthorizationPending")
+        .await?;
+    let reference = app
+        .events(Context::Payments)
+        .await?
+        .into_iter()
+        .find_map(|(id, _, _, e)| match e {
+            schemas::AnyEvent::Payments(
+                schemas::payments::PaymentsEvent::PaymentAuthorizationPending(p),
+            ) if id == order => Some(p.gateway_reference),
+            _ => None,
+        })
+        .unwrap();
     let event = WebhookEvent::authorized("evt_1", &reference, &order, "AUTH42");
     let payload = event.to_json();
     let now = (quickstore::write_side::system_clock())() / 1000
@@ -151,17 +257,42 @@ pub async fn webhook_answers_a_pending_authorization(adapter: TestAdapter) -> Re
             .send()
     };
     // Bad signature, stale timestamp: refused, nothing recorded.
-    let forged = post(sign(&payload, &platform::config::Secret::new("wrong"), now), payload.clone()).await?;
-    ensure!(forged.status() == StatusCode::UNAUTHORIZED, "forged: {}", forged.status());
+    let forged = post(
+        sign(&payload, &platform::config::Secret::new("wrong"), now),
+        payload.clone(),
+    )
+    .await?;
+    ensure!(
+        forged.status() == StatusCode::UNAUTHORIZED,
+        "forged: {}",
+        forged.status()
+    );
     let stale = post(sign(&payload, &secret, now - 3600), payload.clone()).await?;
-    ensure!(stale.status() == StatusCode::UNAUTHORIZED, "stale: {}", stale.status());
+    ensure!(
+        stale.status() == StatusCode::UNAUTHORIZED,
+        "stale: {}",
+        stale.status()
+    );
     ensure!(app.history(Context::Payments, &order).await? == ["PaymentAuthorizationPending"]);
     let good = post(sign(&payload, &secret, now), payload.clone()).await?;
-    ensure!(good.status() == StatusCode::OK, "good: {} {}", good.status(), good.text().await?);
+    ensure!(
+        good.status() == StatusCode::OK,
+        "good: {} {}",
+        good.status(),
+        good.text().await?
+    );
     let replay = post(sign(&payload, &secret, now), payload.clone()).await?;
-    ensure!(replay.status() == StatusCode::CONFLICT, "replay: {}", replay.status());
-    app.wait_for(Context::Orders, &order, "OrderConfirmed").await?;
-    ensure!(app.history(Context::Payments, &order).await? == ["PaymentAuthorizationPending", "PaymentAuthorized"]);
+    ensure!(
+        replay.status() == StatusCode::CONFLICT,
+        "replay: {}",
+        replay.status()
+    );
+    app.wait_for(Context::Orders, &order, "OrderConfirmed")
+        .await?;
+    ensure!(
+        app.history(Context::Payments, &order).await?
+            == ["PaymentAuthorizationPending", "PaymentAuthorized"]
+    );
     app.stop().await
 }
 
@@ -175,18 +306,43 @@ pub async fn delivery_failure_refunds_and_returns_stock(adapter: TestAdapter) ->
     let order = order_id(&body);
     assign_and_pick_up(&mut app, &order, &courier).await?;
     ensure!(app.stock(&item).await?.on_hand == 3, "committed on pickup");
-    app.ok(Method::POST, &format!("/shipments/{order}/failure"), &courier.1, json!({"reason": "address not found"})).await?;
-    let history = app.wait_for(Context::Orders, &order, "OrderCancelled").await?;
-    ensure!(history == ["OrderPlaced", "OrderConfirmed", "OrderShipped", "OrderCancelled"], "{history:?}");
-    let payments = app.wait_for(Context::Payments, &order, "PaymentRefunded").await?;
-    ensure!(payments == ["PaymentAuthorized", "PaymentCaptured", "PaymentRefunded"], "{payments:?}");
+    app.ok(
+        Method::POST,
+        &format!("/shipments/{order}/failure"),
+        &courier.1,
+        json!({"reason": "address not found"}),
+    )
+    .await?;
+    let history = app
+        .wait_for(Context::Orders, &order, "OrderCancelled")
+        .await?;
+    ensure!(
+        history
+            == [
+                "OrderPlaced",
+                "OrderConfirmed",
+                "OrderShipped",
+                "OrderCancelled"
+            ],
+        "{history:?}"
+    );
+    let payments = app
+        .wait_for(Context::Payments, &order, "PaymentRefunded")
+        .await?;
+    ensure!(
+        payments == ["PaymentAuthorized", "PaymentCaptured", "PaymentRefunded"],
+        "{payments:?}"
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let stock = app.stock(&item).await?;
         if stock.on_hand == 5 && stock.available() == 5 {
             break;
         }
-        ensure!(tokio::time::Instant::now() < deadline, "stock not returned: {stock:?}");
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "stock not returned: {stock:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     app.stop().await
@@ -201,20 +357,49 @@ pub async fn cancel_before_and_after_pickup(adapter: TestAdapter) -> Result<()> 
 
     let (_, body) = app.place_order(&customer, &[(&item, 2)], APPROVE).await?;
     let early = order_id(&body);
-    app.wait_for(Context::Deliveries, &early, "ShipmentScheduled").await?;
-    let (status, body) = app.post(&format!("/orders/{early}/cancellation"), &customer, json!({"reason": "changed my mind"})).await?;
+    app.wait_for(Context::Deliveries, &early, "ShipmentScheduled")
+        .await?;
+    let (status, body) = app
+        .post(
+            &format!("/orders/{early}/cancellation"),
+            &customer,
+            json!({"reason": "changed my mind"}),
+        )
+        .await?;
     ensure!(status == StatusCode::OK, "{status} {body}");
-    let history = app.wait_for(Context::Orders, &early, "OrderCancelled").await?;
-    ensure!(history.ends_with(&["OrderCancellationRequested".to_owned(), "OrderCancelled".to_owned()]), "{history:?}");
-    app.wait_for(Context::Payments, &early, "PaymentVoided").await?;
-    app.wait_for(Context::Deliveries, &early, "ShipmentCancelled").await?;
+    let history = app
+        .wait_for(Context::Orders, &early, "OrderCancelled")
+        .await?;
+    ensure!(
+        history.ends_with(&[
+            "OrderCancellationRequested".to_owned(),
+            "OrderCancelled".to_owned()
+        ]),
+        "{history:?}"
+    );
+    app.wait_for(Context::Payments, &early, "PaymentVoided")
+        .await?;
+    app.wait_for(Context::Deliveries, &early, "ShipmentCancelled")
+        .await?;
 
     let (_, body) = app.place_order(&customer, &[(&item, 1)], APPROVE).await?;
     let late = order_id(&body);
     assign_and_pick_up(&mut app, &late, &courier).await?;
-    let (status, body) = app.post(&format!("/orders/{late}/cancellation"), &customer, json!({})).await?;
-    ensure!(status == StatusCode::CONFLICT && body["code"] == "already-shipped", "{status} {body}");
-    ensure!(!app.history(Context::Orders, &late).await?.contains(&"OrderCancelled".to_owned()));
+    let (status, body) = app
+        .post(
+            &format!("/orders/{late}/cancellation"),
+            &customer,
+            json!({}),
+        )
+        .await?;
+    ensure!(
+        status == StatusCode::CONFLICT && body["code"] == "already-shipped",
+        "{status} {body}"
+    );
+    ensure!(!app
+        .history(Context::Orders, &late)
+        .await?
+        .contains(&"OrderCancelled".to_owned()));
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -261,21 +446,33 @@ pub async fn fifty_orders_race_for_ten_units(adapter: TestAdapter) -> Result<()>
                 rejected += 1;
                 break;
             }
-            ensure!(tokio::time::Instant::now() < deadline, "{id} undecided: {history:?}");
+            ensure!(
+                tokio::time::Instant::now() < deadline,
+                "{id} undecided: {history:?}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    ensure!(confirmed == 10 && rejected == 40, "confirmed {confirmed}, rejected {rejected}");
+    ensure!(
+        confirmed == 10 && rejected == 40,
+        "confirmed {confirmed}, rejected {rejected}"
+    );
     // Never negative along the way: every event's available-after ≥ 0.
     for (id, _, _, event) in app.events(Context::Inventory).await? {
         if id == item {
-            if let schemas::AnyEvent::Inventory(schemas::inventory::InventoryEvent::StockReserved(r)) = event {
+            if let schemas::AnyEvent::Inventory(
+                schemas::inventory::InventoryEvent::StockReserved(r),
+            ) = event
+            {
                 ensure!(r.available_after >= 0, "negative: {r:?}");
             }
         }
     }
     let stock = app.stock(&item).await?;
-    ensure!(stock.available() == 0 && stock.reserved() == 10, "{stock:?}");
+    ensure!(
+        stock.available() == 0 && stock.reserved() == 10,
+        "{stock:?}"
+    );
     app.stop().await
 }
 
@@ -285,20 +482,51 @@ pub async fn a_repeated_post_appends_nothing(adapter: TestAdapter) -> Result<()>
     app.product(&item, 700, 10).await?;
     let (_, customer) = app.customer("ivy").await?;
     let body = json!({"lines": [{"sku": item, "quantity": 1}], "shipping_address": app::address(), "payment": {"card_number": DECLINE}});
-    let (s1, first) = app.send(Method::POST, "/orders", Some(&customer), Some("order-once"), Some(body.clone())).await?;
+    let (s1, first) = app
+        .send(
+            Method::POST,
+            "/orders",
+            Some(&customer),
+            Some("order-once"),
+            Some(body.clone()),
+        )
+        .await?;
     ensure!(s1 == StatusCode::CREATED, "{s1} {first}");
     let order = order_id(&first);
-    app.wait_for(Context::Orders, &order, "OrderCancelled").await?;
+    app.wait_for(Context::Orders, &order, "OrderCancelled")
+        .await?;
     let before = app.event_ends().await?;
-    let (s2, second) = app.send(Method::POST, "/orders", Some(&customer), Some("order-once"), Some(body.clone())).await?;
+    let (s2, second) = app
+        .send(
+            Method::POST,
+            "/orders",
+            Some(&customer),
+            Some("order-once"),
+            Some(body.clone()),
+        )
+        .await?;
     ensure!(s2 == s1 && second == first, "replay differs: {s2} {second}");
     // Same key, different body: 422, nothing sent.
     let mut other = body.clone();
     other["lines"][0]["quantity"] = json!(2);
-    let (s3, problem) = app.send(Method::POST, "/orders", Some(&customer), Some("order-once"), Some(other)).await?;
-    ensure!(s3 == StatusCode::UNPROCESSABLE_ENTITY && problem["code"] == "idempotency-key-reused", "{s3} {problem}");
+    let (s3, problem) = app
+        .send(
+            Method::POST,
+            "/orders",
+            Some(&customer),
+            Some("order-once"),
+            Some(other),
+        )
+        .await?;
+    ensure!(
+        s3 == StatusCode::UNPROCESSABLE_ENTITY && problem["code"] == "idempotency-key-reused",
+        "{s3} {problem}"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    ensure!(app.event_ends().await? == before, "a repeated POST appended events");
+    ensure!(
+        app.event_ends().await? == before,
+        "a repeated POST appended events"
+    );
     ensure!(app.history(Context::Orders, &order).await? == ["OrderPlaced", "OrderCancelled"]);
     app.stop().await
 }
@@ -311,40 +539,83 @@ pub async fn bad_input_is_refused_and_appends_nothing(adapter: TestAdapter) -> R
     let (_, mallory) = app.customer("mallory").await?;
     let (_, body) = app.place_order(&alice, &[(&item, 1)], DECLINE).await?;
     let alices = order_id(&body);
-    app.wait_for(Context::Orders, &alices, "OrderCancelled").await?;
+    app.wait_for(Context::Orders, &alices, "OrderCancelled")
+        .await?;
     let before = app.event_ends().await?;
     let url = format!("{}/orders", app.url);
 
     // Malformed JSON.
-    let r = app.http.post(&url).bearer_auth(&alice).header("content-type", "application/json").body("{\"lines\": [").send().await?;
-    ensure!(r.status() == StatusCode::BAD_REQUEST, "malformed: {}", r.status());
+    let r = app
+        .http
+        .post(&url)
+        .bearer_auth(&alice)
+        .header("content-type", "application/json")
+        .body("{\"lines\": [")
+        .send()
+        .await?;
+    ensure!(
+        r.status() == StatusCode::BAD_REQUEST,
+        "malformed: {}",
+        r.status()
+    );
     ensure!(r.headers()["content-type"] == "application/problem+json");
     // Negative quantity, huge quantity, unknown SKU: 422 naming the field.
     for (line, field) in [
         (json!({"sku": item, "quantity": -1}), "lines[0].quantity"),
-        (json!({"sku": item, "quantity": 9_223_372_036_854_775_807_i64}), "lines[0].quantity"),
+        (
+            json!({"sku": item, "quantity": 9_223_372_036_854_775_807_i64}),
+            "lines[0].quantity",
+        ),
         (json!({"sku": "NO-SUCH-SKU", "quantity": 1}), "lines[0].sku"),
         (json!({"sku": item, "quantity": "two"}), "lines[0].quantity"),
     ] {
         let (status, problem) = app.post("/orders", &alice, json!({"lines": [line], "shipping_address": app::address(), "payment": {"card_number": APPROVE}})).await?;
-        ensure!(status == StatusCode::UNPROCESSABLE_ENTITY && problem["field"] == field, "{field}: {status} {problem}");
+        ensure!(
+            status == StatusCode::UNPROCESSABLE_ENTITY && problem["field"] == field,
+            "{field}: {status} {problem}"
+        );
     }
     // A bad card number: 422 on the card, and the number is not echoed.
-    let (status, problem) = app.place_order(&alice, &[(&item, 1)], "4242 4242 4242 4241").await?;
-    ensure!(status == StatusCode::UNPROCESSABLE_ENTITY && problem["field"] == "payment.card_number", "{status} {problem}");
-    ensure!(!problem.to_string().contains("4241"), "card number echoed: {problem}");
+    let (status, problem) = app
+        .place_order(&alice, &[(&item, 1)], "4242 4242 4242 4241")
+        .await?;
+    ensure!(
+        status == StatusCode::UNPROCESSABLE_ENTITY && problem["field"] == "payment.card_number",
+        "{status} {problem}"
+    );
+    ensure!(
+        !problem.to_string().contains("4241"),
+        "card number echoed: {problem}"
+    );
     // Wrong role: a customer creating a product.
     let (status, _) = app.post("/products", &alice, json!({"sku": "X-1", "name": "x", "category": "x", "price_minor": 1, "currency": "EUR"})).await?;
     ensure!(status == StatusCode::FORBIDDEN, "wrong role: {status}");
     // Another customer's order.
-    let (status, problem) = app.post(&format!("/orders/{alices}/cancellation"), &mallory, json!({})).await?;
-    ensure!(status == StatusCode::NOT_FOUND, "another's order: {status} {problem}");
+    let (status, problem) = app
+        .post(
+            &format!("/orders/{alices}/cancellation"),
+            &mallory,
+            json!({}),
+        )
+        .await?;
+    ensure!(
+        status == StatusCode::NOT_FOUND,
+        "another's order: {status} {problem}"
+    );
     // Another customer's cart.
     let alice_id = app.customer("alice2").await?.0;
-    let (status, _) = app.post(&format!("/carts/{alice_id}/lines"), &mallory, json!({"sku": item, "quantity": 1})).await?;
+    let (status, _) = app
+        .post(
+            &format!("/carts/{alice_id}/lines"),
+            &mallory,
+            json!({"sku": item, "quantity": 1}),
+        )
+        .await?;
     ensure!(status == StatusCode::NOT_FOUND, "another's cart: {status}");
     // No token, a forged token, alg none, an expired token.
-    let (status, _) = app.send(Method::POST, "/orders", None, None, Some(json!({}))).await?;
+    let (status, _) = app
+        .send(Method::POST, "/orders", None, None, Some(json!({})))
+        .await?;
     ensure!(status == StatusCode::UNAUTHORIZED, "no token: {status}");
     let mut parts: Vec<String> = alice.split('.').map(str::to_owned).collect();
     parts[2] = parts[2].chars().rev().collect();
@@ -352,35 +623,67 @@ pub async fn bad_input_is_refused_and_appends_nothing(adapter: TestAdapter) -> R
     let (status, _) = app.place_order(&forged, &[(&item, 1)], APPROVE).await?;
     ensure!(status == StatusCode::UNAUTHORIZED, "forged: {status}");
     use base64::Engine;
-    let b64 = |v: serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
-    let claims: serde_json::Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(alice.split('.').nth(1).unwrap())?)?;
-    let none = format!("{}.{}.", b64(json!({"alg": "none", "typ": "at+jwt"})), b64(claims));
+    let b64 = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(alice.split('.').nth(1).unwrap())?,
+    )?;
+    let none = format!(
+        "{}.{}.",
+        b64(json!({"alg": "none", "typ": "at+jwt"})),
+        b64(claims)
+    );
     let (status, _) = app.place_order(&none, &[(&item, 1)], APPROVE).await?;
     ensure!(status == StatusCode::UNAUTHORIZED, "alg none: {status}");
     app.advance(Duration::from_secs(16 * 60));
     let (status, problem) = app.place_order(&alice, &[(&item, 1)], APPROVE).await?;
-    ensure!(status == StatusCode::UNAUTHORIZED && problem["detail"].as_str().unwrap_or("").contains("expired"), "expired: {status} {problem}");
+    ensure!(
+        status == StatusCode::UNAUTHORIZED
+            && problem["detail"].as_str().unwrap_or("").contains("expired"),
+        "expired: {status} {problem}"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut after = app.event_ends().await?;
     // Registering alice2 appended her CustomerRegistered: the only change.
     let customers = app.system.topics.events(Context::Customers);
     *after.get_mut(&customers).unwrap() -= 1;
-    ensure!(after == before, "bad input appended events: {before:?} → {after:?}");
+    ensure!(
+        after == before,
+        "bad input appended events: {before:?} → {after:?}"
+    );
     app.stop().await
 }
 
 pub async fn the_api_documents_itself(adapter: TestAdapter) -> Result<()> {
     let app = spawn_app_with(adapter, |_| {}).await?;
-    let (status, doc) = app.send(Method::GET, "/openapi.json", None, None, None).await?;
+    let (status, doc) = app
+        .send(Method::GET, "/openapi.json", None, None, None)
+        .await?;
     ensure!(status == StatusCode::OK);
     let paths = doc["paths"].as_object().map(|p| p.len()).unwrap_or(0);
     ensure!(paths >= 35, "only {paths} paths documented");
-    for path in ["/orders", "/carts/{customer_id}/checkout", "/auth/login", "/shipments/{order_id}/pickup", "/payments/{order_id}/refunds", "/webhooks/payments"] {
+    for path in [
+        "/orders",
+        "/carts/{customer_id}/checkout",
+        "/auth/login",
+        "/shipments/{order_id}/pickup",
+        "/payments/{order_id}/refunds",
+        "/webhooks/payments",
+    ] {
         ensure!(doc["paths"].get(path).is_some(), "{path} undocumented");
     }
-    let (status, jwks) = app.send(Method::GET, "/.well-known/jwks.json", None, None, None).await?;
-    ensure!(status == StatusCode::OK && jwks["keys"][0]["alg"] == "ES256", "{jwks}");
-    let (status, problem) = app.send(Method::GET, "/no/such/thing", None, None, None).await?;
+    let (status, jwks) = app
+        .send(Method::GET, "/.well-known/jwks.json", None, None, None)
+        .await?;
+    ensure!(
+        status == StatusCode::OK && jwks["keys"][0]["alg"] == "ES256",
+        "{jwks}"
+    );
+    let (status, problem) = app
+        .send(Method::GET, "/no/such/thing", None, None, None)
+        .await?;
     ensure!(status == StatusCode::NOT_FOUND && problem["code"] == "not-found");
     app.stop().await
 }

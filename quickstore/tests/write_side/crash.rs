@@ -32,12 +32,23 @@ fn start(settings: &platform::config::Settings, url_file: &std::path::Path) -> R
         .env("QS_TOPIC_PREFIX", &settings.topic_prefix)
         .env("QS_PARTITIONS", settings.partitions.to_string())
         .env("QS_PAYMENT_WEBHOOK_SECRET", app::WEBHOOK_SECRET)
-        .env("QS_EVENT_LOG", match settings.event_log {
-            platform::config::EventLogBackend::Kafka => "kafka",
-            platform::config::EventLogBackend::Embedded => "embedded",
-        })
+        .env(
+            "QS_EVENT_LOG",
+            match settings.event_log {
+                platform::config::EventLogBackend::Kafka => "kafka",
+                platform::config::EventLogBackend::Embedded => "embedded",
+            },
+        )
         .env("QS_KAFKA_BOOTSTRAP", &settings.kafka_bootstrap)
-        .args(["serve", "--listen", "127.0.0.1:0", "--simulated-couriers", "2", "--seed-demo", "--url-file"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--simulated-couriers",
+            "2",
+            "--seed-demo",
+            "--url-file",
+        ])
         .arg(url_file)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -54,13 +65,18 @@ fn start(settings: &platform::config::Settings, url_file: &std::path::Path) -> R
         if let Some(status) = child.try_wait()? {
             bail!("quickstore serve exited early: {status}");
         }
-        ensure!(Instant::now() < deadline, "quickstore serve did not come up");
+        ensure!(
+            Instant::now() < deadline,
+            "quickstore serve did not come up"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 fn signal(child: &mut Child, sig: &str) -> Result<()> {
-    Command::new("kill").args([sig, &child.id().to_string()]).status()?;
+    Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()?;
     child.wait()?;
     Ok(())
 }
@@ -75,7 +91,10 @@ pub async fn saga_survives_kill_9(adapter: TestAdapter) -> Result<()> {
         .post(format!("{}/auth/login", server.url))
         .json(&json!({"email": quickstore::seed::DEMO_CUSTOMER, "password": quickstore::seed::DEMO_PASSWORD}))
         .send().await?.json().await?;
-    let token = login["access_token"].as_str().context("no token")?.to_owned();
+    let token = login["access_token"]
+        .as_str()
+        .context("no token")?
+        .to_owned();
     let orders = futures::future::join_all((0..40).map(|i| {
         let (http, url, token) = (http.clone(), server.url.clone(), token.clone());
         async move {
@@ -117,19 +136,34 @@ pub async fn saga_survives_kill_9(adapter: TestAdapter) -> Result<()> {
 /// Every order completed once; every step and command at most once.
 async fn check(system: &System, orders: &[String]) -> Result<()> {
     let mut per_aggregate: HashMap<(String, String), Vec<String>> = HashMap::new();
-    for context in [Context::Orders, Context::Payments, Context::Deliveries, Context::Inventory] {
+    for context in [
+        Context::Orders,
+        Context::Payments,
+        Context::Deliveries,
+        Context::Inventory,
+    ] {
         let topic = system.topics.events(context);
         for record in platform::eventlog::read_topic(system.log.as_ref(), &topic).await? {
-            let (envelope, event) = system.codec.decode_event::<schemas::AnyEvent>(record.value.as_deref().unwrap_or_default()).await?;
+            let (envelope, event) = system
+                .codec
+                .decode_event::<schemas::AnyEvent>(record.value.as_deref().unwrap_or_default())
+                .await?;
             let name = schemas::EventPayload::record_name(&event);
             let short = name.rsplit('.').next().unwrap_or(name).to_owned();
             let key = match &event {
-                schemas::AnyEvent::Inventory(schemas::inventory::InventoryEvent::StockReserved(e)) => (e.order_id.clone(), format!("{short}#{}", e.line_no)),
-                schemas::AnyEvent::Inventory(schemas::inventory::InventoryEvent::StockCommitted(e)) => (e.order_id.clone(), format!("{short}#{}", e.line_no)),
+                schemas::AnyEvent::Inventory(
+                    schemas::inventory::InventoryEvent::StockReserved(e),
+                ) => (e.order_id.clone(), format!("{short}#{}", e.line_no)),
+                schemas::AnyEvent::Inventory(
+                    schemas::inventory::InventoryEvent::StockCommitted(e),
+                ) => (e.order_id.clone(), format!("{short}#{}", e.line_no)),
                 schemas::AnyEvent::Inventory(_) => continue,
                 _ => (envelope.aggregate_id.clone(), short.clone()),
             };
-            per_aggregate.entry(key).or_default().push(envelope.event_id.clone());
+            per_aggregate
+                .entry(key)
+                .or_default()
+                .push(envelope.event_id.clone());
         }
     }
     for order in orders {
@@ -138,14 +172,33 @@ async fn check(system: &System, orders: &[String]) -> Result<()> {
             "order {order} was rejected: the test must have stock for every order"
         );
         if !per_aggregate.contains_key(&(order.clone(), "OrderCompleted".into())) {
-            let mut seen: Vec<&String> = per_aggregate.keys().filter(|(o, _)| o == order).map(|(_, t)| t).collect();
+            let mut seen: Vec<&String> = per_aggregate
+                .keys()
+                .filter(|(o, _)| o == order)
+                .map(|(_, t)| t)
+                .collect();
             seen.sort();
             bail!("not yet: order {order} has not completed (so far: {seen:?})");
         }
-        for event in ["OrderPlaced", "OrderConfirmed", "OrderShipped", "OrderCompleted", "PaymentAuthorized",
-            "PaymentCaptured", "ShipmentScheduled", "CourierAssigned", "ShipmentPickedUp", "ShipmentDelivered",
-            "StockReserved#1", "StockReserved#2", "StockCommitted#1", "StockCommitted#2"] {
-            let n = per_aggregate.get(&(order.clone(), event.into())).map_or(0, Vec::len);
+        for event in [
+            "OrderPlaced",
+            "OrderConfirmed",
+            "OrderShipped",
+            "OrderCompleted",
+            "PaymentAuthorized",
+            "PaymentCaptured",
+            "ShipmentScheduled",
+            "CourierAssigned",
+            "ShipmentPickedUp",
+            "ShipmentDelivered",
+            "StockReserved#1",
+            "StockReserved#2",
+            "StockCommitted#1",
+            "StockCommitted#2",
+        ] {
+            let n = per_aggregate
+                .get(&(order.clone(), event.into()))
+                .map_or(0, Vec::len);
             ensure!(n == 1, "order {order}: {event} happened {n} times");
         }
     }
@@ -153,8 +206,14 @@ async fn check(system: &System, orders: &[String]) -> Result<()> {
     let topic = system.topics.saga_events(schemas::ORDER_FULFILLMENT);
     let mut versions: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for record in platform::eventlog::read_topic(system.log.as_ref(), &topic).await? {
-        let step: OrderFulfillmentStep = system.codec.decode_named(record.value.as_deref().unwrap_or_default()).await?;
-        versions.entry(step.envelope.aggregate_id).or_default().push(step.envelope.version);
+        let step: OrderFulfillmentStep = system
+            .codec
+            .decode_named(record.value.as_deref().unwrap_or_default())
+            .await?;
+        versions
+            .entry(step.envelope.aggregate_id)
+            .or_default()
+            .push(step.envelope.version);
     }
     for order in orders {
         let v = versions.get(order).cloned().unwrap_or_default();

@@ -37,9 +37,10 @@ fn main() {
     let mut trials = Vec::new();
     for adapter in TestAdapter::ALL {
         for (name, case) in cases {
-            trials.push(Trial::test(format!("{}::{name}", adapter.name()), move || {
-                platform::testing::run_case(case(adapter)).map_err(Failed::from)
-            }));
+            trials.push(Trial::test(
+                format!("{}::{name}", adapter.name()),
+                move || platform::testing::run_case(case(adapter)).map_err(Failed::from),
+            ));
         }
     }
     libtest_mimic::run(&Arguments::from_args(), trials).exit();
