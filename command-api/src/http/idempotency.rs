@@ -76,12 +76,15 @@ pub enum Begin {
     Replay(StoredResponse),
 }
 
+/// (scope, key).
+type KeyId = (String, String);
+
+/// Remembered keys, and their insertion order for eviction.
+type Entries = (HashMap<KeyId, Entry>, std::collections::VecDeque<KeyId>);
+
 #[derive(Debug, Default)]
 pub struct IdempotencyStore {
-    entries: Mutex<(
-        HashMap<(String, String), Entry>,
-        std::collections::VecDeque<(String, String)>,
-    )>,
+    entries: Mutex<Entries>,
 }
 
 /// The fingerprint of a request: what "the same request" means.

@@ -103,18 +103,16 @@ pub async fn happy_path(adapter: TestAdapter) -> Result<()> {
         "{payments:?}"
     );
     // Captured exactly the order total: 2 × 12.99 + 8.99 + 4.99 shipping.
-    let captured = app
-        .events(Context::Payments)
-        .await?
-        .into_iter()
-        .find_map(|(id, t, _, e)| {
-            (id == order && t == "PaymentCaptured").then(|| match e {
+    let captured =
+        app.events(Context::Payments)
+            .await?
+            .into_iter()
+            .find_map(|(id, _, _, e)| match e {
                 schemas::AnyEvent::Payments(schemas::payments::PaymentsEvent::PaymentCaptured(
                     c,
-                )) => c.amount_minor,
-                _ => -1,
-            })
-        });
+                )) if id == order => Some(c.amount_minor),
+                _ => None,
+            });
     ensure!(
         captured == Some(2 * 1299 + 899 + 499),
         "captured {captured:?}"

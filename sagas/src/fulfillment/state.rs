@@ -100,6 +100,10 @@ impl Stage {
 
 /// What reaches a saga instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one input at a time, never stored in bulk: boxing buys nothing"
+)]
 pub enum Input {
     OrderPlaced {
         order_id: String,

@@ -693,9 +693,10 @@ impl FulfillmentWorker {
         // so the group's generation check fences a zombie firing it.
         for (p, _) in due {
             let tp = TopicPartition::new(self.inputs.orders.clone(), *p);
-            if !next.contains_key(&tp) {
-                if let Some(position) = self.positions.get(&tp) {
-                    next.insert(tp, *position);
+            if let std::collections::hash_map::Entry::Vacant(slot) = next.entry(tp) {
+                if let Some(position) = self.positions.get(slot.key()) {
+                    let position = *position;
+                    slot.insert(position);
                 }
             }
         }
