@@ -102,6 +102,9 @@ pub struct RegistryServeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Orders driven to completion per second through the HTTP API, with
+    /// place-order latency, beside raw produce-ack and HTTP no-op baselines.
+    Orders(BenchOrdersArgs),
     /// Command append throughput vs a raw rdkafka transactional produce loop.
     Log(BenchLogArgs),
 }
@@ -120,6 +123,25 @@ pub struct BenchLogArgs {
     /// Distinct aggregates the commands are spread over.
     #[arg(long, default_value_t = 1000)]
     pub aggregates: u64,
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchOrdersArgs {
+    /// Seconds, not minutes: what the test command runs.
+    #[arg(long)]
+    pub quick: bool,
+    /// `embedded`, `kafka` (needs QS_KAFKA_BOOTSTRAP) or `both`.
+    #[arg(long, default_value = "both")]
+    pub backend: String,
+    /// Orders to measure (default 20000; 300 with --quick).
+    #[arg(long)]
+    pub orders: Option<usize>,
+    /// Concurrent clients (default 64; 16 with --quick).
+    #[arg(long)]
+    pub clients: Option<usize>,
     /// Also write the report as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,

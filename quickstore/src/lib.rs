@@ -43,5 +43,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Log(args),
         } => bench::log::run(settings, args).await,
+        Command::Bench {
+            command: BenchCommand::Orders(args),
+        } => bench::orders::run(settings, args).await,
     }
 }

@@ -57,6 +57,19 @@ impl System {
         })
     }
 
+    /// Like [`System::connect`], but a Kafka log without a registry URL
+    /// gets an in-memory registry: a benchmark is one process.
+    pub async fn connect_for_bench(settings: Settings) -> Result<Self> {
+        if settings.event_log == EventLogBackend::Kafka && settings.schema_registry_url.is_none() {
+            let log = connect_log(&settings)?;
+            let registry: Arc<dyn SchemaRegistry> = Arc::new(EmbeddedRegistry::in_memory());
+            let codec = Arc::new(AvroCodec::new(Arc::clone(&registry)));
+            let topics = TopicNames::new(settings.topic_prefix.clone());
+            return Ok(Self { settings, log, registry, codec, topics });
+        }
+        Self::connect(settings).await
+    }
+
     /// The command-side topology of one context.
     pub fn topology(&self, context: &str) -> CommandTopology {
         let mut topology = CommandTopology::new(&self.topics, context, self.settings.partitions);

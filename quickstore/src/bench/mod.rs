@@ -3,3 +3,4 @@
 //! number asserted in a test.
 
 pub mod log;
+pub mod orders;

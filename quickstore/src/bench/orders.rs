@@ -1,0 +1,312 @@
+//! `quickstore bench orders`: orders driven to completion per second
+//! through the HTTP API (simulated gateway, simulated couriers that assign,
+//! pick up and deliver at once), with place-order latency — on the embedded
+//! log and on real Kafka, each beside baselines measured in the same run on
+//! the same log and the same HTTP stack:
+//!
+//! - raw produce-ack latency: one record (the size of a PlaceOrder command)
+//!   through the log's producer, awaited, at the same concurrency;
+//! - HTTP no-op latency: `GET /healthz` on the same server, same concurrency.
+//!
+//! Closed loop: `--clients` customers each place orders back to back; the
+//! throughput is completed sagas over the time from the first order to the
+//! last completion.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context as _, Result};
+use platform::config::{EventLogBackend, Settings};
+use platform::eventlog::{Cleanup, OutgoingRecord, TopicSpec};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::cli::BenchOrdersArgs;
+use crate::system::System;
+use crate::write_side::{Credentials, WriteSide, WriteSideOptions};
+
+/// One backend's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrdersBenchReport {
+    pub backend: String,
+    pub cores: usize,
+    pub partitions: i32,
+    pub clients: usize,
+    pub orders: usize,
+    /// Completed sagas per second (place → delivered → completed).
+    pub sagas_per_sec: f64,
+    pub place_order_p50_ms: f64,
+    pub place_order_p99_ms: f64,
+    pub raw_produce_ack_p50_ms: f64,
+    pub raw_produce_ack_p99_ms: f64,
+    pub http_noop_p50_ms: f64,
+    pub http_noop_p99_ms: f64,
+    /// place-order p99 / raw produce-ack p99 (target ≤ 2).
+    pub place_p99_over_raw_p99: f64,
+    /// Commands decided and events appended per completed order.
+    pub commands_per_order: f64,
+    pub events_per_order: f64,
+    /// Sagas that had not completed when the measurement ended.
+    pub incomplete: u64,
+}
+
+pub async fn run(settings: Settings, args: BenchOrdersArgs) -> Result<()> {
+    let backends: Vec<EventLogBackend> = match args.backend.as_str() {
+        "embedded" => vec![EventLogBackend::Embedded],
+        "kafka" => vec![EventLogBackend::Kafka],
+        "both" => vec![EventLogBackend::Embedded, EventLogBackend::Kafka],
+        other => bail!("--backend {other}: expected embedded, kafka or both"),
+    };
+    if backends.contains(&EventLogBackend::Kafka) && std::env::var("QS_KAFKA_BOOTSTRAP").is_err() {
+        bail!(
+            "bench orders on Kafka needs a real broker: set QS_KAFKA_BOOTSTRAP=host:port \
+             (deploy/kafka/start.sh starts one), or pass --backend embedded"
+        );
+    }
+    let orders = args.orders.unwrap_or(if args.quick { 300 } else { 20_000 });
+    let clients = args.clients.unwrap_or(if args.quick { 16 } else { 64 });
+    ensure!(orders > 0 && clients > 0, "--orders and --clients must be positive");
+    let mut reports = Vec::new();
+    for backend in backends {
+        let report = one_backend(&settings, backend, orders, clients, args.quick).await?;
+        print_report(&report);
+        reports.push(report);
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&reports)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn print_report(r: &OrdersBenchReport) {
+    println!(
+        "{:<9} {:>6} orders  {:>8.0} sagas/s  place p50 {:>6.2} ms p99 {:>7.2} ms | raw produce-ack p50 {:>6.2} p99 {:>7.2} ms (p99 ratio {:.2}) | http no-op p50 {:.2} p99 {:.2} ms | {:.1} commands, {:.1} events per order{}",
+        r.backend, r.orders, r.sagas_per_sec, r.place_order_p50_ms, r.place_order_p99_ms,
+        r.raw_produce_ack_p50_ms, r.raw_produce_ack_p99_ms, r.place_p99_over_raw_p99,
+        r.http_noop_p50_ms, r.http_noop_p99_ms, r.commands_per_order, r.events_per_order,
+        if r.incomplete > 0 { format!(" — {} incomplete", r.incomplete) } else { String::new() }
+    );
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+}
+
+async fn one_backend(
+    base: &Settings,
+    backend: EventLogBackend,
+    orders: usize,
+    clients: usize,
+    quick: bool,
+) -> Result<OrdersBenchReport> {
+    let dir = tempfile_dir()?;
+    let mut settings = base.clone();
+    settings.event_log = backend;
+    settings.data_dir = dir.clone();
+    settings.topic_prefix = format!("bench-{}.", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    if backend == EventLogBackend::Kafka {
+        settings.kafka_bootstrap = std::env::var("QS_KAFKA_BOOTSTRAP")?;
+    } else {
+        settings.schema_registry_url = None;
+    }
+    let system = System::connect_for_bench(settings).await?;
+    let mut options = WriteSideOptions::from_settings(&system);
+    options.listen = "127.0.0.1:0".into();
+    options.credentials = Credentials::Memory;
+    options.fast_password_hashing = true;
+    options.instance = uuid::Uuid::new_v4().simple().to_string();
+    options.simulated_couriers = (1..=4).map(|i| format!("bench-courier-{i}")).collect();
+    options.api.outcome_wait = Duration::from_secs(60);
+    let side = WriteSide::start(&system, options).await?;
+    let url = side.url();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(clients * 2).build()?;
+
+    // The shop: SKUs with stock to spare, one customer per client.
+    let skus: Vec<String> = (0..32).map(|i| format!("BENCH-{i}")).collect();
+    for sku in &skus {
+        crate::seed::product(&side.state, sku, sku, "bench", 100, 1_000_000).await?;
+    }
+    let mut tokens = Vec::new();
+    for i in 0..clients {
+        let v: serde_json::Value = http
+            .post(format!("{url}/auth/register"))
+            .json(&json!({"email": format!("client{i}@bench.local"), "password": "bench-password-1", "display_name": format!("client {i}")}))
+            .send().await?.error_for_status()?.json().await?;
+        tokens.push(v["access_token"].as_str().unwrap_or_default().to_owned());
+    }
+
+    // Baseline 1: HTTP no-op on the same server.
+    let noop = closed_loop(clients, orders.min(5_000), {
+        let (http, url) = (http.clone(), url.clone());
+        move |_| {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                http.get(format!("{url}/healthz")).send().await?.error_for_status()?;
+                Ok(())
+            }
+        }
+    })
+    .await?;
+    // Baseline 2: raw produce-ack on the same log.
+    let raw_topic = format!("{}bench.raw", system.topics.prefix);
+    system
+        .log
+        .create_topics(&[TopicSpec::new(raw_topic.clone(), system.settings.partitions, Cleanup::Delete { retention: Duration::from_secs(3600) })])
+        .await?;
+    let producer = Arc::new(system.log.producer("bench-raw").await?);
+    let payload = vec![7u8; 420];
+    let raw = closed_loop(clients, orders.min(20_000), {
+        let (producer, topic, payload) = (Arc::clone(&producer), raw_topic.clone(), payload.clone());
+        move |i| {
+            let (producer, topic, payload) = (Arc::clone(&producer), topic.clone(), payload.clone());
+            async move {
+                producer.send(OutgoingRecord::new(topic, format!("k{i}"), payload)).await?;
+                Ok(())
+            }
+        }
+    })
+    .await?;
+
+    // Warm up, then measure.
+    let warmup = (clients * 2).min(orders);
+    place_orders(&http, &url, &tokens, &skus, warmup, clients).await?;
+    wait_completed(&side, warmup as u64, Duration::from_secs(120)).await?;
+    let stats_before = processor_totals(&side);
+    let saga_before = side.saga_progress.borrow().completed;
+    let started = Instant::now();
+    let latencies = place_orders(&http, &url, &tokens, &skus, orders, clients).await?;
+    let limit = if quick { Duration::from_secs(120) } else { Duration::from_secs(900) };
+    let completed = wait_completed(&side, saga_before + orders as u64, limit).await?;
+    let elapsed = started.elapsed();
+    let done = completed.saturating_sub(saga_before);
+    let stats_after = processor_totals(&side);
+    side.stop().await?;
+    drop(system);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let place_p99 = percentile(&latencies, 0.99);
+    let raw_p99 = percentile(&raw, 0.99);
+    Ok(OrdersBenchReport {
+        backend: match backend {
+            EventLogBackend::Embedded => "embedded".into(),
+            EventLogBackend::Kafka => "kafka".into(),
+        },
+        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        partitions: base.partitions,
+        clients,
+        orders,
+        sagas_per_sec: done as f64 / elapsed.as_secs_f64(),
+        place_order_p50_ms: percentile(&latencies, 0.5),
+        place_order_p99_ms: place_p99,
+        raw_produce_ack_p50_ms: percentile(&raw, 0.5),
+        raw_produce_ack_p99_ms: raw_p99,
+        http_noop_p50_ms: percentile(&noop, 0.5),
+        http_noop_p99_ms: percentile(&noop, 0.99),
+        place_p99_over_raw_p99: if raw_p99 > 0.0 { place_p99 / raw_p99 } else { 0.0 },
+        commands_per_order: (stats_after.0 - stats_before.0) as f64 / done.max(1) as f64,
+        events_per_order: (stats_after.1 - stats_before.1) as f64 / done.max(1) as f64,
+        incomplete: (orders as u64).saturating_sub(done),
+    })
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("quickstore-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn processor_totals(side: &WriteSide) -> (u64, u64) {
+    side.processor_progress.iter().fold((0, 0), |(c, e), (_, rx)| {
+        let s = *rx.borrow();
+        (c + s.commands, e + s.events)
+    })
+}
+
+async fn wait_completed(side: &WriteSide, target: u64, limit: Duration) -> Result<u64> {
+    let deadline = Instant::now() + limit;
+    let mut progress = side.saga_progress.clone();
+    loop {
+        let completed = progress.borrow().completed;
+        if completed >= target || Instant::now() > deadline {
+            return Ok(completed);
+        }
+        if let Some(name) = side.failed_worker() {
+            bail!("the {name} stopped during the benchmark");
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(200), progress.changed()).await;
+    }
+}
+
+/// `count` operations over `clients` concurrent loops; their latencies, sorted.
+async fn closed_loop<F, Fut>(clients: usize, count: usize, op: F) -> Result<Vec<Duration>>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
+{
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (next, op) = (Arc::clone(&next), op.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= count {
+                    return Ok::<_, anyhow::Error>(latencies);
+                }
+                let t = Instant::now();
+                op(i).await?;
+                latencies.push(t.elapsed());
+            }
+        }));
+    }
+    let mut all = Vec::with_capacity(count);
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    all.sort_unstable();
+    Ok(all)
+}
+
+async fn place_orders(
+    http: &reqwest::Client,
+    url: &str,
+    tokens: &[String],
+    skus: &[String],
+    count: usize,
+    clients: usize,
+) -> Result<Vec<Duration>> {
+    let tokens = Arc::new(tokens.to_vec());
+    let skus = Arc::new(skus.to_vec());
+    closed_loop(clients, count, {
+        let (http, url) = (http.clone(), url.to_owned());
+        move |i| {
+            let (http, url, tokens, skus) = (http.clone(), url.clone(), Arc::clone(&tokens), Arc::clone(&skus));
+            async move {
+                let token = &tokens[i % tokens.len()];
+                let sku = &skus[(i * 7) % skus.len()];
+                let response = http
+                    .post(format!("{url}/orders"))
+                    .bearer_auth(token)
+                    .json(&json!({
+                        "lines": [{"sku": sku, "quantity": 1}],
+                        "shipping_address": {"recipient": "Bench", "line1": "1 Load St", "city": "Berlin", "postal_code": "10115", "country": "DE"},
+                        "payment": {"card_number": "4242 4242 4242 4242"},
+                    }))
+                    .send()
+                    .await?;
+                let status = response.status();
+                if status != reqwest::StatusCode::CREATED {
+                    bail!("place order: {status} {}", response.text().await.unwrap_or_default());
+                }
+                Ok(())
+            }
+        }
+    })
+    .await
+}
