@@ -8,7 +8,7 @@
 # 3. starts a Confluent-REST schema registry on loopback (see below),
 # 4. builds the workspace once, then fmt, clippy -D warnings, every test
 #    (unit, conformance on both event-log adapters, processor crash tests),
-#    and the benchmark in --quick mode,
+#    and the benchmarks in --quick mode,
 # 5. stops what it started, whatever happened.
 #
 # Schema registry: no real Confluent-compatible registry can be installed
@@ -87,5 +87,6 @@ cargo test --locked --workspace --no-fail-fast
 
 qs_log "benchmark, quick mode (checks the report, not the numbers)"
 ./target/debug/quickstore bench log --quick
+./target/debug/quickstore bench orders --quick
 
 qs_log "all tests passed in $(( $(date +%s) - T0 ))s"

@@ -65,7 +65,13 @@ impl System {
             let registry: Arc<dyn SchemaRegistry> = Arc::new(EmbeddedRegistry::in_memory());
             let codec = Arc::new(AvroCodec::new(Arc::clone(&registry)));
             let topics = TopicNames::new(settings.topic_prefix.clone());
-            return Ok(Self { settings, log, registry, codec, topics });
+            return Ok(Self {
+                settings,
+                log,
+                registry,
+                codec,
+                topics,
+            });
         }
         Self::connect(settings).await
     }

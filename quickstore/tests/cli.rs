@@ -2,6 +2,7 @@
 //! real broker for the Kafka case. Every failure must say what to fix.
 #![allow(
     clippy::expect_used,
+    clippy::panic,
     reason = "a test that cannot even start the binary should fail loudly"
 )]
 
@@ -35,41 +36,51 @@ fn run(command: &mut Command) -> (bool, String, String) {
 }
 
 #[test]
-fn dev_sets_up_the_log_runs_the_demo_and_remembers_it() {
+fn dev_sets_up_the_shop_and_remembers_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (ok, out, err) =
-        run(quickstore(dir.path()).args(["dev", "--once", "--demo-commands", "20"]));
+        run(quickstore(dir.path()).args(["dev", "--once", "--listen", "127.0.0.1:0"]));
     assert!(ok, "dev failed: {err}");
-    assert!(
-        out.contains("20 demo commands went through the command processor"),
-        "{out}"
-    );
-    for topic in [
+    for expected in [
         "catalog.events",
         "orders.commands",
-        "payments.snapshots",
+        "sagas.order-fulfillment.events",
         "command-outcomes",
+        "Command API",
+        "/openapi.json",
+        "customer@quickstore.local",
+        "curl",
     ] {
-        assert!(out.contains(topic), "{topic} missing from:\n{out}");
+        assert!(out.contains(expected), "{expected} missing from:\n{out}");
     }
 
     let (ok, out, err) = run(quickstore(dir.path()).arg("topics"));
     assert!(ok, "topics failed: {err}");
-    let events = out
-        .lines()
-        .find(|l| l.starts_with("counters.events"))
-        .expect("counters.events listed");
-    assert!(
-        events.trim_end().ends_with(" 20"),
-        "20 events expected: {events}"
-    );
+    let count = |topic: &str| -> String {
+        out.lines()
+            .find(|l| l.starts_with(topic))
+            .unwrap_or_else(|| panic!("{topic} not listed:\n{out}"))
+            .split_whitespace()
+            .last()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    // Five products, three users with their roles, stock for each product.
+    assert_eq!(count("catalog.events"), "5");
+    let customers = count("customers.events");
 
-    let (ok, out, _) = run(quickstore(dir.path()).args(["dev", "--once"]));
-    assert!(ok);
-    assert!(
-        out.contains("exist from an earlier start"),
-        "the demo ran twice:\n{out}"
-    );
+    // A second start finds the shop and creates nothing again.
+    let (ok, _, err) =
+        run(quickstore(dir.path()).args(["dev", "--once", "--listen", "127.0.0.1:0"]));
+    assert!(ok, "second dev failed: {err}");
+    let (_, out, _) = run(quickstore(dir.path()).arg("topics"));
+    let again = out
+        .lines()
+        .find(|l| l.starts_with("customers.events"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(again, customers, "the demo shop was created twice");
 }
 
 #[test]
@@ -107,7 +118,7 @@ fn bad_settings_are_refused_with_the_variable_to_fix() {
 fn a_second_process_on_the_same_data_dir_is_refused_clearly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut dev = quickstore(dir.path())
-        .args(["dev", "--demo-commands", "0"])
+        .args(["dev", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

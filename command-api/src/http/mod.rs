@@ -63,9 +63,8 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The router and its OpenAPI document.
-pub fn router(state: SharedState) -> Router {
-    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+fn documented_routes() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::auth::router())
         .merge(routes::orders::router())
         .merge(routes::catalog::router())
@@ -74,7 +73,16 @@ pub fn router(state: SharedState) -> Router {
         .merge(routes::deliveries::router())
         .merge(routes::customers::router())
         .merge(routes::commands::router())
-        .split_for_parts();
+}
+
+/// The OpenAPI document of the command API, generated from the handlers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented_routes().split_for_parts().1
+}
+
+/// The router and its OpenAPI document.
+pub fn router(state: SharedState) -> Router {
+    let (router, api) = documented_routes().split_for_parts();
     let openapi = api.clone();
     let max_body = state.config.max_body_bytes;
     router
@@ -182,4 +190,28 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    /// `docs/openapi/command-api.json` is the published contract: it must
+    /// be what the code serves (`QS_OPENAPI_BLESS=1` rewrites it).
+    #[test]
+    #[allow(clippy::unwrap_used, clippy::panic, reason = "test")]
+    fn the_published_openapi_document_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs/openapi/command-api.json");
+        let current = serde_json::to_string_pretty(&super::openapi()).unwrap() + "\n";
+        if std::env::var("QS_OPENAPI_BLESS").is_ok_and(|v| v == "1") {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &current).unwrap();
+        }
+        let published = std::fs::read_to_string(&path).unwrap_or_default();
+        if published != current {
+            panic!(
+                "{} is out of date: run `QS_OPENAPI_BLESS=1 cargo test -p command-api --lib openapi` and commit it",
+                path.display()
+            );
+        }
+    }
 }

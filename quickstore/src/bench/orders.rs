@@ -65,11 +65,24 @@ pub async fn run(settings: Settings, args: BenchOrdersArgs) -> Result<()> {
     }
     let orders = args.orders.unwrap_or(if args.quick { 300 } else { 20_000 });
     let clients = args.clients.unwrap_or(if args.quick { 16 } else { 64 });
-    ensure!(orders > 0 && clients > 0, "--orders and --clients must be positive");
+    ensure!(
+        orders > 0 && clients > 0,
+        "--orders and --clients must be positive"
+    );
     let mut reports = Vec::new();
     for backend in backends {
         let report = one_backend(&settings, backend, orders, clients, args.quick).await?;
         print_report(&report);
+        // Quick mode checks the report is complete and sane, not the numbers.
+        ensure!(
+            report.incomplete == 0
+                && report.sagas_per_sec > 0.0
+                && report.place_order_p99_ms > 0.0
+                && report.raw_produce_ack_p99_ms > 0.0
+                && report.http_noop_p99_ms > 0.0,
+            "the {} benchmark is incomplete: {report:?}",
+            report.backend
+        );
         reports.push(report);
     }
     if let Some(path) = &args.json {
@@ -124,7 +137,9 @@ async fn one_backend(
     options.api.outcome_wait = Duration::from_secs(60);
     let side = WriteSide::start(&system, options).await?;
     let url = side.url();
-    let http = reqwest::Client::builder().pool_max_idle_per_host(clients * 2).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients * 2)
+        .build()?;
 
     // The shop: SKUs with stock to spare, one customer per client.
     let skus: Vec<String> = (0..32).map(|i| format!("BENCH-{i}")).collect();
@@ -146,7 +161,10 @@ async fn one_backend(
         move |_| {
             let (http, url) = (http.clone(), url.clone());
             async move {
-                http.get(format!("{url}/healthz")).send().await?.error_for_status()?;
+                http.get(format!("{url}/healthz"))
+                    .send()
+                    .await?
+                    .error_for_status()?;
                 Ok(())
             }
         }
@@ -156,16 +174,26 @@ async fn one_backend(
     let raw_topic = format!("{}bench.raw", system.topics.prefix);
     system
         .log
-        .create_topics(&[TopicSpec::new(raw_topic.clone(), system.settings.partitions, Cleanup::Delete { retention: Duration::from_secs(3600) })])
+        .create_topics(&[TopicSpec::new(
+            raw_topic.clone(),
+            system.settings.partitions,
+            Cleanup::Delete {
+                retention: Duration::from_secs(3600),
+            },
+        )])
         .await?;
     let producer = Arc::new(system.log.producer("bench-raw").await?);
     let payload = vec![7u8; 420];
     let raw = closed_loop(clients, orders.min(20_000), {
-        let (producer, topic, payload) = (Arc::clone(&producer), raw_topic.clone(), payload.clone());
+        let (producer, topic, payload) =
+            (Arc::clone(&producer), raw_topic.clone(), payload.clone());
         move |i| {
-            let (producer, topic, payload) = (Arc::clone(&producer), topic.clone(), payload.clone());
+            let (producer, topic, payload) =
+                (Arc::clone(&producer), topic.clone(), payload.clone());
             async move {
-                producer.send(OutgoingRecord::new(topic, format!("k{i}"), payload)).await?;
+                producer
+                    .send(OutgoingRecord::new(topic, format!("k{i}"), payload))
+                    .await?;
                 Ok(())
             }
         }
@@ -180,7 +208,11 @@ async fn one_backend(
     let saga_before = side.saga_progress.borrow().completed;
     let started = Instant::now();
     let latencies = place_orders(&http, &url, &tokens, &skus, orders, clients).await?;
-    let limit = if quick { Duration::from_secs(120) } else { Duration::from_secs(900) };
+    let limit = if quick {
+        Duration::from_secs(120)
+    } else {
+        Duration::from_secs(900)
+    };
     let completed = wait_completed(&side, saga_before + orders as u64, limit).await?;
     let elapsed = started.elapsed();
     let done = completed.saturating_sub(saga_before);
@@ -196,7 +228,9 @@ async fn one_backend(
             EventLogBackend::Embedded => "embedded".into(),
             EventLogBackend::Kafka => "kafka".into(),
         },
-        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         partitions: base.partitions,
         clients,
         orders,
@@ -207,7 +241,11 @@ async fn one_backend(
         raw_produce_ack_p99_ms: raw_p99,
         http_noop_p50_ms: percentile(&noop, 0.5),
         http_noop_p99_ms: percentile(&noop, 0.99),
-        place_p99_over_raw_p99: if raw_p99 > 0.0 { place_p99 / raw_p99 } else { 0.0 },
+        place_p99_over_raw_p99: if raw_p99 > 0.0 {
+            place_p99 / raw_p99
+        } else {
+            0.0
+        },
         commands_per_order: (stats_after.0 - stats_before.0) as f64 / done.max(1) as f64,
         events_per_order: (stats_after.1 - stats_before.1) as f64 / done.max(1) as f64,
         incomplete: (orders as u64).saturating_sub(done),
@@ -215,16 +253,21 @@ async fn one_backend(
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("quickstore-bench-{}", uuid::Uuid::new_v4().simple()));
+    let dir = std::env::temp_dir().join(format!(
+        "quickstore-bench-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
 
 fn processor_totals(side: &WriteSide) -> (u64, u64) {
-    side.processor_progress.iter().fold((0, 0), |(c, e), (_, rx)| {
-        let s = *rx.borrow();
-        (c + s.commands, e + s.events)
-    })
+    side.processor_progress
+        .iter()
+        .fold((0, 0), |(c, e), (_, rx)| {
+            let s = *rx.borrow();
+            (c + s.commands, e + s.events)
+        })
 }
 
 async fn wait_completed(side: &WriteSide, target: u64, limit: Duration) -> Result<u64> {
