@@ -339,6 +339,26 @@ impl TestApp {
         Ok(item)
     }
 
+    /// Waits until the stock item `sku` satisfies `want` (the saga's
+    /// compensations land a moment after the order's last event).
+    pub async fn wait_stock(
+        &self,
+        sku: &str,
+        want: impl Fn(&StockItem) -> bool,
+    ) -> Result<StockItem> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let item = self.stock(sku).await?;
+            if want(&item) {
+                return Ok(item);
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("stock of {sku} never got there: {item:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// How many events each events topic holds (to prove nothing was
     /// appended; counted, since Kafka's offsets include transaction markers).
     pub async fn event_ends(&self) -> Result<HashMap<String, i64>> {

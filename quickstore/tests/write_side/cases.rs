@@ -152,18 +152,10 @@ pub async fn out_of_stock_rejects_and_releases(adapter: TestAdapter) -> Result<(
         .await?;
     ensure!(history == ["OrderPlaced", "OrderRejected"], "{history:?}");
     // Released: back to what it was.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let item = app.stock(&plenty).await?;
-        if item.available() == 10 && item.reserved() == 0 {
-            break;
-        }
-        ensure!(
-            tokio::time::Instant::now() < deadline,
-            "not released: {item:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.wait_stock(&plenty, |item| {
+        item.available() == 10 && item.reserved() == 0
+    })
+    .await?;
     ensure!(app.stock(&scarce).await?.available() == 1);
     ensure!(
         app.history(Context::Payments, &order).await?.is_empty(),
@@ -203,18 +195,8 @@ pub async fn declined_card_and_payment_timeout_cancel(adapter: TestAdapter) -> R
                 "PaymentAuthorizationTimedOut"
             ]
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let stock = app.stock(&item).await?;
-        if stock.available() == 10 {
-            break;
-        }
-        ensure!(
-            tokio::time::Instant::now() < deadline,
-            "stock not released: {stock:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.wait_stock(&item, |stock| stock.available() == 10)
+        .await?;
     app.stop().await
 }
 
@@ -331,18 +313,8 @@ pub async fn delivery_failure_refunds_and_returns_stock(adapter: TestAdapter) ->
         payments == ["PaymentAuthorized", "PaymentCaptured", "PaymentRefunded"],
         "{payments:?}"
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let stock = app.stock(&item).await?;
-        if stock.on_hand == 5 && stock.available() == 5 {
-            break;
-        }
-        ensure!(
-            tokio::time::Instant::now() < deadline,
-            "stock not returned: {stock:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.wait_stock(&item, |stock| stock.on_hand == 5 && stock.available() == 5)
+        .await?;
     app.stop().await
 }
 
@@ -399,16 +371,9 @@ pub async fn cancel_before_and_after_pickup(adapter: TestAdapter) -> Result<()> 
         .await?
         .contains(&"OrderCancelled".to_owned()));
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let stock = app.stock(&item).await?;
-        // 10 − 1 shipped; the cancelled order's 2 are back.
-        if stock.on_hand == 9 && stock.available() == 9 {
-            break;
-        }
-        ensure!(tokio::time::Instant::now() < deadline, "stock: {stock:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // 10 − 1 shipped; the cancelled order's 2 are back.
+    app.wait_stock(&item, |stock| stock.on_hand == 9 && stock.available() == 9)
+        .await?;
     app.stop().await
 }
 
