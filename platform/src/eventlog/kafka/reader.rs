@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
@@ -16,6 +17,22 @@ use crate::eventlog::{LogError, LogRecord, TopicPartition};
 
 /// Records are handed from the blocking reader thread in chunks of this size.
 pub(super) const CHUNK: usize = 512;
+
+/// A range read asks for partition-EOF events (that is how it knows it
+/// reached the end); librdkafka also reports each one as a client error,
+/// which the default context would log at ERROR for every restore. They
+/// are expected here: everything else is still logged.
+struct RangeReaderContext;
+
+impl ClientContext for RangeReaderContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF) {
+            tracing::error!("librdkafka: {error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for RangeReaderContext {}
 
 pub(super) fn read_range(
     config: KafkaConfig,
@@ -52,7 +69,7 @@ fn read_blocking(
     until: i64,
     tx: &mpsc::Sender<Result<Vec<LogRecord>, LogError>>,
 ) -> Result<(), LogError> {
-    let consumer: BaseConsumer = config
+    let consumer: BaseConsumer<RangeReaderContext> = config
         .client_config()
         // A throwaway group id: this consumer only assigns, never joins or commits.
         .set(
@@ -66,7 +83,7 @@ fn read_blocking(
         // error to report, not a silent jump to the end.
         .set("auto.offset.reset", "error")
         .set("fetch.wait.max.ms", "50")
-        .create()
+        .create_with_context(RangeReaderContext)
         .map_err(|e| kafka_error("creating a reader", &e))?;
     let (_, end_now) =
         super::admin::fetch_watermarks_retrying(&consumer, tp, config.operation_timeout)?;
