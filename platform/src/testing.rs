@@ -77,7 +77,15 @@ pub fn run_case<E: std::fmt::Display>(
         .enable_all()
         .build()
         .map_err(|e| format!("runtime: {e}"))?;
-    runtime.block_on(case).map_err(|e| format!("{e:#}"))
+    // A hang must fail the case, not stall the whole suite (and CI).
+    let limit = std::time::Duration::from_secs(600);
+    match runtime.block_on(async { tokio::time::timeout(limit, case).await }) {
+        Ok(result) => result.map_err(|e| format!("{e:#}")),
+        Err(_) => Err(format!(
+            "the case did not finish within {} s",
+            limit.as_secs()
+        )),
+    }
 }
 
 /// In a suite that re-executes its own binary as a child process: if this

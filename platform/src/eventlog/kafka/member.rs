@@ -47,6 +47,35 @@ impl MemberContext {
 impl ClientContext for MemberContext {}
 
 impl ConsumerContext for MemberContext {
+    /// rdkafka's default asks librdkafka which rebalance protocol is in use
+    /// — a request to the group thread with no timeout, which never answers
+    /// while the consumer is closing: the revoke that `BaseConsumer`'s drop
+    /// serves then hangs forever (seen when a processor stops during its
+    /// first join). We configure the `range` strategy, which is eager, so
+    /// assign/unassign are right without asking.
+    fn rebalance(
+        &self,
+        base_consumer: &BaseConsumer<Self>,
+        err: rdkafka::types::RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        use rdkafka::types::RDKafkaRespErr;
+        let rebalance = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(tpl),
+            other => Rebalance::Error(rdkafka::error::KafkaError::Rebalance(other.into())),
+        };
+        self.pre_rebalance(base_consumer, &rebalance);
+        let applied = match &rebalance {
+            Rebalance::Assign(tpl) => base_consumer.assign(tpl),
+            Rebalance::Revoke(_) | Rebalance::Error(_) => base_consumer.unassign(),
+        };
+        if let Err(e) = applied {
+            tracing::warn!(error = %e, "applying a rebalance failed");
+        }
+        self.post_rebalance(base_consumer, &rebalance);
+    }
+
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             self.push(GroupEvent::Revoked(partitions_of(tpl)));
