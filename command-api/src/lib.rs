@@ -1,8 +1,8 @@
 //! # command-api — the write side
 //!
-//! Commands reach QuickStore as records on `<context>.commands` (the HTTP
-//! endpoints that produce them arrive with the write-side issue). This crate
-//! turns them into events, exactly once:
+//! Commands reach QuickStore over HTTP ([`http`]) and travel as records on
+//! `<context>.commands` ([`bus`]). This crate turns them into events,
+//! exactly once:
 //!
 //! - [`aggregate`] — the shape of a pure aggregate: `decide(state, command)
 //!   -> events | refusal` and `evolve(state, event) -> state`, no I/O, no
@@ -16,6 +16,10 @@
 //!   the consultant that asks it before a payment decision, and signed
 //!   webhook verification.
 //! - [`topology`] — the topics a context needs, co-partitioned.
+//! - [`http`] — the command API (axum): auth, idempotency, problem+json,
+//!   OpenAPI; [`bus`] — sends commands and awaits their outcomes;
+//!   [`pricebook`] — the catalog prices carts and orders are priced from.
+//! - [`domain`] — the six contexts' aggregates; [`testkit`] — given/when/then.
 //!
 //! Why a consumer group and not a database lock: Kafka has no conditional
 //! append, so optimistic concurrency comes from partition ownership plus

@@ -32,7 +32,7 @@ pub struct StockItem {
     pub exists: bool,
     /// Units physically in the warehouse (reserved ones included).
     pub on_hand: i32,
-    /// Units held for order lines, keyed by [`line_key`]. A string key
+    /// Units held for order lines, keyed by `line_key`. A string key
     /// (not a tuple) so the snapshot serialises as a JSON object.
     pub reservations: BTreeMap<String, i32>,
     /// Lines whose reservation left the warehouse, so a repeated commit (or
