@@ -7,8 +7,8 @@ use serde::Serialize;
 /// here as data (the command's `issued_at`): an aggregate never reads a clock.
 ///
 /// `F` is what outside systems answered before the decision (a payment
-/// gateway's authorization): fetched by the processor's [`Consultant`](crate::processor::Consultant)
-/// (`crate::processor::Consultant`), handed in as data, and recorded in the
+/// gateway's authorization): fetched by the processor's
+/// [`Consultant`](crate::processor::Consultant), handed in as data, and recorded in the
 /// events — so the decision itself stays pure and replays never call out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecisionContext<F = ()> {
