@@ -498,6 +498,34 @@ pub async fn bad_input_is_refused_and_appends_nothing(adapter: TestAdapter) -> R
     let mut app = spawn_app(adapter).await?;
     let item = sku(&app, "SAFE");
     app.product(&item, 700, 10).await?;
+    // If-Match: a stale version is a 409 that names the current one.
+    let admin = app.admin().await?;
+    let reprice = |version: &'static str| {
+        app.http
+            .put(format!("{}/products/{item}/price", app.url))
+            .bearer_auth(&admin)
+            .header("if-match", version)
+            .json(&json!({"price_minor": 800, "currency": "EUR"}))
+            .send()
+    };
+    let stale = reprice("\"7\"").await?;
+    ensure!(
+        stale.status() == StatusCode::CONFLICT,
+        "stale If-Match: {}",
+        stale.status()
+    );
+    let problem: serde_json::Value = stale.json().await?;
+    ensure!(
+        problem["code"] == "version-conflict" && problem["current_version"] == 1,
+        "{problem}"
+    );
+    let fresh = reprice("\"1\"").await?;
+    ensure!(
+        fresh.status() == StatusCode::OK,
+        "current If-Match: {}",
+        fresh.status()
+    );
+    ensure!(fresh.headers()["etag"] == "\"2\"");
     let (_, alice) = app.customer("alice").await?;
     let (_, mallory) = app.customer("mallory").await?;
     let (_, body) = app.place_order(&alice, &[(&item, 1)], DECLINE).await?;
