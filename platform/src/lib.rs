@@ -17,6 +17,9 @@
 //!   [`config::Secret`] values that never print.
 //! - [`partitioner`] — Java-compatible murmur2 key placement, so every Kafka
 //!   tool agrees with us on where a key lives.
+//! - [`readstore`] — the read-store port: typed query-first tables,
+//!   last-write-wins by write timestamp (idempotent projections), paging;
+//!   adapters for ScyllaDB/Cassandra (`scylla` driver) and embedded (redb).
 //! - [`auth`] — argon2id passwords, the credential store (memory | redb),
 //!   ES256 access tokens with a JWKS, rotating refresh tokens with reuse
 //!   detection, logout, and the local [`auth::Verifier`] every service runs.
@@ -30,5 +33,6 @@ pub mod auth;
 pub mod config;
 pub mod eventlog;
 pub mod partitioner;
+pub mod readstore;
 #[cfg(feature = "testing")]
 pub mod testing;
