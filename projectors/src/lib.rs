@@ -1,5 +1,15 @@
 //! # projectors — read-model builders
 //!
-//! Will hold the projection workers that fold events into ScyllaDB read
-//! models, and their rebuild/replay. Empty until the read-side issue: the
-//! foundation only provides the event log they will consume.
+//! - [`projection`] — what a projection is: a pure step from one event to
+//!   the row writes it causes, idempotent by write timestamps (no counters,
+//!   no read-modify-write).
+//! - [`projections`] — the read models: [`projections::orders`] (order by
+//!   id with payment and shipment status, orders by customer, timeline)…
+//!
+//! The runtime (consumer group per projection, at-least-once, offsets
+//! committed after the writes are durable), rebuild into a new table
+//! generation and the dead-letter handling are the read-side issue's next
+//! steps.
+
+pub mod projection;
+pub mod projections;

@@ -1,0 +1,3 @@
+//! The projections, one module per group of read models.
+
+pub mod orders;
