@@ -4,7 +4,8 @@
 #   deploy/test.sh
 #
 # 1. checks the prerequisites (fails loudly with what to install),
-# 2. fetches (cached) and starts a real Apache Kafka broker on loopback,
+# 2. fetches (cached) and starts, in parallel, a real Apache Kafka broker and
+#    a real CQL node (Apache Cassandra 5.0, for the read side) on loopback,
 # 3. starts a Confluent-REST schema registry on loopback (see below),
 # 4. builds the workspace once, then fmt, clippy -D warnings, every test
 #    (unit, conformance on both event-log adapters, processor crash tests),
@@ -51,12 +52,12 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 T0=$(date +%s)
-qs_log "starting a real Kafka broker (first run downloads it from Maven Central)"
+qs_log "starting a real Kafka broker and a real CQL node (first run downloads them from Maven Central)"
 "$ROOT/deploy/test-env.sh" up >/dev/null
 # shellcheck disable=SC1091
 source "$QS_RUN_ROOT/test-env"
-export QS_KAFKA_BOOTSTRAP
-qs_log "kafka at $QS_KAFKA_BOOTSTRAP ($(( $(date +%s) - T0 ))s)"
+export QS_KAFKA_BOOTSTRAP QS_CQL_CONTACT_POINTS
+qs_log "kafka at $QS_KAFKA_BOOTSTRAP, cql at $QS_CQL_CONTACT_POINTS ($(( $(date +%s) - T0 ))s)"
 
 qs_log "building the workspace (once; tests reuse it)"
 cargo build --locked --workspace --all-targets
@@ -82,7 +83,7 @@ qs_log "format and lints ($(( $(date +%s) - T0 ))s)"
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
-qs_log "tests, real Kafka at $QS_KAFKA_BOOTSTRAP ($(( $(date +%s) - T0 ))s)"
+qs_log "tests, real Kafka at $QS_KAFKA_BOOTSTRAP, real CQL node at $QS_CQL_CONTACT_POINTS ($(( $(date +%s) - T0 ))s)"
 cargo test --locked --workspace --no-fail-fast
 
 qs_log "benchmark, quick mode (checks the report, not the numbers)"

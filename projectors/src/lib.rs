@@ -6,10 +6,14 @@
 //! - [`projections`] — the read models: [`projections::orders`] (order by
 //!   id with payment and shipment status, orders by customer, timeline)…
 //!
-//! The runtime (consumer group per projection, at-least-once, offsets
-//! committed after the writes are durable), rebuild into a new table
-//! generation and the dead-letter handling are the read-side issue's next
-//! steps.
+//! - [`runtime`] — the projector: a consumer group per projection,
+//!   at-least-once, offsets committed after the writes are durable, the
+//!   store retried while it is down, poison events dead-lettered with their
+//!   key parked.
+//!
+//! Rebuild into a new table generation and `dlq retry` are the read-side
+//! issue's next steps.
 
 pub mod projection;
 pub mod projections;
+pub mod runtime;
