@@ -7,9 +7,14 @@ use std::sync::Arc;
 use crate::eventlog::embedded::{EmbeddedLog, EmbeddedOptions};
 use crate::eventlog::kafka::{KafkaConfig, KafkaLog};
 use crate::eventlog::{EventLog, LogError};
+use crate::readstore::ReadStoreError;
 
 /// The variable the test command sets to the real broker's address.
 pub const KAFKA_ENV: &str = "QS_KAFKA_BOOTSTRAP";
+
+/// The variable the test command sets to the real CQL node(s)
+/// (`host:port`, comma-separated) for the read-store suites.
+pub const CQL_ENV: &str = "QS_CQL_CONTACT_POINTS";
 
 /// Which adapter a case runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +49,27 @@ pub fn kafka_bootstrap() -> Result<String, LogError> {
              `deploy/kafka/start.sh` and export the {KAFKA_ENV}=host:port it prints"
         ))),
     }
+}
+
+/// The real CQL node(s) (Cassandra or ScyllaDB), or an error that says how
+/// to get one — a test that needs CQL never passes silently without it.
+pub fn cql_contact_points() -> Result<Vec<String>, ReadStoreError> {
+    let points: Vec<String> = std::env::var(CQL_ENV)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if points.is_empty() {
+        return Err(ReadStoreError::Invalid(format!(
+            "{CQL_ENV} is not set: this test needs a real CQL node (Cassandra or ScyllaDB). Run \
+             the project's test command `deploy/test.sh` (it fetches and starts one), or start \
+             one with `deploy/test-env.sh up` (or `deploy/cql/start.sh`) and export the \
+             {CQL_ENV}=host:port it prints"
+        )));
+    }
+    Ok(points)
 }
 
 /// A fresh, unique name prefix (`t-<12 hex>.`) for topics and groups.

@@ -15,12 +15,41 @@
 //!   read-modify-write, and no counters.
 //!
 //! Semantics are defined by the conformance suite (`tests/readstore/`),
-//! which runs against both adapters.
+//! which runs against both adapters. In short:
+//! - **Cells**: last write wins per column by [`Mutation::timestamp`]. On a
+//!   tie, a null (a cell tombstone) beats a value, and of two values the one
+//!   whose CQL encoding is the greater byte string wins (what Cassandra and
+//!   ScyllaDB do, so replicas and adapters converge whatever the arrival
+//!   order).
+//! - **Rows**: an upsert (CQL `INSERT`) also makes the row itself exist at its
+//!   timestamp, even if every non-key column is null. A delete is a row
+//!   tombstone: it hides every write with a timestamp **≤** its own (a tie
+//!   goes to the delete); later writes resurrect the row with only what they
+//!   set.
+//! - **Reads** return every column of the table; unset cells are
+//!   [`Value::Null`].
+//! - **Requests are checked alike by both adapters** before they reach the
+//!   store: key columns present, not null, of the declared type; no unknown
+//!   columns; a `get`/`Delete` names exactly the primary key, a `scan`
+//!   exactly the partition key; `limit` ≥ 1. Anything else is
+//!   [`ReadStoreError::Invalid`].
+//! - **Missing tables**: a read or write of a table generation that was
+//!   never ensured, or was dropped, is [`ReadStoreError::Invalid`] (never an
+//!   empty answer): a projector pointed at the wrong generation fails loudly.
+//!
+//! Adapters: [`cql::CqlStore`] (ScyllaDB/Cassandra) and
+//! [`embedded::EmbeddedStore`] (redb, one process).
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use async_trait::async_trait;
+
+pub mod cql;
+pub mod embedded;
+
+pub use cql::{CqlConfig, CqlStore};
+pub use embedded::EmbeddedStore;
 
 /// A column's CQL type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +88,22 @@ pub enum Value {
     Blob(Vec<u8>),
 }
 
+impl Value {
+    /// The column type this value belongs in (`None` for `Null`, which fits
+    /// any non-key column).
+    pub fn kind(&self) -> Option<ColumnType> {
+        Some(match self {
+            Value::Null => return None,
+            Value::Text(_) => ColumnType::Text,
+            Value::BigInt(_) => ColumnType::BigInt,
+            Value::Int(_) => ColumnType::Int,
+            Value::Boolean(_) => ColumnType::Boolean,
+            Value::Timestamp(_) => ColumnType::Timestamp,
+            Value::Blob(_) => ColumnType::Blob,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Column {
     pub name: &'static str,
@@ -94,6 +139,23 @@ impl TableDef {
             .iter()
             .chain(self.clustering.iter().map(|(c, _)| c))
             .chain(self.columns.iter())
+    }
+
+    /// The primary key: partition key, then clustering columns.
+    pub fn key_columns(&self) -> impl Iterator<Item = &Column> {
+        self.partition_key
+            .iter()
+            .chain(self.clustering.iter().map(|(c, _)| c))
+    }
+
+    /// The column called `name`, if the table has one.
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.all_columns().find(|c| c.name == name)
+    }
+
+    /// Whether `name` is a partition-key or clustering column.
+    pub fn is_key_column(&self, name: &str) -> bool {
+        self.key_columns().any(|c| c.name == name)
     }
 
     /// The physical table of generation `generation` (1, 2, …).
@@ -136,10 +198,7 @@ impl TableDef {
                     )
                 })
                 .collect();
-            cql.push_str(&format!(
-                " WITH CLUSTERING ORDER BY ({})",
-                order.join(", ")
-            ));
+            cql.push_str(&format!(" WITH CLUSTERING ORDER BY ({})", order.join(", ")));
         }
         cql.push(';');
         cql
@@ -181,7 +240,8 @@ pub struct Page {
     pub next: Option<PageToken>,
 }
 
-/// Read consistency (ignored by the embedded adapter, which has one copy).
+/// Consistency of every read and write of a store ([`CqlConfig::consistency`];
+/// ignored by the embedded adapter, which has one copy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Consistency {
     One,
@@ -209,13 +269,126 @@ impl ReadStoreError {
     }
 }
 
+/// Checks `v` against `column`'s declared type (`Null` passes).
+fn check_value(table: &TableDef, column: &Column, v: &Value) -> Result<(), ReadStoreError> {
+    match v.kind() {
+        Some(kind) if kind != column.kind => Err(ReadStoreError::Invalid(format!(
+            "{}.{} is a {} column, got {v:?}",
+            table.name,
+            column.name,
+            column.kind.cql()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Checks that `row` holds exactly `columns` (what a `get`, a delete or a
+/// scan names), each present, not null and of its type. `what` names the
+/// request in the error.
+pub(crate) fn check_exact<'a>(
+    table: &TableDef,
+    columns: impl Iterator<Item = &'a Column>,
+    row: &Row,
+    what: &str,
+) -> Result<(), ReadStoreError> {
+    let mut names = Vec::new();
+    for column in columns {
+        check_key_value(table, column, row.get(column.name), what)?;
+        names.push(column.name);
+    }
+    if row.len() != names.len() {
+        let extra: Vec<&str> = row
+            .keys()
+            .map(String::as_str)
+            .filter(|name| !names.contains(name))
+            .collect();
+        return Err(ReadStoreError::Invalid(format!(
+            "{what} of {} names columns {extra:?} that are not part of the key it takes",
+            table.name
+        )));
+    }
+    Ok(())
+}
+
+fn check_key_value(
+    table: &TableDef,
+    column: &Column,
+    v: Option<&Value>,
+    what: &str,
+) -> Result<(), ReadStoreError> {
+    match v {
+        None | Some(Value::Null) => Err(ReadStoreError::Invalid(format!(
+            "{what} of {}: key column `{}` is missing or null",
+            table.name, column.name
+        ))),
+        Some(v) => {
+            check_value(table, column, v)?;
+            // Cassandra refuses an empty partition key ("Key may not be empty").
+            let empty = matches!(v, Value::Text(s) if s.is_empty())
+                || matches!(v, Value::Blob(b) if b.is_empty());
+            if empty && table.partition_key.len() == 1 && table.partition_key[0].name == column.name
+            {
+                return Err(ReadStoreError::Invalid(format!(
+                    "{what} of {}: the partition key `{}` may not be empty",
+                    table.name, column.name
+                )));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The checks every adapter runs on a mutation before writing it.
+pub(crate) fn check_mutation(m: &Mutation) -> Result<(), ReadStoreError> {
+    let table = &m.table;
+    if m.timestamp == i64::MIN {
+        return Err(ReadStoreError::Invalid(format!(
+            "write to {}: the timestamp i64::MIN is reserved",
+            table.name
+        )));
+    }
+    match &m.kind {
+        MutationKind::Delete(key) => check_exact(table, table.key_columns(), key, "delete"),
+        MutationKind::Upsert(row) => {
+            for column in table.key_columns() {
+                check_key_value(table, column, row.get(column.name), "upsert")?;
+            }
+            for (name, v) in row {
+                let column = table.column(name).ok_or_else(|| {
+                    ReadStoreError::Invalid(format!("upsert of {}: no column `{name}`", table.name))
+                })?;
+                check_value(table, column, v)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The checks every adapter runs on a scan before reading.
+pub(crate) fn check_scan(
+    table: &TableDef,
+    partition: &Row,
+    limit: usize,
+) -> Result<(), ReadStoreError> {
+    if limit == 0 {
+        return Err(ReadStoreError::Invalid(format!(
+            "scan of {}: limit must be at least 1",
+            table.name
+        )));
+    }
+    check_exact(table, table.partition_key.iter(), partition, "scan")
+}
+
 /// The read-store port.
 #[async_trait]
 pub trait ReadStore: Send + Sync + Debug + 'static {
     /// Creates the keyspace (if the store has one) and the tables of
     /// `generation` if they do not exist.
-    async fn ensure_tables(&self, tables: &[TableDef], generation: u32)
-        -> Result<(), ReadStoreError>;
+    async fn ensure_tables(
+        &self,
+        tables: &[TableDef],
+        generation: u32,
+    ) -> Result<(), ReadStoreError>;
 
     /// Drops the tables of `generation` (after a rebuild switched away).
     async fn drop_tables(&self, tables: &[TableDef], generation: u32)
