@@ -26,7 +26,7 @@ pub enum Input {
         envelope: EventEnvelope,
         event: AnyEvent,
     },
-    SagaStep(Box<OrderFulfillmentStep>),
+    SagaStep(OrderFulfillmentStep),
 }
 
 impl Projected {

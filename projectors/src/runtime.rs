@@ -245,7 +245,7 @@ impl Projector {
                 self.codec
                     .decode_named::<OrderFulfillmentStep>(bytes)
                     .await
-                    .map(|s| Input::SagaStep(Box::new(s)))
+                    .map(Input::SagaStep)
             } else {
                 self.codec
                     .decode_event::<AnyEvent>(bytes)

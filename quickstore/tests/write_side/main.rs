@@ -5,6 +5,7 @@
 mod app;
 mod cases;
 mod crash;
+mod read_side;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -33,6 +34,7 @@ fn main() {
         case!(cases::bad_input_is_refused_and_appends_nothing),
         case!(cases::the_api_documents_itself),
         case!(crash::saga_survives_kill_9),
+        case!(read_side::orders_projection_holds_what_the_events_say),
     ];
     let mut trials = Vec::new();
     for adapter in TestAdapter::ALL {
