@@ -150,3 +150,56 @@ qs_with_lock() {
     "$@"
   fi
 }
+
+# qs_maven_fetch POM HOME LABEL JAR_GLOB...
+# Copies the runtime dependencies pinned in POM from Maven Central into
+# HOME/libs (once: a marker holding the pom's checksum makes later calls do
+# nothing, offline; editing the pom redoes the copy). Each JAR_GLOB must
+# match a file afterwards, or the fetch fails. Prints HOME/libs.
+qs_maven_fetch() {
+  local pom="$1" home="$2" label="$3"
+  shift 3
+  local libs="$home/libs" marker="$home/.complete" sum
+  sum="$(sha256sum "$pom" | cut -d' ' -f1)"
+  if [[ -f "$marker" && "$(cat "$marker")" == "$sum" ]]; then
+    printf '%s\n' "$libs"
+    return 0
+  fi
+  # shellcheck disable=SC2317 # called through qs_with_lock
+  _qs_maven_fetch_locked() {
+    # Re-check under the lock: another process may have finished meanwhile.
+    if [[ -f "$marker" && "$(cat "$marker")" == "$sum" ]]; then return 0; fi
+    qs_java 17 >/dev/null
+    qs_require_mvn
+    qs_log "fetching $label jars from Maven Central into $libs"
+    # Maven works on a copy of the pom in the cache, so nothing (target/,
+    # ...) is ever written into the repo.
+    local work="$home/.fetch-work" glob
+    rm -rf "$work" "$libs.tmp"
+    mkdir -p "$work"
+    cp "$pom" "$work/pom.xml"
+    # -B: no progress bars in CI logs; -q: only errors (failures still
+    # print). includeScope=runtime: compile+runtime deps, what the server
+    # loads. sed: Maven 3.8 prints stray ANSI resets even with -B; with
+    # pipefail the `if` still sees mvn's exit status.
+    if ! mvn -B -q -Dstyle.color=never -f "$work/pom.xml" \
+        -Dmaven.repo.local="$QS_M2_REPO" \
+        "$QS_DEP_PLUGIN:copy-dependencies" \
+        -DincludeScope=runtime \
+        -DoutputDirectory="$libs.tmp" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >&2; then
+      qs_die "mvn could not fetch $label (is Maven Central reachable? see errors above)"
+    fi
+    for glob in "$@"; do
+      compgen -G "$libs.tmp/$glob" >/dev/null \
+        || qs_die "fetch finished but $glob is missing in $libs.tmp"
+    done
+    rm -rf "$libs"
+    mv "$libs.tmp" "$libs"
+    rm -rf "$work"
+    printf '%s\n' "$sum" >"$marker"
+    qs_log "done: $(find "$libs" -name '*.jar' | wc -l) jars, $(du -sh "$libs" | cut -f1)"
+  }
+  mkdir -p "$home"
+  qs_with_lock "$home.lock" _qs_maven_fetch_locked
+  printf '%s\n' "$libs"
+}
