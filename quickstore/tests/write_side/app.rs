@@ -54,6 +54,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// Added to the wall clock: tests move time forward by raising it.
     pub clock_offset: Arc<AtomicI64>,
+    options: WriteSideOptions,
     admin: Option<String>,
     _dir: tempfile::TempDir,
 }
@@ -81,13 +82,14 @@ pub async fn spawn_app_with(
         options.clock = Arc::new(move || wall() + offset.load(Ordering::SeqCst));
     }
     tweak(&mut options);
-    let side = WriteSide::start(&system, options).await?;
+    let side = WriteSide::start(&system, options.clone()).await?;
     Ok(TestApp {
         system,
         url: side.url(),
         side: Some(side),
         http: reqwest::Client::new(),
         clock_offset: offset,
+        options,
         admin: None,
         _dir: dir,
     })
@@ -98,6 +100,19 @@ impl TestApp {
         if let Some(side) = self.side.take() {
             side.stop().await?;
         }
+        Ok(())
+    }
+
+    /// Stops the write side gracefully and starts it again on the same log
+    /// (what a deploy or a crash-and-restart does to the saga's timers).
+    pub async fn restart(&mut self) -> Result<()> {
+        if let Some(side) = self.side.take() {
+            side.stop().await?;
+        }
+        let side = WriteSide::start(&self.system, self.options.clone()).await?;
+        self.url = side.url();
+        self.side = Some(side);
+        self.admin = None;
         Ok(())
     }
 

@@ -678,3 +678,32 @@ pub async fn the_api_documents_itself(adapter: TestAdapter) -> Result<()> {
     ensure!(status == StatusCode::NOT_FOUND && problem["code"] == "not-found");
     app.stop().await
 }
+
+pub async fn a_deadline_fires_after_a_restart(adapter: TestAdapter) -> Result<()> {
+    let mut app = spawn_app(adapter).await?;
+    let item = sku(&app, "SLOW");
+    app.product(&item, 1000, 4).await?;
+    let (_, customer) = app.customer("kai").await?;
+    let (_, body) = app.place_order(&customer, &[(&item, 2)], NO_ANSWER).await?;
+    let order = order_id(&body);
+    app.wait_for(Context::Payments, &order, "PaymentAuthorizationPending")
+        .await?;
+    // The saga waits on its deadline; stop everything, move past the
+    // deadline, start again: the restored saga fires it.
+    app.restart().await?;
+    app.advance(Duration::from_secs(31));
+    let history = app
+        .wait_for(Context::Orders, &order, "OrderCancelled")
+        .await?;
+    ensure!(history == ["OrderPlaced", "OrderCancelled"], "{history:?}");
+    ensure!(
+        app.history(Context::Payments, &order).await?
+            == [
+                "PaymentAuthorizationPending",
+                "PaymentAuthorizationTimedOut"
+            ]
+    );
+    app.wait_stock(&item, |stock| stock.available() == 4)
+        .await?;
+    app.stop().await
+}

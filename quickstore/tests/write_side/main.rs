@@ -22,10 +22,18 @@ macro_rules! case {
 }
 
 fn main() {
+    // RUST_LOG=… shows what the system under test logs (off by default).
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
     let cases = [
         case!(cases::happy_path),
         case!(cases::out_of_stock_rejects_and_releases),
         case!(cases::declined_card_and_payment_timeout_cancel),
+        case!(cases::a_deadline_fires_after_a_restart),
         case!(cases::webhook_answers_a_pending_authorization),
         case!(cases::delivery_failure_refunds_and_returns_stock),
         case!(cases::cancel_before_and_after_pickup),

@@ -339,7 +339,15 @@ impl GroupMember for KafkaMember {
             // Left the group during this poll: nothing polled before can be
             // committed any more.
             self.polled_metadata = None;
-        } else if events.iter().any(|e| matches!(e, GroupEvent::Records(_))) {
+        } else if events
+            .iter()
+            .any(|e| matches!(e, GroupEvent::Records(_) | GroupEvent::Assigned(_)))
+            || self.polled_metadata.is_none()
+        {
+            // Records, or a new assignment (a member may commit positions of
+            // partitions it was just given before any record arrives — the
+            // saga's timers do): this generation's metadata is the one to
+            // commit with.
             self.polled_metadata = metadata.map(Arc::new);
         }
         Ok(events)
