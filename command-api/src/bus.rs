@@ -189,13 +189,40 @@ impl CommandBus {
             self.forget(&command_id);
             return Err(e);
         }
-        match tokio::time::timeout(wait, rx).await {
-            Ok(Ok(outcome)) => Ok(Submitted::Decided(outcome)),
-            _ => {
+        match Self::received(rx, wait).await {
+            Some(outcome) => Ok(Submitted::Decided(outcome)),
+            None => {
                 self.forget(&command_id);
                 Ok(Submitted::Pending { command_id })
             }
         }
+    }
+
+    async fn received(
+        rx: oneshot::Receiver<CommandOutcome>,
+        wait: Duration,
+    ) -> Option<CommandOutcome> {
+        tokio::time::timeout(wait, rx).await.ok()?.ok()
+    }
+
+    /// The outcome of a command already sent (one answered 202), waiting up
+    /// to `wait` for it to arrive.
+    pub async fn await_outcome(&self, command_id: &str, wait: Duration) -> Option<CommandOutcome> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut o = self.outcomes.lock().ok()?;
+            // Checked under the same lock the follower delivers under: an
+            // outcome arrives either before (recent) or after (the waiter).
+            if let Some(known) = o.recent.get(command_id) {
+                return Some(known.clone());
+            }
+            o.waiters.entry(command_id.to_owned()).or_default().push(tx);
+        }
+        let outcome = Self::received(rx, wait).await;
+        if outcome.is_none() {
+            self.forget(command_id);
+        }
+        outcome
     }
 
     fn forget(&self, command_id: &str) {

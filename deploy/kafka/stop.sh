@@ -13,34 +13,4 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/../lib/common.sh"
 export QS_LOG_TAG=kafka-stop
 
-TIMEOUT="${QS_STOP_TIMEOUT:-30}"
-
-stop_one() {
-  local run="$1" pid=""
-  [[ -f "$run/kafka.pid" ]] && pid="$(cat "$run/kafka.pid")"
-  # The pattern includes the run dir, so we never kill another test's broker
-  # (or an unrelated process that reused the pid).
-  qs_stop_pid "$pid" "$run/config/server.properties" "$TIMEOUT" "kafka $(basename "$run")"
-  if [[ "${KEEP:-0}" == 1 ]]; then
-    qs_log "KEEP=1: leaving $run"
-  else
-    rm -rf "$run"
-  fi
-}
-
-runs=()
-if (( $# )); then
-  for arg in "$@"; do
-    if [[ -d "$arg" ]]; then runs+=("$(cd "$arg" && pwd)")
-    elif [[ -d "$QS_RUN_ROOT/kafka-$arg" ]]; then runs+=("$QS_RUN_ROOT/kafka-$arg")
-    else qs_die "no such run dir or name: $arg"
-    fi
-  done
-else
-  shopt -s nullglob
-  runs=("$QS_RUN_ROOT"/kafka-*)
-fi
-(( ${#runs[@]} )) || { qs_log "nothing to stop under $QS_RUN_ROOT"; exit 0; }
-for run in "${runs[@]}"; do
-  if [[ -d "$run" ]]; then stop_one "$run"; fi
-done
+qs_stop_runs kafka kafka.pid config/server.properties "$@"

@@ -203,3 +203,39 @@ qs_maven_fetch() {
   qs_with_lock "$home.lock" _qs_maven_fetch_locked
   printf '%s\n' "$libs"
 }
+
+# qs_stop_runs KIND PIDFILE CONFIG_REL [RUN_DIR|NAME ...]
+# Stops servers that deploy/KIND/start.sh started: the given run dirs or
+# names (KIND-NAME under $QS_RUN_ROOT), or every KIND-* run dir. SIGTERM,
+# then SIGKILL after $QS_STOP_TIMEOUT seconds (default 30); the process
+# must name RUN/CONFIG_REL on its command line, so another test's server
+# (or an unrelated process that reused the pid) is never killed. Removes
+# each run dir afterwards unless KEEP=1.
+qs_stop_runs() {
+  local kind="$1" pidfile="$2" config="$3" timeout="${QS_STOP_TIMEOUT:-30}"
+  shift 3
+  local runs=() arg run pid
+  if (( $# )); then
+    for arg in "$@"; do
+      if [[ -d "$arg" ]]; then runs+=("$(cd "$arg" && pwd)")
+      elif [[ -d "$QS_RUN_ROOT/$kind-$arg" ]]; then runs+=("$QS_RUN_ROOT/$kind-$arg")
+      else qs_die "no such run dir or name: $arg"
+      fi
+    done
+  else
+    shopt -s nullglob
+    runs=("$QS_RUN_ROOT/$kind"-*)
+  fi
+  (( ${#runs[@]} )) || { qs_log "nothing to stop under $QS_RUN_ROOT"; return 0; }
+  for run in "${runs[@]}"; do
+    [[ -d "$run" ]] || continue
+    pid=""
+    [[ -f "$run/$pidfile" ]] && pid="$(cat "$run/$pidfile")"
+    qs_stop_pid "$pid" "$run/$config" "$timeout" "$kind $(basename "$run")"
+    if [[ "${KEEP:-0}" == 1 ]]; then
+      qs_log "KEEP=1: leaving $run"
+    else
+      rm -rf "$run"
+    fi
+  done
+}

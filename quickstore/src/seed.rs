@@ -19,30 +19,25 @@ const SEED_ACTOR: &str = "system:seed";
 
 /// Sends and waits; `false` when it already existed (an earlier start).
 async fn decided(state: &SharedState, outgoing: Outgoing) -> Result<bool> {
-    match submit::send(state, None, None, &outgoing).await {
-        Ok(Submitted::Decided(outcome)) => match submit::outcome_result(&outcome) {
-            Ok(_) => Ok(true),
-            Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(false),
-            Err(e) => bail!("seeding {}: {e}", outgoing.aggregate_id),
-        },
+    let outcome = match submit::send(state, None, None, &outgoing).await {
+        Ok(Submitted::Decided(outcome)) => outcome,
+        // After an unclean stop the processors wait out the old members'
+        // sessions before they own their partitions again.
         Ok(Submitted::Pending { command_id }) => {
-            // After an unclean stop the processors wait out the old
-            // members' sessions before they own their partitions again.
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-            loop {
-                if let Some(outcome) = state.bus.outcome(&command_id) {
-                    return match submit::outcome_result(&outcome) {
-                        Ok(_) => Ok(true),
-                        Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(false),
-                        Err(e) => bail!("seeding {}: {e}", outgoing.aggregate_id),
-                    };
-                }
-                if tokio::time::Instant::now() > deadline {
-                    bail!("seeding {}: no outcome within 90 s", outgoing.aggregate_id);
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+            match state
+                .bus
+                .await_outcome(&command_id, Duration::from_secs(90))
+                .await
+            {
+                Some(outcome) => outcome,
+                None => bail!("seeding {}: no outcome within 90 s", outgoing.aggregate_id),
             }
         }
+        Err(e) => bail!("seeding {}: {e}", outgoing.aggregate_id),
+    };
+    match submit::outcome_result(&outcome) {
+        Ok(_) => Ok(true),
+        Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(false),
         Err(e) => bail!("seeding {}: {e}", outgoing.aggregate_id),
     }
 }

@@ -303,7 +303,6 @@ async fn sync_login(
 /// How long a role change answered 202 is followed before giving up (a
 /// retry of the request then updates the login).
 const FOLLOW_UP_FOR: Duration = Duration::from_secs(120);
-const FOLLOW_UP_EVERY: Duration = Duration::from_millis(500);
 
 /// A role change not decided in time: update the login once its outcome
 /// arrives, if it is an acceptance.
@@ -316,20 +315,15 @@ fn follow_up(
 ) {
     let state = Arc::clone(state);
     tokio::spawn(async move {
-        let deadline = tokio::time::Instant::now() + FOLLOW_UP_FOR;
-        while tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(FOLLOW_UP_EVERY).await;
-            let Some(outcome) = state.bus.outcome(&command_id) else {
-                continue;
-            };
-            if matches!(outcome.status, CommandStatus::Accepted) {
-                if let Err(e) = sync_login(&state, &customer_id, role, grant).await {
-                    tracing::warn!(%command_id, %customer_id, error = %e, "login roles not updated");
-                }
-            }
+        let Some(outcome) = state.bus.await_outcome(&command_id, FOLLOW_UP_FOR).await else {
+            tracing::warn!(%command_id, %customer_id, "role change undecided: login roles not updated");
             return;
+        };
+        if matches!(outcome.status, CommandStatus::Accepted) {
+            if let Err(e) = sync_login(&state, &customer_id, role, grant).await {
+                tracing::warn!(%command_id, %customer_id, error = %e, "login roles not updated");
+            }
         }
-        tracing::warn!(%command_id, %customer_id, "role change undecided: login roles not updated");
     });
 }
 
