@@ -14,6 +14,7 @@
 //! Rebuild into a new table generation and `dlq retry` are the read-side
 //! issue's next steps.
 
+pub mod generations;
 pub mod projection;
 pub mod projections;
 pub mod runtime;
