@@ -49,6 +49,16 @@ pub enum EventLogBackend {
     Kafka,
 }
 
+/// Which read store backs the projections and the query API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadStoreBackend {
+    /// One process, a redb file in `data_dir` (the default: `quickstore dev`).
+    Embedded,
+    /// ScyllaDB or Cassandra at `cql_contact_points`.
+    Cql,
+}
+
 /// Every setting, flat so each maps to one `QS_<NAME>` variable.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
@@ -94,6 +104,25 @@ pub struct Settings {
     /// `QS_COURIER_ASSIGNMENT_TIMEOUT_MS`: how long the saga waits for a
     /// courier.
     pub courier_assignment_timeout_ms: i64,
+    /// `QS_READ_STORE`: `embedded` or `cql`.
+    pub read_store: ReadStoreBackend,
+    /// `QS_CQL_CONTACT_POINTS`: `host:port[,host:port]` of ScyllaDB/Cassandra nodes.
+    pub cql_contact_points: String,
+    /// `QS_CQL_KEYSPACE`: the keyspace of every read-model table.
+    pub cql_keyspace: String,
+    /// `QS_CQL_REPLICATION_FACTOR`: used when QuickStore creates the keyspace.
+    pub cql_replication_factor: u32,
+    /// `QS_CQL_CONSISTENCY`: `one`, `local_quorum` or `quorum`.
+    pub cql_consistency: String,
+    /// `QS_CQL_USERNAME`, for PasswordAuthenticator.
+    pub cql_username: Option<String>,
+    /// `QS_CQL_PASSWORD` (secret).
+    pub cql_password: Option<Secret>,
+    /// `QS_QUERY_API_LISTEN`: where the query API listens.
+    pub query_api_listen: String,
+    /// `QS_READ_YOUR_WRITES_TIMEOUT_MS`: how long a query carrying a
+    /// position token waits for the read model to pass it.
+    pub read_your_writes_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -117,6 +146,15 @@ impl Default for Settings {
             auth_audience: "quickstore".to_owned(),
             payment_authorization_timeout_ms: 30_000,
             courier_assignment_timeout_ms: 15 * 60_000,
+            read_store: ReadStoreBackend::Embedded,
+            cql_contact_points: "127.0.0.1:9042".to_owned(),
+            cql_keyspace: "quickstore".to_owned(),
+            cql_replication_factor: 1,
+            cql_consistency: "local_quorum".to_owned(),
+            cql_username: None,
+            cql_password: None,
+            query_api_listen: "127.0.0.1:8090".to_owned(),
+            read_your_writes_timeout_ms: 2_000,
         }
     }
 }
@@ -169,7 +207,63 @@ impl Settings {
                 "QS_EVENT_LOG=kafka needs QS_KAFKA_BOOTSTRAP=host:port".into(),
             ));
         }
+        if self.read_store == ReadStoreBackend::Cql {
+            if self.cql_contact_points().is_empty() {
+                return Err(ConfigError(
+                    "QS_READ_STORE=cql needs QS_CQL_CONTACT_POINTS=host:port[,host:port]".into(),
+                ));
+            }
+            self.cql_consistency()?;
+        }
+        if self.cql_replication_factor < 1 {
+            return Err(ConfigError(
+                "QS_CQL_REPLICATION_FACTOR must be at least 1".into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// The CQL contact points, trimmed, empty entries dropped.
+    pub fn cql_contact_points(&self) -> Vec<String> {
+        self.cql_contact_points
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// `QS_CQL_CONSISTENCY` parsed.
+    pub fn cql_consistency(&self) -> Result<crate::readstore::Consistency, ConfigError> {
+        use crate::readstore::Consistency;
+        match self.cql_consistency.to_ascii_lowercase().as_str() {
+            "one" => Ok(Consistency::One),
+            "local_quorum" => Ok(Consistency::LocalQuorum),
+            "quorum" => Ok(Consistency::Quorum),
+            other => Err(ConfigError(format!(
+                "QS_CQL_CONSISTENCY must be one, local_quorum or quorum, got {other:?}"
+            ))),
+        }
+    }
+
+    /// The CQL adapter's settings, credentials included.
+    pub fn cql(&self) -> Result<crate::readstore::CqlConfig, ConfigError> {
+        let mut config =
+            crate::readstore::CqlConfig::new(self.cql_contact_points(), self.cql_keyspace.clone());
+        config.replication_factor = self.cql_replication_factor;
+        config.consistency = self.cql_consistency()?;
+        match (&self.cql_username, &self.cql_password) {
+            (Some(user), Some(password)) => {
+                config.credentials = Some((user.clone(), password.clone()));
+            }
+            (None, None) => {}
+            _ => {
+                return Err(ConfigError(
+                    "set both QS_CQL_USERNAME and QS_CQL_PASSWORD, or neither".into(),
+                ))
+            }
+        }
+        Ok(config)
     }
 
     /// The Kafka client settings, security included.

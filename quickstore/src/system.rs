@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
 use command_api::topology::CommandTopology;
-use platform::config::{EventLogBackend, Settings};
+use platform::config::{EventLogBackend, ReadStoreBackend, Settings};
 use platform::eventlog::embedded::{EmbeddedLog, EmbeddedOptions};
 use platform::eventlog::kafka::KafkaLog;
 use platform::eventlog::{EventLog, TopicSpec};
+use platform::readstore::{CqlStore, EmbeddedStore, ReadStore};
 use schemas::registry::{
     ConfluentRegistry, ConfluentRegistryConfig, EmbeddedRegistry, SchemaRegistry,
 };
@@ -22,6 +23,32 @@ pub fn connect_log(settings: &Settings) -> Result<Arc<dyn EventLog>> {
             Arc::new(EmbeddedLog::open(&dir, EmbeddedOptions::default())?)
         }
         EventLogBackend::Kafka => Arc::new(KafkaLog::connect(settings.kafka())?),
+    })
+}
+
+/// The read store the settings name (`QS_READ_STORE`). The embedded one
+/// is a file in the data directory that one process at a time may open.
+pub async fn connect_read_store(settings: &Settings) -> Result<Arc<dyn ReadStore>> {
+    Ok(match settings.read_store {
+        ReadStoreBackend::Embedded => {
+            let dir = settings.data_dir.join("readstore");
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            Arc::new(EmbeddedStore::open(&dir).with_context(|| {
+                format!(
+                    "opening the embedded read store in {} (is another quickstore process using this QS_DATA_DIR?)",
+                    dir.display()
+                )
+            })?)
+        }
+        ReadStoreBackend::Cql => {
+            let config = settings.cql()?;
+            Arc::new(CqlStore::connect(config).await.with_context(|| {
+                format!(
+                    "connecting to the CQL node(s) at {} (QS_CQL_CONTACT_POINTS)",
+                    settings.cql_contact_points
+                )
+            })?)
+        }
     })
 }
 

@@ -90,6 +90,8 @@ pub struct CqlConfig {
     pub consistency: Consistency,
     /// Client-side timeout of one request (connect and DML).
     pub request_timeout: Duration,
+    /// User name and password for PasswordAuthenticator (`None`: no auth).
+    pub credentials: Option<(String, crate::config::Secret)>,
 }
 
 impl CqlConfig {
@@ -102,6 +104,7 @@ impl CqlConfig {
             replication_factor: 1,
             consistency: Consistency::default(),
             request_timeout: Duration::from_secs(10),
+            credentials: None,
         }
     }
 }
@@ -153,7 +156,11 @@ impl CqlStore {
             })
             .request_timeout(Some(config.request_timeout))
             .build();
-        let session = SessionBuilder::new()
+        let mut builder = SessionBuilder::new();
+        if let Some((user, password)) = &config.credentials {
+            builder = builder.user(user, password.expose());
+        }
+        let session = builder
             .known_nodes(&config.contact_points)
             .connection_timeout(config.request_timeout)
             .default_execution_profile_handle(profile.into_handle())
