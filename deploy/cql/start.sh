@@ -3,6 +3,7 @@
 # tests talk to through the `scylla` crate) on free loopback ports.
 #
 #   deploy/cql/start.sh [NAME]
+#   deploy/cql/start.sh --resume RUN_DIR
 #
 # NAME (or $QS_CQL_NAME) names the run dir
 # ${QS_RUN_DIR:-/tmp/quickstore-run}/cql-NAME; without it a random one is
@@ -11,6 +12,10 @@
 # port (a real protocol exchange, not just an open port). Then the last
 # stdout line is  QS_CQL_CONTACT_POINTS=127.0.0.1:<port>  and <run dir>/env
 # holds the same (plus QS_CQL_RUN_DIR).
+#
+# --resume restarts a node that deploy/cql/stop.sh stopped with KEEP=1: same
+# run dir, same ports, same data (the read side's outage test stops the node
+# and brings it back this way).
 #
 # Env knobs: QS_CQL_START_TIMEOUT (s, default 180), QS_CQL_HEAP (max heap,
 # default 768m), QS_CQL_JVM_OPTS (extra JVM flags, split on spaces, last so
@@ -24,7 +29,14 @@ export QS_LOG_TAG=cql-start
 
 TIMEOUT="${QS_CQL_START_TIMEOUT:-180}"
 HEAP="${QS_CQL_HEAP:-768m}"
-NAME="${1:-${QS_CQL_NAME:-}}"
+RESUME=""
+if [[ "${1:-}" == "--resume" ]]; then
+  RESUME="${2:?usage: start.sh --resume RUN_DIR}"
+  [[ -f "$RESUME/conf/cassandra.yaml" ]] || qs_die "$RESUME has no conf/cassandra.yaml: not a stopped node's run dir"
+  NAME=""
+else
+  NAME="${1:-${QS_CQL_NAME:-}}"
+fi
 
 JAVA="$(qs_java 17)"
 LIBS="$("$HERE/fetch.sh")"
@@ -32,7 +44,12 @@ JAMM="$(compgen -G "$LIBS/jamm-*.jar" | head -n 1)" \
   || qs_die "no jamm-*.jar in $LIBS (remove $(dirname "$LIBS")/.complete and fetch again)"
 
 mkdir -p "$QS_RUN_ROOT"
-if [[ -n "$NAME" ]]; then
+if [[ -n "$RESUME" ]]; then
+  RUN="$(cd "$RESUME" && pwd)"
+  if [[ -f "$RUN/cassandra.pid" ]] && qs_pid_alive "$(cat "$RUN/cassandra.pid")"; then
+    qs_die "the CQL node in $RUN is still running (pid $(cat "$RUN/cassandra.pid"))"
+  fi
+elif [[ -n "$NAME" ]]; then
   [[ "$NAME" =~ ^[A-Za-z0-9._-]+$ ]] || qs_die "bad name '$NAME' (use [A-Za-z0-9._-])"
   RUN="$QS_RUN_ROOT/cql-$NAME"
   if [[ -f "$RUN/cassandra.pid" ]] && qs_pid_alive "$(cat "$RUN/cassandra.pid")"; then
@@ -124,10 +141,17 @@ start_once() {
   local storage_port cql_port deadline pid version started=$SECONDS
   local -a flags extra=()
   PORT_CLASH=0
-  storage_port="$(qs_free_port)"
-  cql_port="$(qs_free_port "$storage_port")"
-  rm -rf "$RUN/data" "$RUN/logs"/* "$RUN/cassandra.pid"
-  write_config "$storage_port" "$cql_port"
+  if [[ -n "$RESUME" ]]; then
+    storage_port="$(sed -n 's/^storage_port: *//p' "$RUN/conf/cassandra.yaml")"
+    cql_port="$(sed -n 's/^native_transport_port: *//p' "$RUN/conf/cassandra.yaml")"
+    [[ -n "$storage_port" && -n "$cql_port" ]] || qs_die "no ports in $RUN/conf/cassandra.yaml"
+    rm -f "$RUN/cassandra.pid"
+  else
+    storage_port="$(qs_free_port)"
+    cql_port="$(qs_free_port "$storage_port")"
+    rm -rf "$RUN/data" "$RUN/logs"/* "$RUN/cassandra.pid"
+    write_config "$storage_port" "$cql_port"
+  fi
   mapfile -t flags < <(jvm_flags)
   if [[ -n "${QS_CQL_JVM_OPTS:-}" ]]; then
     # shellcheck disable=SC2206  # word splitting is the point
@@ -186,6 +210,7 @@ start_once() {
 for attempt in 1 2 3; do
   start_once
   (( PORT_CLASH )) || exit 0
+  [[ -z "$RESUME" ]] || qs_die "port $cql_port or $storage_port was taken while the node was down (run dir kept: $RUN)"
   qs_log "attempt $attempt failed on a port clash, retrying with new ports"
 done
 qs_die "could not bind free ports after 3 attempts (run dir kept: $RUN)"

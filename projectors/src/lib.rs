@@ -18,3 +18,9 @@ pub mod generations;
 pub mod projection;
 pub mod projections;
 pub mod runtime;
+
+/// The metadata tables of the projectors (generation 0): which generation
+/// serves, and the dead-letter bookkeeping.
+pub fn meta_tables() -> &'static [platform::readstore::TableDef] {
+    &[generations::PROJECTION_GENERATIONS]
+}

@@ -20,6 +20,7 @@ pub mod bench;
 pub mod cli;
 pub mod dev;
 pub mod registry;
+pub mod schema;
 pub mod seed;
 pub mod serve;
 pub mod shutdown;

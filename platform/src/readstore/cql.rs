@@ -174,6 +174,13 @@ impl CqlStore {
         })
     }
 
+    /// Runs one schema statement (`CREATE KEYSPACE`, `CREATE TABLE`, …) and
+    /// waits for schema agreement: what `quickstore schema apply` runs the
+    /// versioned CQL files of `deploy/cql/schema/` with.
+    pub async fn execute_ddl(&self, cql: &str) -> Result<(), ReadStoreError> {
+        self.ddl(cql.to_owned()).await
+    }
+
     /// The keyspace this store writes to.
     pub fn keyspace(&self) -> &str {
         &self.config.keyspace
