@@ -480,8 +480,11 @@ async fn the_hash_chain_verifies_from_the_wire_and_detects_tampering() {
     let h1 = hash_chain::seal(&mut first, &created).unwrap();
     let bytes1 = codec.encode_event(&topic, &first, &created).unwrap();
 
-    let discontinued =
-        CatalogEvent::ProductDiscontinued(schemas::catalog::ProductDiscontinued { reason: None });
+    let discontinued = CatalogEvent::ProductDiscontinued(schemas::catalog::ProductDiscontinued {
+        reason: None,
+        name: Some("Mug".into()),
+        category: Some("kitchen".into()),
+    });
     let mut second = envelope("Product", "p-1", 2, h1.to_vec());
     hash_chain::seal(&mut second, &discontinued).unwrap();
     let bytes2 = codec.encode_event(&topic, &second, &discontinued).unwrap();
@@ -582,11 +585,13 @@ async fn a_hand_written_test_aggregate_uses_the_same_codec() {
 fn context_enums_serialize_to_tagged_json() {
     let event = CatalogEvent::ProductDiscontinued(schemas::catalog::ProductDiscontinued {
         reason: Some("recalled".into()),
+        name: Some("Mug".into()),
+        category: None,
     });
     let json = serde_json::to_value(&event).unwrap();
     assert_eq!(
         json,
-        serde_json::json!({"type": "ProductDiscontinued", "reason": "recalled"})
+        serde_json::json!({"type": "ProductDiscontinued", "reason": "recalled", "name": "Mug", "category": null})
     );
     assert_eq!(serde_json::from_value::<CatalogEvent>(json).unwrap(), event);
     assert_eq!(CatalogEvent::CONTEXT, Context::Catalog);

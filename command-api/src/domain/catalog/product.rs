@@ -129,6 +129,10 @@ impl Product {
             ProductDetailsUpdated {
                 name: c.name.clone(),
                 description: c.description.clone(),
+                // Read models keyed by the name replace their entries
+                // from the event alone.
+                previous_name: Some(self.name.clone()),
+                category: Some(self.category.clone()),
             },
         )])
     }
@@ -161,6 +165,9 @@ impl Product {
             ProductCategoryChanged {
                 category: c.category.clone(),
                 previous_category: self.category.clone(),
+                // Read models keyed by category and name move their entries
+                // from the event alone.
+                name: Some(self.name.clone()),
             },
         )])
     }
@@ -206,6 +213,10 @@ impl Product {
         Ok(vec![CatalogEvent::ProductDiscontinued(
             ProductDiscontinued {
                 reason: c.reason.clone(),
+                // What the listing and search entries are keyed by, so read
+                // models remove them from the event alone.
+                name: Some(self.name.clone()),
+                category: Some(self.category.clone()),
             },
         )])
     }
@@ -295,7 +306,11 @@ mod tests {
     }
 
     fn discontinued() -> CatalogEvent {
-        CatalogEvent::ProductDiscontinued(ProductDiscontinued { reason: None })
+        CatalogEvent::ProductDiscontinued(ProductDiscontinued {
+            reason: None,
+            name: Some("Mug".into()),
+            category: Some("kitchen".into()),
+        })
     }
 
     fn reprice(price_minor: i64, currency: &str) -> CatalogCommand {
@@ -352,6 +367,8 @@ mod tests {
                 ProductDetailsUpdated {
                     name: "Big mug".into(),
                     description: Some("Blue".into()),
+                    previous_name: Some("Mug".into()),
+                    category: Some("kitchen".into()),
                 },
             )]);
         let same = CatalogCommand::UpdateProductDetails(UpdateProductDetails {
@@ -410,6 +427,7 @@ mod tests {
                 ProductCategoryChanged {
                     category: "office".into(),
                     previous_category: "kitchen".into(),
+                    name: Some("Mug".into()),
                 },
             )]);
         AggregateTest::<Product>::given(vec![created()])
@@ -470,6 +488,54 @@ mod tests {
             .then_expect_error("discontinued");
     }
 
+    /// Read models keyed by name and category take the current ones from
+    /// the events, so they must follow renames and moves.
+    #[test]
+    fn events_carry_the_current_name_and_category() {
+        let renamed = CatalogEvent::ProductDetailsUpdated(ProductDetailsUpdated {
+            name: "Big mug".into(),
+            description: None,
+            previous_name: Some("Mug".into()),
+            category: Some("kitchen".into()),
+        });
+        let moved = CatalogEvent::ProductCategoryChanged(ProductCategoryChanged {
+            category: "office".into(),
+            previous_category: "kitchen".into(),
+            name: Some("Big mug".into()),
+        });
+        AggregateTest::<Product>::given(vec![created(), renamed.clone()])
+            .when(CatalogCommand::ChangeProductCategory(
+                ChangeProductCategory {
+                    category: "office".into(),
+                },
+            ))
+            .then_expect_events(vec![moved.clone()]);
+        AggregateTest::<Product>::given(vec![created(), renamed.clone(), moved.clone()])
+            .when(CatalogCommand::UpdateProductDetails(UpdateProductDetails {
+                name: "Huge mug".into(),
+                description: None,
+            }))
+            .then_expect_events(vec![CatalogEvent::ProductDetailsUpdated(
+                ProductDetailsUpdated {
+                    name: "Huge mug".into(),
+                    description: None,
+                    previous_name: Some("Big mug".into()),
+                    category: Some("office".into()),
+                },
+            )]);
+        AggregateTest::<Product>::given(vec![created(), renamed, moved])
+            .when(CatalogCommand::DiscontinueProduct(DiscontinueProduct {
+                reason: None,
+            }))
+            .then_expect_events(vec![CatalogEvent::ProductDiscontinued(
+                ProductDiscontinued {
+                    reason: None,
+                    name: Some("Big mug".into()),
+                    category: Some("office".into()),
+                },
+            )]);
+    }
+
     #[test]
     fn discontinue_once() {
         let stop = || {
@@ -482,6 +548,8 @@ mod tests {
             .then_expect_events(vec![CatalogEvent::ProductDiscontinued(
                 ProductDiscontinued {
                     reason: Some("end of line".into()),
+                    name: Some("Mug".into()),
+                    category: Some("kitchen".into()),
                 },
             )]);
         assert!(state.discontinued);

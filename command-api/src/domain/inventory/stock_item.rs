@@ -6,6 +6,10 @@
 //! negative. Reservations come from the order-fulfillment saga, which
 //! retries and compensates: reserving, releasing and committing a line are
 //! therefore idempotent per `(order_id, line_no)`.
+//!
+//! Every event that moves a level states both levels after it
+//! (`on_hand_after`, `available_after`): read models take them from the
+//! event alone, never summing history.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -134,7 +138,13 @@ impl StockItem {
     /// Units that can still be promised. Never negative while decisions
     /// keep `on_hand ≥ reserved`; clamped so an odd history can't panic.
     pub fn available(&self) -> i32 {
-        let available = i64::from(self.on_hand).saturating_sub(self.reserved());
+        self.available_with(self.on_hand)
+    }
+
+    /// What would be available with `on_hand` units and the current
+    /// reservations (clamped like [`Self::available`]).
+    fn available_with(&self, on_hand: i32) -> i32 {
+        let available = i64::from(on_hand).saturating_sub(self.reserved());
         i32::try_from(available.clamp(i64::from(i32::MIN), i64::from(i32::MAX))).unwrap_or_default()
     }
 
@@ -175,6 +185,7 @@ impl StockItem {
             quantity: c.quantity,
             on_hand_after,
             reference: c.reference.clone(),
+            available_after: Some(self.available_with(on_hand_after)),
         })])
     }
 
@@ -201,13 +212,13 @@ impl StockItem {
         if i64::from(on_hand_after) < reserved {
             return Err(StockError::BelowReserved { reserved });
         }
-        let available_after =
-            i32::try_from(i64::from(on_hand_after).saturating_sub(reserved)).unwrap_or_default();
+        let available_after = self.available_with(on_hand_after);
         let mut events = vec![InventoryEvent::StockAdjusted(StockAdjusted {
             delta: c.delta,
             reason: c.reason.clone(),
             note: c.note.clone(),
             on_hand_after,
+            available_after: Some(available_after),
         })];
         events.extend(self.low_alert(available_after, self.threshold));
         Ok(events)
@@ -265,6 +276,7 @@ impl StockItem {
             line_no: c.line_no,
             quantity: c.quantity,
             available_after,
+            on_hand_after: Some(self.on_hand),
         })];
         events.extend(self.low_alert(available_after, self.threshold));
         Ok(events)
@@ -282,6 +294,7 @@ impl StockItem {
             line_no: c.line_no,
             quantity: *quantity,
             available_after: self.available().saturating_add(*quantity),
+            on_hand_after: Some(self.on_hand),
         })])
     }
 
@@ -302,6 +315,8 @@ impl StockItem {
             line_no: c.line_no,
             quantity: *quantity,
             on_hand_after: self.on_hand.saturating_sub(*quantity),
+            // The units leave on hand and reserved alike.
+            available_after: Some(self.available()),
         })])
     }
 }

@@ -344,8 +344,12 @@ impl Order {
         match self.status {
             OrderStatus::Shipped => {
                 check_optional("shipment_id", c.shipment_id.as_ref(), MAX_TEXT)?;
+                // What was sold, as placed: sales read models count it
+                // from this event alone.
                 Ok(vec![OrdersEvent::from(OrderCompleted {
                     shipment_id: c.shipment_id.clone(),
+                    lines: self.lines.clone(),
+                    totals: self.totals.clone(),
                 })])
             }
             OrderStatus::Completed => Ok(Vec::new()), // already complete

@@ -3,11 +3,12 @@ use crate::testkit::AggregateTest;
 
 type Test = AggregateTest<StockItem>;
 
-fn restocked(quantity: i32, on_hand_after: i32) -> InventoryEvent {
+fn restocked(quantity: i32, on_hand_after: i32, available_after: i32) -> InventoryEvent {
     InventoryEvent::StockRestocked(StockRestocked {
         quantity,
         on_hand_after,
         reference: None,
+        available_after: Some(available_after),
     })
 }
 
@@ -18,30 +19,51 @@ fn threshold_set(threshold: i32, previous_threshold: Option<i32>) -> InventoryEv
     })
 }
 
-fn reserved(order_id: &str, line_no: i32, quantity: i32, available_after: i32) -> InventoryEvent {
+fn reserved(
+    order_id: &str,
+    line_no: i32,
+    quantity: i32,
+    available_after: i32,
+    on_hand_after: i32,
+) -> InventoryEvent {
     InventoryEvent::StockReserved(StockReserved {
         order_id: order_id.into(),
         line_no,
         quantity,
         available_after,
+        on_hand_after: Some(on_hand_after),
     })
 }
 
-fn released(order_id: &str, line_no: i32, quantity: i32, available_after: i32) -> InventoryEvent {
+fn released(
+    order_id: &str,
+    line_no: i32,
+    quantity: i32,
+    available_after: i32,
+    on_hand_after: i32,
+) -> InventoryEvent {
     InventoryEvent::StockReleased(StockReleased {
         order_id: order_id.into(),
         line_no,
         quantity,
         available_after,
+        on_hand_after: Some(on_hand_after),
     })
 }
 
-fn committed(order_id: &str, line_no: i32, quantity: i32, on_hand_after: i32) -> InventoryEvent {
+fn committed(
+    order_id: &str,
+    line_no: i32,
+    quantity: i32,
+    on_hand_after: i32,
+    available_after: i32,
+) -> InventoryEvent {
     InventoryEvent::StockCommitted(StockCommitted {
         order_id: order_id.into(),
         line_no,
         quantity,
         on_hand_after,
+        available_after: Some(available_after),
     })
 }
 
@@ -52,12 +74,13 @@ fn low(available: i32, threshold: i32) -> InventoryEvent {
     })
 }
 
-fn adjusted(delta: i32, on_hand_after: i32) -> InventoryEvent {
+fn adjusted(delta: i32, on_hand_after: i32, available_after: i32) -> InventoryEvent {
     InventoryEvent::StockAdjusted(StockAdjusted {
         delta,
         reason: "recount".into(),
         note: None,
         on_hand_after,
+        available_after: Some(available_after),
     })
 }
 
@@ -104,15 +127,15 @@ fn commit(order_id: &str, line_no: i32) -> InventoryCommand {
 
 /// 10 on hand, 6 of them reserved for `o-1#1`: 4 available.
 fn ten_with_six_reserved() -> Vec<InventoryEvent> {
-    vec![restocked(10, 10), reserved("o-1", 1, 6, 4)]
+    vec![restocked(10, 10, 10), reserved("o-1", 1, 6, 4, 10)]
 }
 
 /// 10 on hand, threshold 5, 6 reserved: 4 available, flagged low.
 fn low_at_four() -> Vec<InventoryEvent> {
     vec![
-        restocked(10, 10),
+        restocked(10, 10, 10),
         threshold_set(5, None),
-        reserved("o-1", 1, 6, 4),
+        reserved("o-1", 1, 6, 4, 10),
         low(4, 5),
     ]
 }
@@ -131,6 +154,7 @@ fn restock_creates_the_item() {
             quantity: 10,
             on_hand_after: 10,
             reference: Some("PO-7".into()),
+            available_after: Some(10),
         })]);
     assert!(state.exists);
     assert_eq!((state.on_hand, state.available()), (10, 10));
@@ -140,7 +164,11 @@ fn restock_creates_the_item() {
 fn restock_adds_to_what_is_on_hand() {
     let state = Test::given(ten_with_six_reserved())
         .when(restock(MAX_RESTOCK))
-        .then_expect_events(vec![restocked(MAX_RESTOCK, MAX_RESTOCK + 10)]);
+        .then_expect_events(vec![restocked(
+            MAX_RESTOCK,
+            MAX_RESTOCK + 10,
+            MAX_RESTOCK + 4,
+        )]);
     assert_eq!(state.available(), MAX_RESTOCK + 4);
 }
 
@@ -159,7 +187,7 @@ fn restock_refusals() {
         .when(blank_reference)
         .then_expect_error("invalid-field");
     // The on-hand count would overflow an i32: refused, not wrapped.
-    Test::given(vec![restocked(i32::MAX, i32::MAX)])
+    Test::given(vec![restocked(i32::MAX, i32::MAX, i32::MAX)])
         .when(restock(1))
         .then_expect_error("invalid-field");
 }
@@ -169,11 +197,11 @@ fn restock_above_the_threshold_clears_the_low_flag() {
     // 4 available, threshold 5: +1 reaches 5, still at the threshold.
     let state = Test::given(low_at_four())
         .when(restock(1))
-        .then_expect_events(vec![restocked(1, 11)]);
+        .then_expect_events(vec![restocked(1, 11, 5)]);
     assert!(state.low);
     let state = Test::given(low_at_four())
         .when(restock(2))
-        .then_expect_events(vec![restocked(2, 12)]);
+        .then_expect_events(vec![restocked(2, 12, 6)]);
     assert!(!state.low, "6 available is above the threshold of 5");
 }
 
@@ -181,22 +209,23 @@ fn restock_above_the_threshold_clears_the_low_flag() {
 
 #[test]
 fn adjust_corrects_on_hand_either_way() {
-    let state = Test::given(vec![restocked(10, 10)])
+    let state = Test::given(vec![restocked(10, 10, 10)])
         .when(adjust(-3))
-        .then_expect_events(vec![adjusted(-3, 7)]);
+        .then_expect_events(vec![adjusted(-3, 7, 7)]);
     assert_eq!(state.on_hand, 7);
     let noted = InventoryCommand::AdjustStock(AdjustStock {
         delta: 2,
         reason: "found behind the shelf".into(),
         note: Some("aisle 4\nbin 2".into()),
     });
-    Test::given(vec![restocked(10, 10)])
+    Test::given(vec![restocked(10, 10, 10)])
         .when(noted)
         .then_expect_events(vec![InventoryEvent::StockAdjusted(StockAdjusted {
             delta: 2,
             reason: "found behind the shelf".into(),
             note: Some("aisle 4\nbin 2".into()),
             on_hand_after: 12,
+            available_after: Some(12),
         })]);
 }
 
@@ -204,22 +233,22 @@ fn adjust_corrects_on_hand_either_way() {
 fn adjust_may_take_on_hand_down_to_the_reserved_units() {
     let state = Test::given(ten_with_six_reserved())
         .when(adjust(-4))
-        .then_expect_events(vec![adjusted(-4, 6)]);
+        .then_expect_events(vec![adjusted(-4, 6, 0)]);
     assert_eq!(state.available(), 0);
 }
 
 #[test]
 fn adjust_below_the_threshold_detects_low_stock_once() {
-    let given = vec![restocked(10, 10), threshold_set(5, None)];
+    let given = vec![restocked(10, 10, 10), threshold_set(5, None)];
     let state = Test::given(given.clone())
         .when(adjust(-5))
-        .then_expect_events(vec![adjusted(-5, 5), low(5, 5)]);
+        .then_expect_events(vec![adjusted(-5, 5, 5), low(5, 5)]);
     assert!(state.low);
     let mut already_low = given;
-    already_low.extend([adjusted(-5, 5), low(5, 5)]);
+    already_low.extend([adjusted(-5, 5, 5), low(5, 5)]);
     Test::given(already_low)
         .when(adjust(-1))
-        .then_expect_events(vec![adjusted(-1, 4)]);
+        .then_expect_events(vec![adjusted(-1, 4, 4)]);
 }
 
 #[test]
@@ -227,7 +256,7 @@ fn adjust_refusals() {
     Test::given_no_history()
         .when(adjust(5))
         .then_expect_error("unknown-sku");
-    Test::given(vec![restocked(10, 10)])
+    Test::given(vec![restocked(10, 10, 10)])
         .when(adjust(0))
         .then_expect_error("invalid-field");
     for reason in ["", "a\u{7}b"] {
@@ -236,7 +265,7 @@ fn adjust_refusals() {
             reason: reason.into(),
             note: None,
         });
-        Test::given(vec![restocked(10, 10)])
+        Test::given(vec![restocked(10, 10, 10)])
             .when(bad)
             .then_expect_error("invalid-field");
     }
@@ -245,7 +274,7 @@ fn adjust_refusals() {
         reason: "recount".into(),
         note: Some("x".repeat(10 * MAX_TEXT + 1)),
     });
-    Test::given(vec![restocked(10, 10)])
+    Test::given(vec![restocked(10, 10, 10)])
         .when(long_note)
         .then_expect_error("invalid-field");
     for delta in [-5, -11, i32::MIN] {
@@ -253,7 +282,7 @@ fn adjust_refusals() {
             .when(adjust(delta))
             .then_expect_error("below-reserved");
     }
-    Test::given(vec![restocked(i32::MAX, i32::MAX)])
+    Test::given(vec![restocked(i32::MAX, i32::MAX, i32::MAX)])
         .when(adjust(1))
         .then_expect_error("invalid-field");
 }
@@ -262,22 +291,22 @@ fn adjust_refusals() {
 
 #[test]
 fn set_threshold_records_the_previous_one() {
-    let state = Test::given(vec![restocked(10, 10)])
+    let state = Test::given(vec![restocked(10, 10, 10)])
         .when(set_threshold(3))
         .then_expect_events(vec![threshold_set(3, None)]);
     assert_eq!(state.threshold, 3);
     assert!(!state.low);
-    Test::given(vec![restocked(10, 10), threshold_set(3, None)])
+    Test::given(vec![restocked(10, 10, 10), threshold_set(3, None)])
         .when(set_threshold(4))
         .then_expect_events(vec![threshold_set(4, Some(3))]);
 }
 
 #[test]
 fn set_threshold_to_the_current_value_records_nothing() {
-    Test::given(vec![restocked(10, 10), threshold_set(3, None)])
+    Test::given(vec![restocked(10, 10, 10), threshold_set(3, None)])
         .when(set_threshold(3))
         .then_expect_events(vec![]);
-    Test::given(vec![restocked(10, 10)])
+    Test::given(vec![restocked(10, 10, 10)])
         .when(set_threshold(0))
         .then_expect_events(vec![]);
 }
@@ -314,7 +343,7 @@ fn set_threshold_refusals() {
         .when(set_threshold(3))
         .then_expect_error("unknown-sku");
     for threshold in [-1, i32::MIN] {
-        Test::given(vec![restocked(10, 10)])
+        Test::given(vec![restocked(10, 10, 10)])
             .when(set_threshold(threshold))
             .then_expect_error("invalid-field");
     }
@@ -324,9 +353,9 @@ fn set_threshold_refusals() {
 
 #[test]
 fn reserve_holds_units_for_an_order_line() {
-    let state = Test::given(vec![restocked(10, 10)])
+    let state = Test::given(vec![restocked(10, 10, 10)])
         .when(reserve("o-1", 1, 6))
-        .then_expect_events(vec![reserved("o-1", 1, 6, 4)]);
+        .then_expect_events(vec![reserved("o-1", 1, 6, 4, 10)]);
     assert_eq!(
         (state.on_hand, state.reserved(), state.available()),
         (10, 6, 4)
@@ -334,26 +363,26 @@ fn reserve_holds_units_for_an_order_line() {
     // Another line of the same order is another reservation.
     Test::given(ten_with_six_reserved())
         .when(reserve("o-1", 2, 4))
-        .then_expect_events(vec![reserved("o-1", 2, 4, 0)]);
+        .then_expect_events(vec![reserved("o-1", 2, 4, 0, 10)]);
 }
 
 #[test]
 fn reserve_down_to_the_threshold_detects_low_stock_once() {
-    let given = vec![restocked(10, 10), threshold_set(5, None)];
+    let given = vec![restocked(10, 10, 10), threshold_set(5, None)];
     let state = Test::given(given)
         .when(reserve("o-1", 1, 6))
-        .then_expect_events(vec![reserved("o-1", 1, 6, 4), low(4, 5)]);
+        .then_expect_events(vec![reserved("o-1", 1, 6, 4, 10), low(4, 5)]);
     assert!(state.low);
     Test::given(low_at_four())
         .when(reserve("o-2", 1, 1))
-        .then_expect_events(vec![reserved("o-2", 1, 1, 3)]);
+        .then_expect_events(vec![reserved("o-2", 1, 1, 3, 10)]);
 }
 
 #[test]
 fn reserve_never_alarms_without_a_threshold() {
-    let state = Test::given(vec![restocked(10, 10)])
+    let state = Test::given(vec![restocked(10, 10, 10)])
         .when(reserve("o-1", 1, 10))
-        .then_expect_events(vec![reserved("o-1", 1, 10, 0)]);
+        .then_expect_events(vec![reserved("o-1", 1, 10, 0, 10)]);
     assert!(!state.low);
 }
 
@@ -384,7 +413,7 @@ fn reserve_is_idempotent_per_order_line() {
         .then_expect_events(vec![]);
     // A late retry after the line shipped must not reserve it again.
     let mut shipped = ten_with_six_reserved();
-    shipped.push(committed("o-1", 1, 6, 4));
+    shipped.push(committed("o-1", 1, 6, 4, 4));
     Test::given(shipped)
         .when(reserve("o-1", 1, 6))
         .then_expect_events(vec![]);
@@ -396,15 +425,15 @@ fn reserve_refusals() {
         .when(reserve("o-1", 1, 1))
         .then_expect_error("unknown-sku");
     for quantity in [0, -1, validate::MAX_QUANTITY + 1, i32::MIN, i32::MAX] {
-        Test::given(vec![restocked(10, 10)])
+        Test::given(vec![restocked(10, 10, 10)])
             .when(reserve("o-1", 1, quantity))
             .then_expect_error("invalid-field");
     }
-    Test::given(vec![restocked(10, 10)])
+    Test::given(vec![restocked(10, 10, 10)])
         .when(reserve(" ", 1, 1))
         .then_expect_error("invalid-field");
     for line_no in [0, -1] {
-        Test::given(vec![restocked(10, 10)])
+        Test::given(vec![restocked(10, 10, 10)])
             .when(reserve("o-1", line_no, 1))
             .then_expect_error("invalid-field");
     }
@@ -416,7 +445,7 @@ fn reserve_refusals() {
 fn release_returns_the_units() {
     let state = Test::given(ten_with_six_reserved())
         .when(release("o-1", 1))
-        .then_expect_events(vec![released("o-1", 1, 6, 10)]);
+        .then_expect_events(vec![released("o-1", 1, 6, 10, 10)]);
     assert_eq!((state.reserved(), state.available()), (0, 10));
 }
 
@@ -424,7 +453,7 @@ fn release_returns_the_units() {
 fn release_above_the_threshold_clears_the_low_flag() {
     let state = Test::given(low_at_four())
         .when(release("o-1", 1))
-        .then_expect_events(vec![released("o-1", 1, 6, 10)]);
+        .then_expect_events(vec![released("o-1", 1, 6, 10, 10)]);
     assert!(!state.low);
 }
 
@@ -439,12 +468,12 @@ fn release_of_nothing_succeeds_with_no_events() {
         .when(release("o-2", 1))
         .then_expect_events(vec![]);
     let mut history = ten_with_six_reserved();
-    history.push(released("o-1", 1, 6, 10));
+    history.push(released("o-1", 1, 6, 10, 10));
     Test::given(history)
         .when(release("o-1", 1))
         .then_expect_events(vec![]);
     let mut history = ten_with_six_reserved();
-    history.push(committed("o-1", 1, 6, 4));
+    history.push(committed("o-1", 1, 6, 4, 4));
     Test::given(history)
         .when(release("o-1", 1))
         .then_expect_events(vec![]);
@@ -456,7 +485,7 @@ fn release_of_nothing_succeeds_with_no_events() {
 fn commit_takes_the_reserved_units_out_of_stock() {
     let state = Test::given(ten_with_six_reserved())
         .when(commit("o-1", 1))
-        .then_expect_events(vec![committed("o-1", 1, 6, 4)]);
+        .then_expect_events(vec![committed("o-1", 1, 6, 4, 4)]);
     assert_eq!(
         (state.on_hand, state.reserved(), state.available()),
         (4, 0, 4)
@@ -468,14 +497,14 @@ fn commit_takes_the_reserved_units_out_of_stock() {
 fn commit_keeps_the_low_flag_since_available_is_unchanged() {
     let state = Test::given(low_at_four())
         .when(commit("o-1", 1))
-        .then_expect_events(vec![committed("o-1", 1, 6, 4)]);
+        .then_expect_events(vec![committed("o-1", 1, 6, 4, 4)]);
     assert!(state.low);
 }
 
 #[test]
 fn commit_again_records_nothing() {
     let mut history = ten_with_six_reserved();
-    history.push(committed("o-1", 1, 6, 4));
+    history.push(committed("o-1", 1, 6, 4, 4));
     Test::given(history)
         .when(commit("o-1", 1))
         .then_expect_events(vec![]);
@@ -490,7 +519,7 @@ fn commit_refusals() {
         .when(commit("o-2", 1))
         .then_expect_error("not-reserved");
     let mut history = ten_with_six_reserved();
-    history.push(released("o-1", 1, 6, 10));
+    history.push(released("o-1", 1, 6, 10, 10));
     Test::given(history)
         .when(commit("o-1", 1))
         .then_expect_error("not-reserved");
@@ -508,10 +537,10 @@ fn line_keys_are_unique_even_with_hashes_in_order_ids() {
 #[test]
 fn the_state_survives_a_json_snapshot() {
     let mut history = low_at_four();
-    history.extend([reserved("o#2", 3, 1, 3), committed("o-1", 1, 6, 4)]);
+    history.extend([reserved("o#2", 3, 1, 3, 10), committed("o-1", 1, 6, 4, 3)]);
     let state = Test::given(history)
         .when(restock(1))
-        .then_expect_events(vec![restocked(1, 5)]);
+        .then_expect_events(vec![restocked(1, 5, 4)]);
     let json = serde_json::to_string(&state).ok();
     let back = json.and_then(|j| serde_json::from_str::<StockItem>(&j).ok());
     assert_eq!(back, Some(state));
@@ -597,19 +626,31 @@ fn no_command_sequence_makes_available_negative() {
             state.evolve(event);
             // What the event says is what the state now is.
             let (name, consistent) = match event {
-                InventoryEvent::StockRestocked(e) => {
-                    ("restocked", e.on_hand_after == state.on_hand)
-                }
-                InventoryEvent::StockAdjusted(e) => ("adjusted", e.on_hand_after == state.on_hand),
-                InventoryEvent::StockCommitted(e) => {
-                    ("committed", e.on_hand_after == state.on_hand)
-                }
-                InventoryEvent::StockReserved(e) => {
-                    ("reserved", e.available_after == state.available())
-                }
-                InventoryEvent::StockReleased(e) => {
-                    ("released", e.available_after == state.available())
-                }
+                InventoryEvent::StockRestocked(e) => (
+                    "restocked",
+                    e.on_hand_after == state.on_hand
+                        && e.available_after == Some(state.available()),
+                ),
+                InventoryEvent::StockAdjusted(e) => (
+                    "adjusted",
+                    e.on_hand_after == state.on_hand
+                        && e.available_after == Some(state.available()),
+                ),
+                InventoryEvent::StockCommitted(e) => (
+                    "committed",
+                    e.on_hand_after == state.on_hand
+                        && e.available_after == Some(state.available()),
+                ),
+                InventoryEvent::StockReserved(e) => (
+                    "reserved",
+                    e.available_after == state.available()
+                        && e.on_hand_after == Some(state.on_hand),
+                ),
+                InventoryEvent::StockReleased(e) => (
+                    "released",
+                    e.available_after == state.available()
+                        && e.on_hand_after == Some(state.on_hand),
+                ),
                 InventoryEvent::LowStockDetected(e) => ("low", e.available == state.available()),
                 InventoryEvent::StockReservationRejected(e) => {
                     ("rejected", e.available == state.available())

@@ -27,9 +27,12 @@ fn shipped() -> OrdersEvent {
     })
 }
 
+/// Completion restates what was sold: the lines and totals as placed.
 fn completed() -> OrdersEvent {
     OrdersEvent::OrderCompleted(OrderCompleted {
         shipment_id: Some("s-1".into()),
+        lines: lines(),
+        totals: Some(totals()),
     })
 }
 
@@ -503,6 +506,8 @@ fn complete() {
         }))
         .then_expect_events(vec![OrdersEvent::OrderCompleted(OrderCompleted {
             shipment_id: None,
+            lines: lines(),
+            totals: Some(totals()),
         })]);
     AggregateTest::<Order>::given(history(Shipped))
         .when(OrdersCommand::CompleteOrder(CompleteOrder {
