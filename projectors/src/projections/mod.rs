@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod catalog;
+mod cells;
 pub mod customers;
 pub mod orders;
 pub mod payments;

@@ -184,6 +184,13 @@ impl Projection for OrdersProjection {
                 OrdersEvent::OrderCancellationRequested(c) => {
                     // Not a status of its own: the order stays where it is
                     // until the saga cancels it (or refuses, after pickup).
+                    // The version still moves, so a read-your-writes wait
+                    // on the request's position token is answered.
+                    out.push(upsert(
+                        ORDERS_BY_ID,
+                        v,
+                        row([("order_id", text(&id)), ("order_version", Value::BigInt(v))]),
+                    ));
                     c.reason.clone()
                 }
                 OrdersEvent::OrderCancelled(c) => {
