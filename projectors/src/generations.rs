@@ -7,11 +7,33 @@
 //! generation or the new one, never a mix. The cell's write timestamp is
 //! the generation number itself, so a switch can only move forward, and a
 //! repeated switch (a retried rebuild) writes the same cell again.
+//!
+//! **Hand-off.** Readers must never lose a row they have seen when the
+//! switch happens, so at the switch the new generation must hold at least
+//! everything the old one exposed. The old generation's live projector
+//! keeps writing while a rebuild catches up, so the rebuild asks it to
+//! pause first ([`request_handoff`]: a lease in the projection's control
+//! row). Each live projector of an older generation sees the lease between
+//! batches (it reads the control row at most once a second), stops
+//! consuming, and acknowledges per partition with the position its
+//! durable output has reached ([`HANDOFF_ACKS`]). The rebuild then catches
+//! up to the log's ends (which are at or past every acknowledged
+//! position), switches, and the services move to the new generation
+//! within their pointer poll. The lease expires on its own (a rebuild
+//! that dies mid-way stalls the old generation for the lease's length at
+//! most); partitions nobody acknowledges within a grace period (no live
+//! projector, or one in the middle of a rebalance) are assumed idle.
 
+use std::collections::HashMap;
+use std::time::Duration;
+
+use platform::eventlog::TopicPartition;
 use platform::readstore::{
-    column, ColumnType as T, ReadStore, ReadStoreError, Row, TableDef, Value,
+    column, ColumnType as T, Mutation, MutationKind, Order, ReadStore, ReadStoreError, Row,
+    TableDef, Value,
 };
 
+use crate::dlq::{control, control_write};
 use crate::projection::{row, text, upsert};
 
 pub const PROJECTION_GENERATIONS: TableDef = TableDef {
@@ -30,10 +52,28 @@ pub const META_GENERATION: u32 = 0;
 /// The generation a projection starts with.
 pub const FIRST_GENERATION: u32 = 1;
 
-/// Creates the metadata table if it does not exist.
+/// Live projectors' acknowledgements of a hand-off lease, per input
+/// partition: paused, with their output durable up to `position`.
+pub const HANDOFF_ACKS: TableDef = TableDef {
+    name: "projection_handoff_acks",
+    partition_key: &[column("projection", T::Text)],
+    clustering: &[
+        (column("topic", T::Text), Order::Asc),
+        (column("partition", T::Int), Order::Asc),
+    ],
+    columns: &[
+        column("handoff_id", T::BigInt),
+        column("generation", T::Int),
+        column("position", T::BigInt),
+        column("acked_at", T::Timestamp),
+    ],
+};
+
+/// Creates the metadata tables (generation pointers, dead-letter
+/// bookkeeping, hand-off) if they do not exist.
 pub async fn ensure(store: &dyn ReadStore) -> Result<(), ReadStoreError> {
     store
-        .ensure_tables(&[PROJECTION_GENERATIONS], META_GENERATION)
+        .ensure_tables(crate::meta_tables(), META_GENERATION)
         .await
 }
 
@@ -75,4 +115,148 @@ pub async fn switch(
             m
         }])
         .await
+}
+
+/// A hand-off lease a rebuild holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handoff {
+    /// Unique per request (ms since the epoch, made strictly increasing):
+    /// also the timestamp of its cells.
+    pub id: i64,
+    pub generation: u32,
+    /// ms since the epoch.
+    pub until: i64,
+}
+
+/// Asks the live projectors of generations older than `generation` to
+/// pause for `lease` (see the module doc).
+pub async fn request_handoff(
+    store: &dyn ReadStore,
+    projection: &str,
+    generation: u32,
+    lease: Duration,
+    now_ms: i64,
+) -> Result<Handoff, ReadStoreError> {
+    let previous = control(store, projection).await?;
+    let id = now_ms.max(previous.handoff_id + 2);
+    let until = now_ms + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+    let value = i32::try_from(generation)
+        .map_err(|_| ReadStoreError::Invalid(format!("generation {generation} is too large")))?;
+    store
+        .write(&[control_write(
+            projection,
+            id,
+            vec![
+                ("handoff_id", Value::BigInt(id)),
+                ("handoff_generation", Value::Int(value)),
+                ("handoff_until", Value::Timestamp(until)),
+            ],
+        )])
+        .await?;
+    Ok(Handoff {
+        id,
+        generation,
+        until,
+    })
+}
+
+/// Ends a lease early (the old generation resumes at once).
+pub async fn release_handoff(
+    store: &dyn ReadStore,
+    projection: &str,
+    handoff: &Handoff,
+) -> Result<(), ReadStoreError> {
+    store
+        .write(&[control_write(
+            projection,
+            handoff.id + 1,
+            vec![("handoff_until", Value::Timestamp(0))],
+        )])
+        .await
+}
+
+/// A live projector's acknowledgement: paused for `handoff_id`, its output
+/// durable up to `positions`.
+pub(crate) fn ack_handoff(
+    projection: &str,
+    handoff_id: i64,
+    generation: u32,
+    positions: &[(TopicPartition, i64)],
+    now_ms: i64,
+) -> Vec<Mutation> {
+    positions
+        .iter()
+        .map(|(tp, position)| {
+            let mut m = Mutation {
+                table: HANDOFF_ACKS,
+                generation: META_GENERATION,
+                kind: MutationKind::Upsert(row([
+                    ("projection", text(projection)),
+                    ("topic", text(tp.topic.clone())),
+                    ("partition", Value::Int(tp.partition)),
+                    ("handoff_id", Value::BigInt(handoff_id)),
+                    (
+                        "generation",
+                        Value::Int(i32::try_from(generation).unwrap_or(i32::MAX)),
+                    ),
+                    ("position", Value::BigInt(*position)),
+                    ("acked_at", Value::Timestamp(now_ms)),
+                ])),
+                timestamp: handoff_id,
+            };
+            m.generation = META_GENERATION;
+            m
+        })
+        .collect()
+}
+
+/// The partitions acknowledged for `handoff_id`, with their positions.
+pub async fn handoff_acks(
+    store: &dyn ReadStore,
+    projection: &str,
+    handoff_id: i64,
+) -> Result<HashMap<TopicPartition, i64>, ReadStoreError> {
+    let partition: Row = row([("projection", text(projection))]);
+    let mut out = HashMap::new();
+    let mut page = None;
+    loop {
+        let p = store
+            .scan(
+                &HANDOFF_ACKS,
+                META_GENERATION,
+                &partition,
+                page.as_ref(),
+                500,
+            )
+            .await?;
+        for r in p.rows {
+            if r.get("handoff_id") != Some(&Value::BigInt(handoff_id)) {
+                continue;
+            }
+            if let (Some(Value::Text(topic)), Some(Value::Int(part)), Some(Value::BigInt(pos))) =
+                (r.get("topic"), r.get("partition"), r.get("position"))
+            {
+                out.insert(TopicPartition::new(topic.clone(), *part), *pos);
+            }
+        }
+        match p.next {
+            Some(next) => page = Some(next),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// When `serving` was switched to (ms since the epoch), if ever.
+pub async fn switched_at(
+    store: &dyn ReadStore,
+    projection: &str,
+) -> Result<Option<i64>, ReadStoreError> {
+    let key: Row = row([("projection", text(projection))]);
+    let found = store
+        .get(&PROJECTION_GENERATIONS, META_GENERATION, &key)
+        .await?;
+    Ok(match found.as_ref().and_then(|r| r.get("switched_at")) {
+        Some(Value::Timestamp(t)) => Some(*t),
+        _ => None,
+    })
 }

@@ -1,5 +1,5 @@
-//! The projector: one consumer group per projection, folding events into
-//! the read store.
+//! The projector: one consumer group per projection and table generation,
+//! folding events into the read store.
 //!
 //! Delivery guarantee: **at-least-once**, made harmless by idempotent
 //! writes. Per poll: decode, project, write every mutation, and only then
@@ -7,50 +7,107 @@
 //! is durable. A crash between the writes and the commit redelivers the
 //! batch, which writes the same cells with the same timestamps.
 //!
+//! **A group per generation**: `<prefix>projector.<name>.g<generation>`
+//! ([`group_id`]). A rebuild builds generation N+1 in its own group from
+//! offset 0 while generation N's group keeps serving. After the switch the
+//! live projector continues generation N+1 *from the rebuild's committed
+//! offsets* — so whatever arrived between the rebuild's last batch and the
+//! switch is projected by the live projector, nothing is lost and nothing
+//! is projected from scratch twice.
+//!
 //! A store that does not answer is retried with backoff until it does (the
-//! offsets are not committed meanwhile, so nothing is lost). An event that
-//! cannot be projected (undecodable, refused by the projection or by the
-//! store) is retried a few times, then sent to `<projection>.dlq` with why,
-//! and its key is parked: later events of that key go to the dead-letter
-//! topic too, so a read model never applies a key's events out of order.
+//! offsets are not committed meanwhile, so nothing is lost); so is a
+//! schema registry that does not answer. An event that cannot be projected
+//! (undecodable, refused by the projection or by the store) is retried a
+//! few times, then sent to `<prefix>projector.<name>.dlq` with why, and its
+//! key is parked: later events of that key go to the dead-letter topic
+//! too, so a read model never applies a key's events out of order. Parked
+//! keys are rows of [`crate::dlq::PARKED_KEYS`], written before the
+//! batch's offsets are committed, so a restart or a rebalance keeps them
+//! parked.
+//!
+//! A [`Role::Live`] projector also reads its projection's control row
+//! between batches (at most once per `control_interval`): it runs the
+//! retries `dlq retry` requests ([`crate::dlq`]) and pauses while a rebuild
+//! of a newer generation hands off ([`crate::generations`]).
+//!
+//! **Positions and lag.** [`ProjectorStats::positions`] holds, per owned
+//! partition, the next offset whose output is durable, taken from the
+//! consumer's own position ([`GroupMember::positions`]) whenever nothing
+//! polled is still in flight. On Kafka that position moves past the
+//! commit markers of transactions, which take offsets of their own, so at
+//! quiescence it equals the partition's end and the lag is exactly 0. The
+//! committed offsets follow it (an idle poll commits a position that moved
+//! past markers only), so a lag computed from the group's committed
+//! offsets by another process reaches 0 too.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use platform::eventlog::{
-    EventLog, GroupConfig, GroupEvent, GroupMember, LogError, LogRecord, OffsetCommit,
-    OutgoingRecord, Producer,
+    Cleanup, EventLog, GroupConfig, GroupEvent, GroupMember, LogError, LogRecord, OffsetCommit,
+    OutgoingRecord, Producer, TopicPartition, TopicSpec,
 };
-use platform::readstore::{Mutation, ReadStore, ReadStoreError};
-use schemas::{AnyEvent, AvroCodec, OrderFulfillmentStep, TopicNames};
+use platform::readstore::{Mutation, ReadStore, ReadStoreError, Value};
+use schemas::registry::RegistryError;
+use schemas::{AnyEvent, AvroCodec, CodecError, OrderFulfillmentStep, TopicNames};
 use tokio::sync::watch;
 
+use crate::dlq::{self, control_write};
+use crate::generations;
 use crate::projection::{Input, Projected, Projection};
+
+/// Why the later events of a parked key are dead-lettered.
+pub const PARKED_REASON: &str = "parked: an earlier event of this key is in the dead-letter topic";
+
+/// The consumer group of `projection`'s table generation `generation`.
+pub fn group_id(topics: &TopicNames, projection: &str, generation: u32) -> String {
+    format!("{}projector.{projection}.g{generation}", topics.prefix)
+}
+
+/// What a projector is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Follows the serving generation (the projector service): runs
+    /// `dlq retry` requests and pauses for a newer generation's hand-off.
+    Live,
+    /// Builds a generation for a rebuild: neither.
+    Rebuild,
+}
 
 #[derive(Debug, Clone)]
 pub struct ProjectorConfig {
-    /// `<prefix>projector.<name>` (a rebuild uses its own group).
+    /// [`group_id`]: `<prefix>projector.<name>.g<generation>`.
     pub group_id: String,
     /// The table generation written.
     pub generation: u32,
+    pub role: Role,
     pub max_batch: usize,
     pub poll_timeout: Duration,
     /// Attempts before an event is a poison event.
     pub attempts: u32,
     /// First backoff while the store is unavailable (doubles, capped at 5 s).
     pub backoff: Duration,
+    /// How often (at most) a live projector reads its control row.
+    pub control_interval: Duration,
+    /// Replication factor of the dead-letter topic when it is created.
+    pub dead_letter_replication: i16,
 }
 
 impl ProjectorConfig {
-    pub fn new(topics: &TopicNames, projection: &dyn Projection) -> Self {
+    pub fn new(topics: &TopicNames, projection: &dyn Projection, generation: u32) -> Self {
         Self {
-            group_id: format!("{}projector.{}", topics.prefix, projection.name()),
-            generation: 1,
+            group_id: group_id(topics, projection.name(), generation),
+            generation,
+            role: Role::Live,
             max_batch: 1000,
             poll_timeout: Duration::from_millis(50),
             attempts: 3,
             backoff: Duration::from_millis(100),
+            control_interval: Duration::from_secs(1),
+            dead_letter_replication: 1,
         }
     }
 }
@@ -63,18 +120,53 @@ pub enum ProjectorError {
     Store(#[from] ReadStoreError),
     #[error("encoding a dead letter: {0}")]
     DeadLetter(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// Asked to stop while waiting for an outage to end (the batch in hand
+    /// is not committed; the next run projects it again).
+    #[error("stopped during an outage: {0}")]
+    Interrupted(String),
 }
 
 /// Counters for metrics, lag and benchmarks.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ProjectorStats {
     pub events: u64,
     pub mutations: u64,
     pub batches: u64,
     pub dead_letters: u64,
     pub store_retries: u64,
-    /// Next offset per (topic, partition) whose output is durable.
+    /// `dlq retry` requests this projector carried out.
+    pub retries: u64,
+    /// Keys parked now (by this projector's view).
+    pub parked: usize,
+    /// Paused for a newer generation's hand-off.
+    pub paused: bool,
+    /// Next offset per owned (topic, partition) whose output is durable.
     pub positions: HashMap<(String, i32), i64>,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn stopping(shutdown: &watch::Receiver<bool>) -> bool {
+    *shutdown.borrow() || shutdown.has_changed().is_err()
+}
+
+/// A decode failure that says the registry is down, not that the record is
+/// bad: retried like a store outage, never dead-lettered.
+fn is_outage(e: &CodecError) -> bool {
+    match e {
+        CodecError::Registry(RegistryError::Transport(_) | RegistryError::Storage(_)) => true,
+        CodecError::Registry(RegistryError::Server { status, .. }) => *status >= 500,
+        _ => false,
+    }
 }
 
 pub struct Projector {
@@ -88,6 +180,12 @@ pub struct Projector {
     dead_letters: Option<Box<dyn Producer>>,
     stats: ProjectorStats,
     progress: Option<watch::Sender<ProjectorStats>>,
+    /// What this member committed last, per owned partition.
+    committed: HashMap<TopicPartition, i64>,
+    next_control: Instant,
+    /// The `dlq_retry_done` last seen (another instance's retry may have
+    /// unparked keys: reload them when it moves).
+    retry_done_seen: Option<i64>,
 }
 
 impl std::fmt::Debug for Projector {
@@ -124,6 +222,9 @@ impl Projector {
             dead_letters: None,
             stats: ProjectorStats::default(),
             progress: None,
+            committed: HashMap::new(),
+            next_control: Instant::now(),
+            retry_done_seen: None,
         }
     }
 
@@ -132,25 +233,73 @@ impl Projector {
         self
     }
 
-    /// Runs until `shutdown` (finishing the batch in hand).
+    /// Runs until `shutdown` (finishing the batch in hand), then leaves the
+    /// group.
     pub async fn run(
         mut self,
         shutdown: watch::Receiver<bool>,
     ) -> Result<ProjectorStats, ProjectorError> {
         let tables = self.projection.tables();
         let generation = self.config.generation;
+        let name = self.projection.name();
         self.retrying(&shutdown, |store| {
             let store = Arc::clone(store);
             async move { store.ensure_tables(tables, generation).await }
         })
         .await?;
+        self.retrying(&shutdown, |store| {
+            let store = Arc::clone(store);
+            async move { generations::ensure(store.as_ref()).await }
+        })
+        .await?;
+        // Up front, so `dlq list` and a retry can read it before anything
+        // failed, and the first dead letter needs no admin round trip.
+        self.log.create_topics(&[self.dead_letter_spec()]).await?;
+        self.parked = self
+            .retrying(&shutdown, |store| {
+                let store = Arc::clone(store);
+                async move { dlq::parked_keys(store.as_ref(), name, generation).await }
+            })
+            .await?;
+        self.stats.parked = self.parked.len();
         let mut group = GroupConfig::new(
             self.config.group_id.clone(),
             self.projection.topics(&self.topics),
         );
         group.client_id = self.config.group_id.clone();
         let mut member = self.log.join_group(group).await?;
-        while !*shutdown.borrow() && shutdown.has_changed().is_ok() {
+        let result = self.consume(&mut member, &shutdown).await;
+        // Leave the group cleanly either way, so the partitions move at
+        // once (what was not committed is redelivered to the next owner).
+        let closed = member.close().await;
+        result?;
+        closed?;
+        Ok(self.stats)
+    }
+
+    fn dead_letter_spec(&self) -> TopicSpec {
+        let mut spec = TopicSpec::new(
+            dead_letter_topic(&self.topics, self.projection.name()),
+            1,
+            Cleanup::KeepForever,
+        );
+        spec.replication_factor = self.config.dead_letter_replication;
+        spec
+    }
+
+    async fn consume(
+        &mut self,
+        member: &mut Box<dyn GroupMember>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<(), ProjectorError> {
+        while !stopping(shutdown) {
+            if self.config.role == Role::Live && Instant::now() >= self.next_control {
+                self.control(member, shutdown).await?;
+                self.next_control = Instant::now() + self.config.control_interval;
+                if stopping(shutdown) {
+                    break;
+                }
+            }
             let polled = member
                 .poll(self.config.max_batch, self.config.poll_timeout)
                 .await?;
@@ -158,18 +307,95 @@ impl Projector {
             for event in polled {
                 match event {
                     GroupEvent::Records(r) => records.extend(r),
-                    // Parked keys are per partition owner: a new owner
-                    // learns them again from the poison events' retries.
-                    GroupEvent::Revoked(_) | GroupEvent::Assigned(_) => self.parked.clear(),
+                    GroupEvent::Revoked(tps) => {
+                        for tp in tps {
+                            self.stats
+                                .positions
+                                .remove(&(tp.topic.clone(), tp.partition));
+                            self.committed.remove(&tp);
+                        }
+                        self.publish();
+                    }
+                    GroupEvent::Assigned(tps) => self.assigned(&tps).await,
                 }
             }
             if records.is_empty() {
+                self.idle(member).await?;
                 continue;
             }
-            self.batch(&mut member, &records, &shutdown).await?;
+            self.batch(member, &records, shutdown).await?;
         }
-        member.close().await?;
-        Ok(self.stats)
+        Ok(())
+    }
+
+    /// Seeds the positions of newly owned partitions from the group's
+    /// committed offsets (the consumer may not know its position until it
+    /// fetched). Best effort: only the lag depends on it.
+    async fn assigned(&mut self, tps: &[TopicPartition]) {
+        match self.log.committed_offsets(&self.config.group_id, tps).await {
+            Ok(committed) => {
+                for (tp, c) in committed {
+                    self.stats
+                        .positions
+                        .insert((tp.topic.clone(), tp.partition), c.next_offset);
+                    self.committed.insert(tp, c.next_offset);
+                }
+                self.publish();
+            }
+            Err(e) => tracing::debug!(
+                projection = self.projection.name(),
+                error = %e,
+                "reading committed offsets after an assignment"
+            ),
+        }
+    }
+
+    /// Nothing in flight: every record polled so far is durable and
+    /// committed, so the consumer's positions are durable positions. One
+    /// that moved past the last commit (only transaction markers were
+    /// consumed since) is committed too, at-least-once still: nothing
+    /// before it is unprocessed.
+    async fn idle(&mut self, member: &mut Box<dyn GroupMember>) -> Result<(), ProjectorError> {
+        let mut commits = Vec::new();
+        let mut changed = false;
+        for (tp, position) in member.positions() {
+            let Some(position) = position else { continue };
+            if self.committed.get(&tp).is_none_or(|c| *c < position) && position > 0 {
+                commits.push(OffsetCommit {
+                    tp: tp.clone(),
+                    next_offset: position,
+                    metadata: String::new(),
+                });
+            }
+            let key = (tp.topic.clone(), tp.partition);
+            if self.stats.positions.get(&key) != Some(&position) {
+                self.stats.positions.insert(key, position);
+                changed = true;
+            }
+        }
+        if !commits.is_empty() {
+            member.commit_offsets(&commits).await?;
+            for c in commits {
+                self.committed.insert(c.tp, c.next_offset);
+            }
+        }
+        if changed {
+            self.publish();
+        }
+        Ok(())
+    }
+
+    fn publish(&self) {
+        if let Some(p) = &self.progress {
+            p.send_if_modified(|current| {
+                if *current == self.stats {
+                    false
+                } else {
+                    *current = self.stats.clone();
+                    true
+                }
+            });
+        }
     }
 
     async fn batch(
@@ -178,45 +404,58 @@ impl Projector {
         records: &[LogRecord],
         shutdown: &watch::Receiver<bool>,
     ) -> Result<(), ProjectorError> {
+        let name = self.projection.name();
+        let generation = self.config.generation;
         let mut mutations: Vec<Mutation> = Vec::new();
+        let mut parks: Vec<Mutation> = Vec::new();
         for record in records {
             if self.parked.contains(&record.key) {
-                self.dead_letter(
-                    record,
-                    "parked: an earlier event of this key is in the dead-letter topic",
-                )
-                .await?;
+                let at = self.dead_letter(record, PARKED_REASON, None).await?;
+                parks.push(dlq::park(
+                    name,
+                    generation,
+                    &record.key,
+                    at,
+                    PARKED_REASON,
+                    now_ms(),
+                ));
                 continue;
             }
-            match self.project(record).await {
+            match self.project(record, shutdown).await? {
                 Ok(m) => mutations.extend(m),
                 Err(why) => {
+                    let at = self.dead_letter(record, &why, None).await?;
                     self.parked.insert(record.key.clone());
-                    self.dead_letter(record, &why).await?;
+                    parks.push(dlq::park(name, generation, &record.key, at, &why, now_ms()));
                 }
             }
         }
-        let generation = self.config.generation;
         for m in &mut mutations {
             m.generation = generation;
         }
         let count = mutations.len();
-        self.retrying(shutdown, |store| {
-            let store = Arc::clone(store);
-            let mutations = mutations.clone();
-            async move { store.write(&mutations).await }
-        })
-        .await?;
-        // Durable: now the offsets may move.
-        let mut next: HashMap<(String, i32), i64> = HashMap::new();
+        // The park rows go with the batch's writes: durable before the
+        // offsets move, so a restart finds the keys parked.
+        mutations.extend(parks);
+        self.write(shutdown, mutations).await?;
+        // Durable: now the offsets may move. The consumer's position is at
+        // or past the batch's last record (past transaction markers it
+        // consumed too), and everything before it is in this batch or
+        // committed before.
+        let mut next: HashMap<TopicPartition, i64> = HashMap::new();
         for r in records {
-            let e = next.entry((r.topic.clone(), r.partition)).or_insert(0);
+            let e = next.entry(r.topic_partition()).or_insert(0);
             *e = (*e).max(r.offset + 1);
+        }
+        for (tp, position) in member.positions() {
+            if let (Some(n), Some(p)) = (next.get_mut(&tp), position) {
+                *n = (*n).max(p);
+            }
         }
         let offsets: Vec<OffsetCommit> = next
             .iter()
-            .map(|((topic, partition), offset)| OffsetCommit {
-                tp: platform::eventlog::TopicPartition::new(topic.clone(), *partition),
+            .map(|(tp, offset)| OffsetCommit {
+                tp: tp.clone(),
                 next_offset: *offset,
                 metadata: String::new(),
             })
@@ -225,22 +464,33 @@ impl Projector {
         self.stats.events += records.len() as u64;
         self.stats.mutations += count as u64;
         self.stats.batches += 1;
-        self.stats.positions.extend(next);
-        if let Some(p) = &self.progress {
-            p.send_replace(self.stats.clone());
+        self.stats.parked = self.parked.len();
+        for (tp, offset) in next {
+            self.stats
+                .positions
+                .insert((tp.topic.clone(), tp.partition), offset);
+            self.committed.insert(tp, offset);
         }
+        self.publish();
         Ok(())
     }
 
-    /// Decodes and projects one record; `Err(why)` for a poison event
-    /// (after the retries: a decode that fails for a registry outage is
-    /// not poison, it is retried as an outage).
-    async fn project(&self, record: &LogRecord) -> Result<Vec<Mutation>, String> {
+    /// Decodes and projects one record: `Ok(Err(why))` for a poison event
+    /// (after the attempts). A decode that fails because the registry is
+    /// down is not poison: it waits for the registry like the store.
+    async fn project(
+        &mut self,
+        record: &LogRecord,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<Result<Vec<Mutation>, String>, ProjectorError> {
         let Some(bytes) = record.value.as_deref() else {
-            return Ok(Vec::new());
+            return Ok(Ok(Vec::new()));
         };
         let mut last = String::new();
-        for attempt in 0..self.config.attempts.max(1) {
+        let attempts = self.config.attempts.max(1);
+        let mut attempt = 0;
+        let mut outage_backoff = self.config.backoff;
+        while attempt < attempts {
             let input = if record.topic == self.topics.saga_events(schemas::ORDER_FULFILLMENT) {
                 self.codec
                     .decode_named::<OrderFulfillmentStep>(bytes)
@@ -261,31 +511,43 @@ impl Projector {
                         input,
                     };
                     match self.projection.project(&projected) {
-                        Ok(m) => return Ok(m),
+                        Ok(m) => return Ok(Ok(m)),
                         Err(e) => last = format!("projection: {e}"),
                     }
                 }
+                Err(e) if is_outage(&e) => {
+                    if stopping(shutdown) {
+                        return Err(ProjectorError::Interrupted(e.to_string()));
+                    }
+                    tracing::warn!(projection = self.projection.name(), error = %e, "schema registry unavailable; retrying");
+                    tokio::time::sleep(outage_backoff).await;
+                    outage_backoff = (outage_backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
                 Err(e) => last = format!("decoding: {e}"),
             }
-            tokio::time::sleep(self.config.backoff * (attempt + 1)).await;
+            attempt += 1;
+            if attempt < attempts {
+                tokio::time::sleep(self.config.backoff * attempt).await;
+            }
         }
-        Err(last)
+        Ok(Err(last))
     }
 
-    async fn dead_letter(&mut self, record: &LogRecord, why: &str) -> Result<(), ProjectorError> {
+    /// Appends `record` to the dead-letter topic; returns its offset there.
+    async fn dead_letter(
+        &mut self,
+        record: &LogRecord,
+        why: &str,
+        retry_of: Option<i64>,
+    ) -> Result<i64, ProjectorError> {
         let topic = dead_letter_topic(&self.topics, self.projection.name());
         if self.dead_letters.is_none() {
-            self.log
-                .create_topics(&[platform::eventlog::TopicSpec::new(
-                    topic.clone(),
-                    1,
-                    platform::eventlog::Cleanup::KeepForever,
-                )])
-                .await?;
             self.dead_letters = Some(self.log.producer(&self.config.group_id).await?);
         }
         tracing::warn!(
             projection = self.projection.name(),
+            generation = self.config.generation,
             topic = %record.topic,
             partition = record.partition,
             offset = record.offset,
@@ -297,37 +559,61 @@ impl Projector {
             record.key.clone(),
             record.value.clone().unwrap_or_default(),
         )
-        .with_header("dlq.reason", why.as_bytes().to_vec())
-        .with_header("dlq.topic", record.topic.clone())
-        .with_header("dlq.partition", record.partition.to_string())
-        .with_header("dlq.offset", record.offset.to_string());
+        .with_header(dlq::H_REASON, why.as_bytes().to_vec())
+        .with_header(dlq::H_TOPIC, record.topic.clone())
+        .with_header(dlq::H_PARTITION, record.partition.to_string())
+        .with_header(dlq::H_OFFSET, record.offset.to_string())
+        .with_header(dlq::H_GENERATION, self.config.generation.to_string());
+        if let Some(of) = retry_of {
+            out = out.with_header(dlq::H_RETRY_OF, of.to_string());
+        }
         for h in &record.headers {
             out = out.with_header(h.key.clone(), h.value.clone());
         }
-        if let Some(producer) = &self.dead_letters {
-            producer.send(out).await?;
-        }
+        let producer = self
+            .dead_letters
+            .as_ref()
+            .ok_or_else(|| ProjectorError::DeadLetter("no producer".into()))?;
+        let position = producer.send(out).await?;
         self.stats.dead_letters += 1;
-        Ok(())
+        Ok(position.offset)
+    }
+
+    async fn write(
+        &mut self,
+        shutdown: &watch::Receiver<bool>,
+        mutations: Vec<Mutation>,
+    ) -> Result<(), ProjectorError> {
+        if mutations.is_empty() {
+            return Ok(());
+        }
+        let mutations = Arc::new(mutations);
+        self.retrying(shutdown, |store| {
+            let store = Arc::clone(store);
+            let mutations = Arc::clone(&mutations);
+            async move { store.write(&mutations).await }
+        })
+        .await
     }
 
     /// Runs `op` until it succeeds, backing off while the store is
     /// unavailable; an invalid request or a shutdown ends it.
-    async fn retrying<F, Fut>(
+    async fn retrying<T, F, Fut>(
         &mut self,
         shutdown: &watch::Receiver<bool>,
         op: F,
-    ) -> Result<(), ProjectorError>
+    ) -> Result<T, ProjectorError>
     where
         F: Fn(&Arc<dyn ReadStore>) -> Fut,
-        Fut: std::future::Future<Output = Result<(), ReadStoreError>>,
+        Fut: Future<Output = Result<T, ReadStoreError>>,
     {
         let mut backoff = self.config.backoff;
         loop {
             match op(&self.store).await {
-                Ok(()) => return Ok(()),
-                Err(e) if e.is_retriable() && !*shutdown.borrow() => {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_retriable() && !stopping(shutdown) => {
                     self.stats.store_retries += 1;
+                    self.publish();
                     tracing::warn!(projection = self.projection.name(), error = %e, "read store unavailable; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -335,5 +621,235 @@ impl Projector {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Between batches: the control row (hand-off, `dlq retry`).
+    async fn control(
+        &mut self,
+        member: &mut Box<dyn GroupMember>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<(), ProjectorError> {
+        let name = self.projection.name();
+        let control = match dlq::control(self.store.as_ref(), name).await {
+            Ok(c) => c,
+            Err(e) if e.is_retriable() => {
+                // Next time; the batches themselves wait for the store.
+                tracing::debug!(projection = name, error = %e, "reading the control row");
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if control.handoff_generation > self.config.generation && now_ms() < control.handoff_until {
+            return self.pause(member, shutdown).await;
+        }
+        if control.retry_requested > control.retry_done && self.coordinates_retries(member.as_ref())
+        {
+            return self.retry(control, shutdown).await;
+        }
+        match self.retry_done_seen {
+            Some(seen) if seen != control.retry_done => {
+                // Another instance retried: it may have unparked keys.
+                let generation = self.config.generation;
+                self.parked = self
+                    .retrying(shutdown, |store| {
+                        let store = Arc::clone(store);
+                        async move { dlq::parked_keys(store.as_ref(), name, generation).await }
+                    })
+                    .await?;
+                self.stats.parked = self.parked.len();
+                self.publish();
+            }
+            _ => {}
+        }
+        self.retry_done_seen = Some(control.retry_done);
+        Ok(())
+    }
+
+    /// Whether this member runs the retries: the owner of the first input
+    /// topic's partition 0 (one member of the group, whatever the number
+    /// of instances).
+    fn coordinates_retries(&self, member: &dyn GroupMember) -> bool {
+        let first = self
+            .projection
+            .topics(&self.topics)
+            .into_iter()
+            .next()
+            .map(|t| TopicPartition::new(t, 0));
+        first.is_some_and(|tp| member.assignment().contains(&tp))
+    }
+
+    /// Paused for a newer generation's hand-off: acknowledge with the
+    /// durable positions, then consume nothing until the lease ends (or
+    /// the service stops this projector because the pointer moved).
+    async fn pause(
+        &mut self,
+        member: &mut Box<dyn GroupMember>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<(), ProjectorError> {
+        let name = self.projection.name();
+        let generation = self.config.generation;
+        self.stats.paused = true;
+        self.publish();
+        let mut acked = 0;
+        let mut shutdown = shutdown.clone();
+        loop {
+            let control = match dlq::control(self.store.as_ref(), name).await {
+                Ok(c) => c,
+                Err(e) if e.is_retriable() => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let now = now_ms();
+            if !(control.handoff_generation > generation && now < control.handoff_until) {
+                break;
+            }
+            if control.handoff_id != acked {
+                // Nothing is in flight between batches: every position is
+                // durable (committed, or only markers behind it).
+                let positions: Vec<(TopicPartition, i64)> = member
+                    .positions()
+                    .into_iter()
+                    .filter_map(|(tp, p)| {
+                        p.or_else(|| self.committed.get(&tp).copied())
+                            .map(|p| (tp, p))
+                    })
+                    .collect();
+                let acks =
+                    generations::ack_handoff(name, control.handoff_id, generation, &positions, now);
+                self.write(&shutdown, acks).await?;
+                acked = control.handoff_id;
+                tracing::info!(
+                    projection = name,
+                    generation,
+                    to = control.handoff_generation,
+                    "paused for a rebuild's hand-off"
+                );
+            }
+            let wait = Duration::from_millis(
+                u64::try_from((control.handoff_until - now).clamp(1, 250)).unwrap_or(250),
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
+            }
+            if stopping(&shutdown) {
+                break;
+            }
+        }
+        self.stats.paused = false;
+        self.publish();
+        Ok(())
+    }
+
+    /// Carries out a `dlq retry` request (see [`crate::dlq`]).
+    async fn retry(
+        &mut self,
+        control: dlq::Control,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<(), ProjectorError> {
+        let name = self.projection.name();
+        let generation = self.config.generation;
+        let seq = control.retry_requested;
+        let topic = dead_letter_topic(&self.topics, name);
+        // Where this generation's retries stopped; a generation that never
+        // retried starts from the beginning (older generations' dead
+        // letters are skipped below: this generation has its own).
+        let from = if control.retried_generation == generation {
+            control.retried_upto
+        } else {
+            0
+        };
+        let (records, end) = dlq::read_dead_letters(self.log.as_ref(), &topic, from).await?;
+        let mut retried: HashSet<Vec<u8>> = HashSet::new();
+        let mut failed: HashSet<Vec<u8>> = HashSet::new();
+        let mut writes: Vec<Mutation> = Vec::new();
+        let mut parks: Vec<Mutation> = Vec::new();
+        let (mut ok, mut again) = (0i64, 0i64);
+        for dead in &records {
+            if dlq::generation_of(dead).is_some_and(|g| g != generation) {
+                continue;
+            }
+            let original = dlq::original(dead);
+            retried.insert(dead.key.clone());
+            // Once one of a key's events fails again, its later ones stay
+            // in the dead-letter topic, in order.
+            if failed.contains(&dead.key) {
+                let at = self
+                    .dead_letter(&original, PARKED_REASON, Some(dead.offset))
+                    .await?;
+                parks.push(dlq::park(
+                    name,
+                    generation,
+                    &dead.key,
+                    at,
+                    PARKED_REASON,
+                    now_ms(),
+                ));
+                again += 1;
+                continue;
+            }
+            match self.project(&original, shutdown).await? {
+                Ok(mutations) => {
+                    writes.extend(mutations.into_iter().map(|mut m| {
+                        m.generation = generation;
+                        m
+                    }));
+                    ok += 1;
+                }
+                Err(why) => {
+                    let at = self.dead_letter(&original, &why, Some(dead.offset)).await?;
+                    failed.insert(dead.key.clone());
+                    parks.push(dlq::park(name, generation, &dead.key, at, &why, now_ms()));
+                    again += 1;
+                }
+            }
+        }
+        let unparked: Vec<Vec<u8>> = retried.difference(&failed).cloned().collect();
+        writes.extend(parks);
+        writes.extend(
+            unparked
+                .iter()
+                .map(|k| dlq::unpark(name, generation, k, end)),
+        );
+        self.write(shutdown, writes).await?;
+        for k in &unparked {
+            self.parked.remove(k);
+        }
+        self.parked.extend(failed);
+        // Acknowledged only once the writes, the new dead letters and the
+        // unparks are durable: a crash before retries the same range.
+        let ack = vec![control_write(
+            name,
+            seq,
+            vec![
+                ("dlq_retried_upto", Value::BigInt(end)),
+                (
+                    "dlq_retried_generation",
+                    Value::Int(i32::try_from(generation).unwrap_or(i32::MAX)),
+                ),
+                ("dlq_retry_done", Value::BigInt(seq)),
+                ("dlq_last_retry_from", Value::BigInt(from)),
+                ("dlq_last_retry_ok", Value::BigInt(ok)),
+                ("dlq_last_retry_failed", Value::BigInt(again)),
+            ],
+        )];
+        self.write(shutdown, ack).await?;
+        self.retry_done_seen = Some(seq);
+        self.stats.retries += 1;
+        self.stats.parked = self.parked.len();
+        self.publish();
+        tracing::info!(
+            projection = name,
+            generation,
+            request = seq,
+            from,
+            upto = end,
+            succeeded = ok,
+            dead_lettered_again = again,
+            "retried dead letters"
+        );
+        Ok(())
     }
 }

@@ -143,6 +143,18 @@ pub trait GroupMember: Send + Debug {
     /// Partitions this member owns now.
     fn assignment(&self) -> Vec<TopicPartition>;
 
+    /// The consume position of every owned partition: the offset of the
+    /// next record `poll` would return. It moves past what `poll` skips
+    /// without returning — on Kafka the commit/abort markers of
+    /// transactions, which take offsets of their own — so once a member
+    /// has consumed everything, its position equals
+    /// [`EventLog::end_offset`] (a position computed as "last record's
+    /// offset + 1" stays behind a trailing marker forever). `None` for a
+    /// partition whose position the member does not know yet (Kafka: it
+    /// has not fetched from it since it was assigned). A local call: no
+    /// round trip to the log.
+    fn positions(&self) -> Vec<(TopicPartition, Option<i64>)>;
+
     /// Moves the consume position of an owned partition (e.g. back to the
     /// committed offset after an aborted transaction).
     async fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<(), LogError>;

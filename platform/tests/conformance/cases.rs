@@ -775,3 +775,103 @@ impl platform::eventlog::EventLog for ClosedLog {
         Err(LogError::Closed)
     }
 }
+
+/// A member's positions reach the partitions' ends once it has consumed
+/// everything — also behind transactions, whose commit markers take
+/// offsets on Kafka (so "last record + 1" never reaches the end there) —
+/// and committing them makes the group's committed offsets reach the ends
+/// too: how a consumer reports a lag of exactly 0.
+pub async fn positions_reach_the_end(h: &mut Harness) -> Result<()> {
+    let input = h.topic("pos", 2).await?;
+    let unused = h.topic("pos-unused", 1).await?;
+    let mut writer = h
+        .log
+        .join_group(
+            h.group_config(&h.name("g-pos-w"), vec![unused])
+                .transactional(h.name("txn-pos")),
+        )
+        .await?;
+    // Three transactions (each ends in a marker), then plain sends.
+    for t in 0..3 {
+        writer.begin().await?;
+        for i in 0..4 {
+            writer.send(OutgoingRecord::new(
+                input.clone(),
+                format!("k{i}"),
+                format!("t{t}-{i}"),
+            ))?;
+        }
+        writer.commit_transaction(&[]).await?;
+    }
+    let producer = h.log.producer("conformance").await?;
+    produce(producer.as_ref(), &input, 0..4, |i| {
+        (format!("k{i}"), format!("plain-{i}"))
+    })
+    .await?;
+    writer.close().await?;
+
+    let tps: Vec<TopicPartition> = (0..2)
+        .map(|p| TopicPartition::new(input.clone(), p))
+        .collect();
+    let mut ends = HashMap::new();
+    for tp in &tps {
+        ends.insert(tp.clone(), h.log.end_offset(tp).await?);
+    }
+    let group = h.name("g-pos");
+    let mut member = h
+        .log
+        .join_group(h.group_config(&group, vec![input.clone()]))
+        .await?;
+    let seen = poll_until(member.as_mut(), Duration::from_secs(30), |s| {
+        s.records.len() >= 16
+    })
+    .await?;
+    ensure!(seen.records.len() == 16, "saw {}", seen.records.len());
+    // Keep polling (nothing more arrives) until every position is at its
+    // end: librdkafka moves past a trailing marker as the app polls.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let positions = loop {
+        let positions: HashMap<TopicPartition, Option<i64>> =
+            member.positions().into_iter().collect();
+        if tps
+            .iter()
+            .all(|tp| positions.get(tp).copied().flatten() == ends.get(tp).copied())
+        {
+            break positions;
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "positions {positions:?} never reached the ends {ends:?}"
+        );
+        ensure!(
+            records_in_next_poll(member.as_mut()).await? == 0,
+            "records after everything was consumed"
+        );
+    };
+    ensure!(
+        positions.len() == 2,
+        "positions of unowned partitions: {positions:?}"
+    );
+    let commits: Vec<_> = positions
+        .iter()
+        .filter_map(|(tp, p)| {
+            p.map(|next_offset| platform::eventlog::OffsetCommit {
+                tp: tp.clone(),
+                next_offset,
+                metadata: String::new(),
+            })
+        })
+        .collect();
+    member.commit_offsets(&commits).await?;
+    let committed = h.log.committed_offsets(&group, &tps).await?;
+    for tp in &tps {
+        ensure!(
+            committed.get(tp).map(|c| c.next_offset) == ends.get(tp).copied(),
+            "{tp}: committed {:?}, end {:?}",
+            committed.get(tp),
+            ends.get(tp)
+        );
+    }
+    member.close().await?;
+    Ok(())
+}

@@ -37,6 +37,7 @@ fn main() {
         case!(bad_requests_are_typed_errors),
         case!(follow_delivers_what_commits_after_the_call),
         case!(follow_ends_when_dropped),
+        case!(positions_reach_the_end),
     ];
     let mut trials = Vec::new();
     for adapter in [Adapter::Embedded, Adapter::Kafka] {

@@ -322,6 +322,14 @@ impl GroupMember for EmbeddedMember {
         self.owned.iter().map(|o| o.tp.clone()).collect()
     }
 
+    fn positions(&self) -> Vec<(TopicPartition, Option<i64>)> {
+        // No markers here: the position is where the next fetch starts.
+        self.owned
+            .iter()
+            .map(|o| (o.tp.clone(), Some(o.position)))
+            .collect()
+    }
+
     async fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<(), LogError> {
         if offset < 0 {
             return Err(LogError::Invalid(format!(

@@ -108,6 +108,10 @@ pub(super) struct KafkaMember {
     /// records being processed. Committing with it — not with the current
     /// metadata — is what lets the coordinator reject a zombie.
     polled_metadata: Option<Arc<ConsumerGroupMetadata>>,
+    /// Set when a poll left the group and dropped records librdkafka had
+    /// already handed over (its application positions are past them);
+    /// cleared by the next assignment, which resets those positions.
+    positions_stale: bool,
     transaction: Option<TransactionalProducer>,
 }
 
@@ -173,6 +177,7 @@ impl KafkaMember {
             consumer: Arc::new(consumer),
             assignment: Vec::new(),
             polled_metadata: None,
+            positions_stale: false,
             transaction,
         })
     }
@@ -326,6 +331,7 @@ impl GroupMember for KafkaMember {
             match event {
                 GroupEvent::Revoked(tps) => self.assignment.retain(|tp| !tps.contains(tp)),
                 GroupEvent::Assigned(tps) => {
+                    self.positions_stale = false;
                     for tp in tps {
                         if !self.assignment.contains(tp) {
                             self.assignment.push(tp.clone());
@@ -339,6 +345,7 @@ impl GroupMember for KafkaMember {
             // Left the group during this poll: nothing polled before can be
             // committed any more.
             self.polled_metadata = None;
+            self.positions_stale = true;
         } else if events
             .iter()
             .any(|e| matches!(e, GroupEvent::Records(_) | GroupEvent::Assigned(_)))
@@ -355,6 +362,42 @@ impl GroupMember for KafkaMember {
 
     fn assignment(&self) -> Vec<TopicPartition> {
         self.assignment.clone()
+    }
+
+    fn positions(&self) -> Vec<(TopicPartition, Option<i64>)> {
+        // librdkafka's application position (rd_kafka_position, local
+        // state): the offset after the last message handed to the app —
+        // and after control messages, which librdkafka consumes without
+        // handing them over but whose offsets it stores (see
+        // rd_kafka_op_handle_std), so it passes a transaction's commit
+        // marker once the app has polled past it.
+        if self.positions_stale {
+            // Past records that were dropped, not returned: unknown until
+            // the new assignment resets them.
+            return self
+                .assignment
+                .iter()
+                .map(|tp| (tp.clone(), None))
+                .collect();
+        }
+        let known = match self.consumer.position() {
+            Ok(tpl) => tpl
+                .elements()
+                .iter()
+                .filter_map(|e| match e.offset() {
+                    Offset::Offset(o) => Some((TopicPartition::new(e.topic(), e.partition()), o)),
+                    _ => None,
+                })
+                .collect::<std::collections::HashMap<_, _>>(),
+            Err(e) => {
+                tracing::debug!(error = %e, "reading consumer positions");
+                std::collections::HashMap::new()
+            }
+        };
+        self.assignment
+            .iter()
+            .map(|tp| (tp.clone(), known.get(tp).copied()))
+            .collect()
     }
 
     async fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<(), LogError> {

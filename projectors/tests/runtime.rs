@@ -1,0 +1,689 @@
+//! The projector service, rebuilds and dead letters on the embedded log
+//! and the embedded read store, with a small test projection over the
+//! catalog's events (a price per SKU and its history) that can be told to
+//! fail for one key.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code"
+)]
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{ensure, Context as _, Result};
+use platform::eventlog::embedded::{EmbeddedLog, EmbeddedOptions};
+use platform::eventlog::{
+    read_topic, Cleanup, EventLog, GroupConfig, OffsetCommit, OutgoingRecord, Producer,
+    TopicPartition, TopicSpec,
+};
+use platform::readstore::{
+    column, ColumnType as T, EmbeddedStore, Mutation, Order, ReadStore, ReadStoreError, Row,
+    TableDef, Value,
+};
+use projectors::dlq;
+use projectors::generations;
+use projectors::projection::{row, text, upsert, Input, Projected, Projection, ProjectionError};
+use projectors::rebuild::{rebuild, RebuildOptions, RebuildPhase, RebuildProgress};
+use projectors::runtime::{dead_letter_topic, Projector, ProjectorConfig, ProjectorStats, Role};
+use projectors::service::{ProjectorService, RunningService, ServiceConfig, ServiceStatus};
+use schemas::catalog::{CatalogEvent, ProductRepriced};
+use schemas::registry::EmbeddedRegistry;
+use schemas::{AnyEvent, AvroCodec, Context, EventEnvelope, TopicNames};
+use tokio::sync::watch;
+
+const PRICES: TableDef = TableDef {
+    name: "test_prices",
+    partition_key: &[column("sku", T::Text)],
+    clustering: &[],
+    columns: &[column("price", T::BigInt), column("version", T::BigInt)],
+};
+
+const HISTORY: TableDef = TableDef {
+    name: "test_price_history",
+    partition_key: &[column("sku", T::Text)],
+    clustering: &[(column("version", T::BigInt), Order::Asc)],
+    columns: &[column("price", T::BigInt)],
+};
+
+/// Prices per SKU; fails for `bad` while `failing` is set, and records
+/// the (sku, version) it projected, in order.
+#[derive(Debug, Default)]
+struct Prices {
+    bad: Mutex<Option<String>>,
+    failing: AtomicBool,
+    seen: Mutex<Vec<(String, i64)>>,
+}
+
+impl Prices {
+    fn failing_for(sku: &str) -> Arc<Self> {
+        let p = Self::default();
+        *p.bad.lock().unwrap() = Some(sku.to_owned());
+        p.failing.store(true, Ordering::SeqCst);
+        Arc::new(p)
+    }
+
+    fn seen_for(&self, sku: &str) -> Vec<i64> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(s, _)| s == sku)
+            .map(|(_, v)| *v)
+            .collect()
+    }
+}
+
+impl Projection for Prices {
+    fn name(&self) -> &'static str {
+        "prices"
+    }
+
+    fn tables(&self) -> &'static [TableDef] {
+        &[PRICES, HISTORY]
+    }
+
+    fn topics(&self, topics: &TopicNames) -> Vec<String> {
+        vec![topics.events(Context::Catalog)]
+    }
+
+    fn project(&self, input: &Projected) -> Result<Vec<Mutation>, ProjectionError> {
+        let Input::Event { envelope, event } = &input.input else {
+            return Ok(Vec::new());
+        };
+        let sku = envelope.aggregate_id.clone();
+        if self.failing.load(Ordering::SeqCst) && self.bad.lock().unwrap().as_deref() == Some(&sku)
+        {
+            return Err(ProjectionError(format!("{sku} is broken")));
+        }
+        let AnyEvent::Catalog(CatalogEvent::ProductRepriced(e)) = event else {
+            return Ok(Vec::new());
+        };
+        self.seen
+            .lock()
+            .unwrap()
+            .push((sku.clone(), envelope.version));
+        Ok(vec![
+            upsert(
+                PRICES,
+                envelope.version,
+                row([
+                    ("sku", text(sku.clone())),
+                    ("price", Value::BigInt(e.price_minor)),
+                    ("version", Value::BigInt(envelope.version)),
+                ]),
+            ),
+            upsert(
+                HISTORY,
+                envelope.version,
+                row([
+                    ("sku", text(sku)),
+                    ("version", Value::BigInt(envelope.version)),
+                    ("price", Value::BigInt(e.price_minor)),
+                ]),
+            ),
+        ])
+    }
+}
+
+struct Env {
+    log: Arc<dyn EventLog>,
+    codec: Arc<AvroCodec>,
+    store: Arc<dyn ReadStore>,
+    topics: TopicNames,
+    producer: Box<dyn Producer>,
+    input: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn env() -> Result<Env> {
+    let dir = tempfile::tempdir()?;
+    let log: Arc<dyn EventLog> =
+        Arc::new(EmbeddedLog::open(dir.path(), EmbeddedOptions::default())?);
+    let topics = TopicNames::new("t.");
+    let input = topics.events(Context::Catalog);
+    log.create_topics(&[TopicSpec::new(input.clone(), 2, Cleanup::KeepForever)])
+        .await?;
+    let codec = Arc::new(AvroCodec::new(Arc::new(EmbeddedRegistry::in_memory())));
+    codec.register_contract(&topics).await?;
+    let store: Arc<dyn ReadStore> = Arc::new(EmbeddedStore::in_memory()?);
+    let producer = log.producer("test").await?;
+    Ok(Env {
+        log,
+        codec,
+        store,
+        topics,
+        producer,
+        input,
+        _dir: dir,
+    })
+}
+
+/// The price of `sku` at `version` (so the expected state is known).
+fn price(sku: &str, version: i64) -> i64 {
+    version * 100 + i64::from(sku.as_bytes()[sku.len() - 1])
+}
+
+impl Env {
+    async fn reprice(&self, sku: &str, version: i64) -> Result<()> {
+        let envelope = EventEnvelope {
+            event_id: format!("{sku}-{version}"),
+            aggregate_type: "Product".into(),
+            aggregate_id: sku.to_owned(),
+            version,
+            occurred_at: 1_700_000_000_000 + version,
+            command_id: "c".into(),
+            correlation_id: "k".into(),
+            causation_id: "c".into(),
+            actor: "admin".into(),
+            prev_hash: Vec::new(),
+            hash: Vec::new(),
+        };
+        let event = CatalogEvent::ProductRepriced(ProductRepriced {
+            price_minor: price(sku, version),
+            currency: "EUR".into(),
+            previous_price_minor: price(sku, version - 1),
+            previous_currency: "EUR".into(),
+        });
+        let bytes = self.codec.encode_event(&self.input, &envelope, &event)?;
+        self.producer
+            .send(OutgoingRecord::new(self.input.clone(), sku, bytes))
+            .await?;
+        Ok(())
+    }
+
+    fn service(&self, projection: Arc<dyn Projection>) -> RunningService {
+        ProjectorService::new(
+            Arc::clone(&self.log),
+            Arc::clone(&self.codec),
+            Arc::clone(&self.store),
+            self.topics.clone(),
+            vec![projection],
+            fast_service(),
+        )
+        .spawn()
+    }
+
+    fn projector(&self, projection: Arc<dyn Projection>, generation: u32) -> Started {
+        let mut config = ProjectorConfig::new(&self.topics, projection.as_ref(), generation);
+        config.control_interval = Duration::from_millis(100);
+        config.backoff = Duration::from_millis(10);
+        let (tx, stats) = watch::channel(ProjectorStats::default());
+        let (stop, stopped) = watch::channel(false);
+        let projector = Projector::new(
+            Arc::clone(&self.log),
+            Arc::clone(&self.codec),
+            Arc::clone(&self.store),
+            projection,
+            self.topics.clone(),
+            config,
+        )
+        .with_progress(tx);
+        Started {
+            stats,
+            stop,
+            task: tokio::spawn(projector.run(stopped)),
+        }
+    }
+
+    async fn ends(&self) -> Result<BTreeMap<(String, i32), i64>> {
+        let mut out = BTreeMap::new();
+        for p in 0..2 {
+            let tp = TopicPartition::new(self.input.clone(), p);
+            out.insert((self.input.clone(), p), self.log.end_offset(&tp).await?);
+        }
+        Ok(out)
+    }
+
+    async fn price_row(&self, generation: u32, sku: &str) -> Result<Option<Row>, ReadStoreError> {
+        let key: Row = row([("sku", text(sku))]);
+        self.store.get(&PRICES, generation, &key).await
+    }
+
+    async fn history(&self, generation: u32, sku: &str) -> Result<Vec<i64>> {
+        let key: Row = row([("sku", text(sku))]);
+        let page = self
+            .store
+            .scan(&HISTORY, generation, &key, None, 1000)
+            .await?;
+        Ok(page
+            .rows
+            .iter()
+            .map(|r| match r.get("version") {
+                Some(Value::BigInt(v)) => *v,
+                other => panic!("{other:?}"),
+            })
+            .collect())
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<dlq::DeadLetter>> {
+        Ok(dlq::list(
+            self.log.as_ref(),
+            Some(&self.codec),
+            self.store.as_ref(),
+            &self.topics,
+            "prices",
+        )
+        .await?)
+    }
+}
+
+fn fast_service() -> ServiceConfig {
+    ServiceConfig {
+        pointer_poll: Duration::from_millis(100),
+        status_interval: Duration::from_millis(100),
+        restart_backoff: Duration::from_millis(200),
+        backoff: Duration::from_millis(10),
+        control_interval: Duration::from_millis(100),
+        ..ServiceConfig::default()
+    }
+}
+
+struct Started {
+    stats: watch::Receiver<ProjectorStats>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<ProjectorStats, projectors::runtime::ProjectorError>>,
+}
+
+impl Started {
+    /// Waits until the positions reach `ends`.
+    async fn until(&mut self, ends: &BTreeMap<(String, i32), i64>) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            {
+                let s = self.stats.borrow_and_update();
+                if ends
+                    .iter()
+                    .all(|(k, end)| *end == 0 || s.positions.get(k).is_some_and(|p| p >= end))
+                {
+                    return Ok(());
+                }
+            }
+            ensure!(!self.task.is_finished(), "the projector stopped");
+            ensure!(
+                tokio::time::Instant::now() < deadline,
+                "the projector did not reach {ends:?}: {:?}",
+                self.stats.borrow().positions
+            );
+            let _ = tokio::time::timeout(Duration::from_millis(100), self.stats.changed()).await;
+        }
+    }
+
+    async fn stop(self) -> Result<ProjectorStats> {
+        let _ = self.stop.send(true);
+        Ok(self.task.await??)
+    }
+}
+
+/// Waits until `check(status)` holds.
+async fn wait_status(
+    service: &RunningService,
+    what: &str,
+    check: impl Fn(&ServiceStatus) -> bool,
+) -> Result<ServiceStatus> {
+    let mut watch = service.watch();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = watch.borrow_and_update().clone();
+        if check(&status) {
+            return Ok(status);
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {status:#?}"
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(200), watch.changed()).await;
+    }
+}
+
+fn caught_up(generation: u32, events: u64) -> impl Fn(&ServiceStatus) -> bool {
+    move |s| {
+        s.projections.get("prices").is_some_and(|p| {
+            p.generation == generation && p.lag == Some(0) && p.events >= events && p.running
+        })
+    }
+}
+
+const SKUS: [&str; 3] = ["SKU-1", "SKU-2", "SKU-3"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_follows_the_pointer_and_its_lag_reaches_zero() -> Result<()> {
+    let env = env().await?;
+    for v in 1..=5 {
+        for sku in SKUS {
+            env.reprice(sku, v).await?;
+        }
+    }
+    let service = env.service(Arc::new(Prices::default()));
+    let status = wait_status(&service, "generation 1 caught up", caught_up(1, 15)).await?;
+    let p = &status.projections["prices"];
+    ensure!(p.group == "t.projector.prices.g1", "{}", p.group);
+    ensure!(p.lag_by_partition.len() == 2, "{:?}", p.lag_by_partition);
+    for sku in SKUS {
+        let r = env.price_row(1, sku).await?.context("row")?;
+        ensure!(
+            r.get("price") == Some(&Value::BigInt(price(sku, 5))),
+            "{r:?}"
+        );
+    }
+    // More events: the lag rises and falls back to exactly 0.
+    for sku in SKUS {
+        env.reprice(sku, 6).await?;
+    }
+    wait_status(&service, "the new events", caught_up(1, 18)).await?;
+
+    // The pointer moves (as a rebuild's switch does): the service builds
+    // generation 2 in its own group from offset 0 and follows it.
+    generations::switch(env.store.as_ref(), "prices", 2, 1).await?;
+    let status = wait_status(&service, "generation 2 caught up", caught_up(2, 36)).await?;
+    ensure!(
+        status.projections["prices"].group == "t.projector.prices.g2",
+        "{status:?}"
+    );
+    for sku in SKUS {
+        ensure!(
+            env.price_row(1, sku).await? == env.price_row(2, sku).await?,
+            "{sku} differs between generations"
+        );
+        ensure!(env.history(2, sku).await? == (1..=6).collect::<Vec<_>>());
+    }
+    service.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_builds_the_next_generation_beside_the_service_and_switches() -> Result<()> {
+    let env = env().await?;
+    for v in 1..=20 {
+        for sku in SKUS {
+            env.reprice(sku, v).await?;
+        }
+    }
+    let service = env.service(Arc::new(Prices::default()));
+    wait_status(&service, "generation 1 caught up", caught_up(1, 60)).await?;
+
+    // A failed earlier attempt left committed offsets in generation 2's
+    // group (and rows in its tables): the rebuild must start from 0.
+    env.store.ensure_tables(&[PRICES, HISTORY], 2).await?;
+    env.store
+        .write(&[{
+            let mut m = upsert(
+                PRICES,
+                1_000,
+                row([("sku", text("GHOST")), ("price", Value::BigInt(1))]),
+            );
+            m.generation = 2;
+            m
+        }])
+        .await?;
+    {
+        let mut member = env
+            .log
+            .join_group(GroupConfig::new(
+                "t.projector.prices.g2",
+                vec![env.input.clone()],
+            ))
+            .await?;
+        while member.assignment().len() < 2 {
+            member.poll(10, Duration::from_millis(100)).await?;
+        }
+        let commits: Vec<OffsetCommit> = env
+            .ends()
+            .await?
+            .into_iter()
+            .map(|((topic, p), end)| OffsetCommit {
+                tp: TopicPartition::new(topic, p),
+                next_offset: end,
+                metadata: String::new(),
+            })
+            .collect();
+        member.commit_offsets(&commits).await?;
+        member.close().await?;
+    }
+
+    let (progress, mut updates) = watch::channel(RebuildProgress::default());
+    let options = RebuildOptions {
+        drop_after: Duration::from_millis(300),
+        ..RebuildOptions::default()
+    };
+    let rebuilding = tokio::spawn(rebuild(
+        Arc::clone(&env.log),
+        Arc::clone(&env.codec),
+        Arc::clone(&env.store),
+        Arc::new(Prices::default()),
+        env.topics.clone(),
+        options,
+        progress,
+    ));
+    // Events keep arriving while it rebuilds.
+    let mut phases = Vec::new();
+    let mut v = 21;
+    while !rebuilding.is_finished() {
+        if v <= 30 {
+            for sku in SKUS {
+                env.reprice(sku, v).await?;
+            }
+            v += 1;
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(50), updates.changed()).await;
+        let phase = updates.borrow_and_update().phase;
+        if phases.last() != Some(&phase) {
+            phases.push(phase);
+        }
+    }
+    let report = rebuilding.await??;
+    let phase = updates.borrow().phase;
+    if phases.last() != Some(&phase) {
+        phases.push(phase);
+    }
+    ensure!(
+        report.old_generation == 1 && report.new_generation == 2 && report.dropped_old,
+        "{report:?}"
+    );
+    ensure!(
+        phases.contains(&RebuildPhase::HandingOff) && phases.contains(&RebuildPhase::Switched),
+        "{phases:?}"
+    );
+    // The live projector paused and acknowledged both partitions.
+    let acks = env
+        .store
+        .scan(
+            &generations::HANDOFF_ACKS,
+            generations::META_GENERATION,
+            &row([("projection", text("prices"))]),
+            None,
+            10,
+        )
+        .await?;
+    ensure!(acks.rows.len() == 2, "{:?}", acks.rows);
+    ensure!(
+        phases.last() == Some(&RebuildPhase::DroppedOld),
+        "{phases:?}"
+    );
+    ensure!(generations::serving(env.store.as_ref(), "prices").await? == 2);
+    let last = v - 1;
+    ensure!(last > 21, "no events arrived during the rebuild");
+    wait_status(&service, "generation 2 served", caught_up(2, 0)).await?;
+    for sku in SKUS {
+        let r = env.price_row(2, sku).await?.context("row")?;
+        ensure!(
+            r.get("price") == Some(&Value::BigInt(price(sku, last))),
+            "{sku}: {r:?}"
+        );
+        ensure!(
+            env.history(2, sku).await? == (1..=last).collect::<Vec<_>>(),
+            "{sku} history"
+        );
+    }
+    ensure!(
+        env.price_row(2, "GHOST").await?.is_none(),
+        "the earlier attempt's rows survived"
+    );
+    ensure!(
+        matches!(
+            env.price_row(1, "SKU-1").await,
+            Err(ReadStoreError::Invalid(_))
+        ),
+        "generation 1 was not dropped"
+    );
+    service.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_keys_survive_a_restart() -> Result<()> {
+    let env = env().await?;
+    let prices = Prices::failing_for("BAD-1");
+    for v in 1..=3 {
+        env.reprice("BAD-1", v).await?;
+        env.reprice("OK-1", v).await?;
+    }
+    let mut projector = env.projector(prices.clone(), 1);
+    projector.until(&env.ends().await?).await?;
+    let stats = projector.stop().await?;
+    ensure!(stats.dead_letters == 3 && stats.parked == 1, "{stats:?}");
+    let parked = dlq::parked_keys(env.store.as_ref(), "prices", 1).await?;
+    ensure!(
+        parked.contains(b"BAD-1".as_slice()) && parked.len() == 1,
+        "{parked:?}"
+    );
+    let letters = env.dead_letters().await?;
+    ensure!(letters.len() == 3, "{letters:?}");
+    ensure!(letters[0].reason.contains("BAD-1 is broken"), "{letters:?}");
+    ensure!(
+        letters[1].reason.starts_with("parked") && letters[2].reason.starts_with("parked"),
+        "{letters:?}"
+    );
+    ensure!(
+        letters.iter().all(|d| d.parked
+            && d.event_type.as_deref() == Some("ProductRepriced")
+            && d.generation == Some(1)
+            && d.key_text() == "BAD-1"),
+        "{letters:?}"
+    );
+
+    // The cause is fixed, the projector restarts: the key is still parked
+    // (a later event must not overtake the dead-lettered ones).
+    prices.failing.store(false, Ordering::SeqCst);
+    env.reprice("BAD-1", 4).await?;
+    env.reprice("OK-1", 4).await?;
+    let mut projector = env.projector(prices.clone(), 1);
+    projector.until(&env.ends().await?).await?;
+    let stats = projector.stop().await?;
+    ensure!(stats.dead_letters == 1, "{stats:?}");
+    ensure!(
+        env.price_row(1, "BAD-1").await?.is_none(),
+        "a parked key was applied"
+    );
+    ensure!(env.history(1, "OK-1").await? == vec![1, 2, 3, 4]);
+    ensure!(env.dead_letters().await?.len() == 4);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_retry_fails_again_then_brings_the_events_back_in_order() -> Result<()> {
+    let env = env().await?;
+    let prices = Prices::failing_for("BAD-1");
+    for v in 1..=3 {
+        env.reprice("BAD-1", v).await?;
+        env.reprice("OK-1", v).await?;
+    }
+    let service = env.service(prices.clone());
+    wait_status(&service, "caught up", caught_up(1, 6)).await?;
+    ensure!(env.dead_letters().await?.len() == 3);
+
+    // Still broken: dead-lettered again, the key stays parked.
+    let seq = dlq::request_retry(env.store.as_ref(), "prices").await?;
+    let done = dlq::await_retry(env.store.as_ref(), "prices", seq, Duration::from_secs(20)).await?;
+    ensure!(
+        done.from == 0 && done.upto == 3 && done.succeeded == 0 && done.failed == 3,
+        "{done:?}"
+    );
+    let letters = env.dead_letters().await?;
+    ensure!(letters.len() == 6, "{letters:?}");
+    ensure!(letters[..3].iter().all(|d| d.retried), "{letters:?}");
+    ensure!(
+        letters[3..]
+            .iter()
+            .zip(0..)
+            .all(|(d, i)| d.retry_of == Some(i) && !d.retried && d.parked),
+        "{letters:?}"
+    );
+    ensure!(env.price_row(1, "BAD-1").await?.is_none());
+
+    // Fixed: the three come back, in their original order, and the key is
+    // unparked — its next event is applied directly.
+    prices.failing.store(false, Ordering::SeqCst);
+    let seq = dlq::request_retry(env.store.as_ref(), "prices").await?;
+    let done = dlq::await_retry(env.store.as_ref(), "prices", seq, Duration::from_secs(20)).await?;
+    ensure!(
+        done.from == 3 && done.upto == 6 && done.succeeded == 3 && done.failed == 0,
+        "{done:?}"
+    );
+    ensure!(
+        prices.seen_for("BAD-1") == vec![1, 2, 3],
+        "{:?}",
+        prices.seen_for("BAD-1")
+    );
+    ensure!(env.history(1, "BAD-1").await? == vec![1, 2, 3]);
+    ensure!(dlq::parked_keys(env.store.as_ref(), "prices", 1)
+        .await?
+        .is_empty());
+    ensure!(env
+        .dead_letters()
+        .await?
+        .iter()
+        .all(|d| d.retried && !d.parked));
+    env.reprice("BAD-1", 4).await?;
+    wait_status(&service, "the next event", caught_up(1, 7)).await?;
+    ensure!(env.history(1, "BAD-1").await? == vec![1, 2, 3, 4]);
+    ensure!(
+        env.dead_letters().await?.len() == 6,
+        "nothing more was dead-lettered"
+    );
+    service.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_record_goes_to_the_dlq_with_its_reason() -> Result<()> {
+    let env = env().await?;
+    env.reprice("OK-1", 1).await?;
+    env.producer
+        .send(OutgoingRecord::new(
+            env.input.clone(),
+            "JUNK",
+            b"not avro at all".to_vec(),
+        ))
+        .await?;
+    env.reprice("OK-1", 2).await?;
+    let mut config = ProjectorConfig::new(&env.topics, &Prices::default(), 1);
+    config.role = Role::Rebuild;
+    ensure!(config.group_id == "t.projector.prices.g1");
+    let mut projector = env.projector(Arc::new(Prices::default()), 1);
+    projector.until(&env.ends().await?).await?;
+    projector.stop().await?;
+    let letters = env.dead_letters().await?;
+    ensure!(letters.len() == 1, "{letters:?}");
+    let d = &letters[0];
+    ensure!(d.key_text() == "JUNK" && d.event_type.is_none(), "{d:?}");
+    ensure!(
+        d.reason.starts_with("decoding:") && d.reason.contains("magic byte"),
+        "{d:?}"
+    );
+    ensure!(
+        d.source.as_ref().is_some_and(|tp| tp.topic == env.input),
+        "{d:?}"
+    );
+    ensure!(d.parked, "{d:?}");
+    let raw = read_topic(env.log.as_ref(), &dead_letter_topic(&env.topics, "prices")).await?;
+    ensure!(
+        raw[0].value.as_deref() == Some(&b"not avro at all"[..]),
+        "the original bytes are kept"
+    );
+    ensure!(env.history(1, "OK-1").await? == vec![1, 2]);
+    Ok(())
+}
