@@ -1,0 +1,105 @@
+//! Everything a request handler may use: the read store, the generation
+//! cache, the token verifier, the tunables and the clock. Cheap to clone
+//! (a handful of `Arc`s), as axum clones it per request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use platform::readstore::ReadStore;
+
+use crate::generations::GenerationCache;
+use crate::jwks::VerifierSource;
+
+/// Infrastructure time in ms since the epoch (token expiry checks). Tests
+/// swap it.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// Tunables of the query API.
+#[derive(Debug, Clone)]
+pub struct QueryConfig {
+    /// How long a request carrying a position token waits for the read
+    /// model to reach it before answering 503 not-yet-consistent.
+    pub read_your_writes_timeout: Duration,
+    /// How often a live stream re-reads what it watches.
+    pub stream_poll_interval: Duration,
+    /// How often a live stream sends a keep-alive comment (proxies close
+    /// idle connections).
+    pub stream_keep_alive: Duration,
+    /// Largest `limit` of a page.
+    pub max_page: usize,
+    /// `limit` when none is given.
+    pub default_page: usize,
+    /// How stale the cached serving generation of a projection may get: a
+    /// rebuild's switch is seen within this.
+    pub generation_refresh: Duration,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            read_your_writes_timeout: Duration::from_secs(2),
+            stream_poll_interval: Duration::from_millis(250),
+            stream_keep_alive: Duration::from_secs(15),
+            max_page: 100,
+            default_page: 20,
+            generation_refresh: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The query API's shared state.
+#[derive(Clone)]
+pub struct QueryState {
+    pub store: Arc<dyn ReadStore>,
+    pub generations: Arc<GenerationCache>,
+    pub verifier: Arc<VerifierSource>,
+    pub config: QueryConfig,
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for QueryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryState")
+            .field("store", &self.store)
+            .field("verifier", &self.verifier)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn system_clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl QueryState {
+    pub fn new(store: Arc<dyn ReadStore>, verifier: VerifierSource, config: QueryConfig) -> Self {
+        // A page of 0 would be refused by the store; keep the limits sane
+        // whatever the configuration says.
+        let mut config = config;
+        config.max_page = config.max_page.max(1);
+        config.default_page = config.default_page.clamp(1, config.max_page);
+        Self {
+            store,
+            generations: Arc::new(GenerationCache::new(config.generation_refresh)),
+            verifier: Arc::new(verifier),
+            config,
+            clock: Arc::new(system_clock),
+        }
+    }
+
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        (self.clock)()
+    }
+
+    pub fn now_s(&self) -> i64 {
+        self.now_ms().div_euclid(1000)
+    }
+}
