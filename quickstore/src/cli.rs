@@ -32,6 +32,27 @@ pub enum Command {
     Serve(ServeArgs),
     /// Lists the topics of the configured event log with their end offsets.
     Topics,
+    /// The read side's projectors: run them, see their lag, rebuild a
+    /// projection into a new table generation.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+    /// Serves the query API (reads of every read model, live order status,
+    /// read-your-writes) from the configured read store (QS_READ_STORE)
+    /// until SIGTERM/Ctrl-C. Run the projectors beside it
+    /// (`quickstore projections run`).
+    QueryApi(QueryApiArgs),
+    /// The read store's schema: the versioned CQL files of deploy/cql/schema.
+    Schema {
+        #[command(subcommand)]
+        command: SchemaCommand,
+    },
+    /// Dead letters of the projectors: list them, retry them.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
     /// The embedded schema registry.
     Registry {
         #[command(subcommand)]
@@ -42,6 +63,32 @@ pub enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct QueryApiArgs {
+    /// Where the query API listens (default: QS_QUERY_API_LISTEN).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Write the query API's URL to this file once it serves.
+    #[arg(long)]
+    pub url_file: Option<PathBuf>,
+    /// The command API's JWKS, whose keys verify access tokens (default:
+    /// http://<QS_COMMAND_API_LISTEN>/.well-known/jwks.json).
+    #[arg(long)]
+    pub jwks_url: Option<String>,
+    /// Also run the projectors in this process (one process for the whole
+    /// read side).
+    #[arg(long)]
+    pub with_projectors: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Creates the keyspace and tables (QS_READ_STORE=cql: every file of
+    /// deploy/cql/schema not yet applied, recorded with its checksum;
+    /// embedded: the same tables). Safe to run again.
+    Apply,
 }
 
 #[derive(Debug, Args)]
@@ -145,4 +192,69 @@ pub struct BenchOrdersArgs {
     /// Also write the report as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Runs the projectors (every projection, or --only some) on their
+    /// serving table generations until SIGTERM/Ctrl-C; follows a rebuild's
+    /// switch on its own. Logs the status periodically (with -v).
+    Run(ProjectionsRunArgs),
+    /// Per projection: serving generation, consumer group, lag (from the
+    /// group's committed offsets, so it works beside a running service),
+    /// parked keys and pending dead letters.
+    Status,
+    /// Rebuilds a projection from offset 0 into a new table generation
+    /// while the current one keeps serving, switches readers to it once it
+    /// has caught up, then drops the old generation.
+    Rebuild(ProjectionsRebuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProjectionsRunArgs {
+    /// Run only these projections (repeatable; default: all).
+    #[arg(long, value_name = "NAME", num_args = 1..)]
+    pub only: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProjectionsRebuildArgs {
+    /// The projection to rebuild (`quickstore projections status` lists them).
+    pub name: String,
+    /// Keep the old generation's tables after the switch.
+    #[arg(long)]
+    pub keep_old: bool,
+    /// Seconds between the switch and dropping the old tables (longer
+    /// than the readers' refresh of the serving generation).
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub drop_after: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Pending dead letters (of one projection, or of all).
+    List(DlqListArgs),
+    /// Asks the projection's projector to retry its dead letters (after the
+    /// cause is fixed) and waits for its acknowledgement; prints what came
+    /// back and what was dead-lettered again. On Kafka with a CQL store the
+    /// running `quickstore projections run` does the retry. With the
+    /// embedded log and store (QS_EVENT_LOG=embedded, QS_READ_STORE=embedded)
+    /// no other process can hold the data directory, so this command runs
+    /// the projection's projector itself while it waits.
+    Retry(DlqRetryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DlqListArgs {
+    /// Only this projection's dead letters.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DlqRetryArgs {
+    /// The projection whose dead letters to retry.
+    pub name: String,
+    /// Seconds to wait for the projector's acknowledgement.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub timeout: u64,
 }

@@ -1,24 +1,54 @@
 //! `quickstore dev`: QuickStore in one process on the embedded log — the
-//! command API, the six command processors, the order-fulfillment saga and
-//! the schema registry — with a demo shop created on first start, and a
-//! short walk-through printed.
+//! command API, the six command processors, the order-fulfillment saga,
+//! the projectors (into the embedded read store) and the schema registry —
+//! with a demo shop created on first start, and a short walk-through
+//! printed.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Result;
-use platform::config::{EventLogBackend, Settings};
+use platform::config::{EventLogBackend, ReadStoreBackend, Settings};
+use projectors::service::ServiceStatus;
+use tokio::sync::watch;
 
 use crate::cli::DevArgs;
+use crate::read_side::{ReadSide, ReadSideOptions};
 use crate::seed::{self, DEMO_ADMIN, DEMO_COURIER, DEMO_CUSTOMER, DEMO_PASSWORD};
-use crate::system::System;
+use crate::system::{connect_read_store, System};
 use crate::write_side::{WriteSide, WriteSideOptions};
+
+/// Waits (bounded) until every projection has caught up.
+async fn caught_up(mut status: watch::Receiver<ServiceStatus>, within: Duration) -> bool {
+    // A lag measured after the events in question were appended (not by
+    // a measurement already under way).
+    let since = status.borrow_and_update().measured;
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        {
+            let now = status.borrow_and_update();
+            if now.measured > since + 1 && now.lag() == Some(0) {
+                return true;
+            }
+        }
+        if tokio::time::timeout_at(deadline, status.changed())
+            .await
+            .map_or(true, |r| r.is_err())
+        {
+            return false;
+        }
+    }
+}
 
 pub async fn run(mut settings: Settings, args: DevArgs) -> Result<()> {
     let mut shutdown = crate::shutdown::ShutdownSignal::install()?;
     // `dev` is the single-binary mode by definition.
     settings.event_log = EventLogBackend::Embedded;
+    settings.read_store = ReadStoreBackend::Embedded;
     settings.schema_registry_url = None;
     let data_dir = settings.data_dir.clone();
+    let store = connect_read_store(&settings).await?;
+    let service_config = crate::projections_cmd::service_config(&settings);
     let system = System::connect(settings).await?;
     let mut options = WriteSideOptions::from_settings(&system);
     if let Some(listen) = args.listen {
@@ -36,8 +66,26 @@ pub async fn run(mut settings: Settings, args: DevArgs) -> Result<()> {
         options.listen = "127.0.0.1:0".into();
     }
     let side = WriteSide::start(&system, options).await?;
+    let projection_names: Vec<&str> = projectors::projections::all()
+        .iter()
+        .map(|p| p.name())
+        .collect();
+    let projection_names = projection_names.join(", ");
+    let mut read_options = ReadSideOptions::from_settings(
+        &system.settings,
+        format!("{}/.well-known/jwks.json", side.url()),
+    );
+    read_options.service = service_config;
+    if tokio::net::TcpListener::bind(&read_options.listen)
+        .await
+        .is_err()
+    {
+        read_options.listen = "127.0.0.1:0".into();
+    }
+    let read_side = ReadSide::start(&system, store, read_options).await?;
     let shop = seed::demo_shop(&side.state).await?;
     let api = side.url();
+    let query = read_side.url();
 
     println!(
         "QuickStore dev — embedded event log in {}",
@@ -47,6 +95,11 @@ pub async fn run(mut settings: Settings, args: DevArgs) -> Result<()> {
     crate::topics::print_topics(system.log.as_ref()).await?;
     println!();
     println!("Command API   {api}        (OpenAPI {api}/openapi.json, docs {api}/docs)");
+    println!("Query API     {query}        (OpenAPI {query}/openapi.json, docs {query}/docs)");
+    println!(
+        "Projections   running: {projection_names} → embedded read store in {}",
+        data_dir.join("readstore").display()
+    );
     let registry = if args.once {
         None
     } else {
@@ -76,6 +129,9 @@ pub async fn run(mut settings: Settings, args: DevArgs) -> Result<()> {
     println!("    -H 'idempotency-key: my-first-order' \\");
     println!("    -d '{{\"lines\":[{{\"sku\":\"MUG-1\",\"quantity\":2}}],\"payment\":{{\"card_number\":\"4242 4242 4242 4242\"}},");
     println!("         \"shipping_address\":{{\"recipient\":\"Carl\",\"line1\":\"1 Main St\",\"city\":\"Berlin\",\"postal_code\":\"10115\",\"country\":\"DE\"}}}}'");
+    println!("  # read it back (the position token makes the read wait for the projection):");
+    println!("  curl -s {query}/customers/me/orders -H \"authorization: Bearer $TOKEN\"");
+    println!("  curl -N {query}/customers/me/orders/stream -H \"authorization: Bearer $TOKEN\"   # live status (SSE)");
     println!("  # then, as the courier (log in as {DEMO_COURIER}) and admin: see README \"A walk through an order\"");
     if args.auto_deliver {
         println!(
@@ -84,15 +140,23 @@ pub async fn run(mut settings: Settings, args: DevArgs) -> Result<()> {
     }
     println!();
     println!(
-        "More: cargo run -p quickstore -- topics (after Ctrl-C) · deploy/test.sh runs every test"
+        "More (after Ctrl-C): quickstore topics · quickstore projections status · quickstore dlq list · deploy/test.sh runs every test"
     );
     if args.once {
         side.stop().await?;
+        // The read models hold the demo shop before this returns.
+        if let Some(status) = read_side.watch() {
+            if !caught_up(status, Duration::from_secs(60)).await {
+                eprintln!("the projectors had not caught up after 60 s; stopping anyway");
+            }
+        }
+        read_side.stop().await?;
         return Ok(());
     }
     println!("Serving until Ctrl-C.");
     shutdown.received().await;
     side.stop().await?;
+    read_side.stop().await?;
     if let Some(registry) = registry {
         registry.abort();
     }

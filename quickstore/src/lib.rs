@@ -11,6 +11,10 @@
 //! - [`registry`] — `quickstore registry serve`: the embedded schema
 //!   registry over the Confluent REST API, so standard tools can decode.
 //! - [`topics`] — `quickstore topics`: what the log holds.
+//! - [`projections_cmd`] — `quickstore projections run|status|rebuild`:
+//!   the read side's projectors.
+//! - [`dlq_cmd`] — `quickstore dlq list|retry`: the projectors' dead
+//!   letters.
 //! - [`bench`] — `quickstore bench …`: throughput against raw baselines
 //!   measured in the same run.
 //! - [`shutdown`] — SIGINT/SIGTERM, installed before start-up work.
@@ -19,6 +23,10 @@
 pub mod bench;
 pub mod cli;
 pub mod dev;
+pub mod dlq_cmd;
+pub mod projections_cmd;
+pub mod query_cmd;
+pub mod read_side;
 pub mod registry;
 pub mod schema;
 pub mod seed;
@@ -29,7 +37,9 @@ pub mod telemetry;
 pub mod topics;
 pub mod write_side;
 
-use cli::{BenchCommand, Cli, Command, RegistryCommand};
+use cli::{
+    BenchCommand, Cli, Command, DlqCommand, ProjectionsCommand, RegistryCommand, SchemaCommand,
+};
 
 /// Runs one CLI invocation.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -38,6 +48,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dev(args) => dev::run(settings, args).await,
         Command::Serve(args) => serve::run(settings, args).await,
         Command::Topics => topics::run(settings).await,
+        Command::Projections { command } => match command {
+            ProjectionsCommand::Run(args) => projections_cmd::run(settings, args).await,
+            ProjectionsCommand::Status => projections_cmd::status(settings).await,
+            ProjectionsCommand::Rebuild(args) => projections_cmd::rebuild(settings, args).await,
+        },
+        Command::QueryApi(args) => query_cmd::run(settings, args).await,
+        Command::Schema { command } => match command {
+            SchemaCommand::Apply => schema::apply(&settings).await,
+        },
+        Command::Dlq { command } => match command {
+            DlqCommand::List(args) => dlq_cmd::list(settings, args).await,
+            DlqCommand::Retry(args) => dlq_cmd::retry(settings, args).await,
+        },
         Command::Registry {
             command: RegistryCommand::Serve(args),
         } => registry::serve(settings, args).await,

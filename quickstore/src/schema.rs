@@ -259,7 +259,12 @@ pub async fn apply(settings: &platform::config::Settings) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        reason = "test code"
+    )]
 
     use std::collections::BTreeSet;
 
@@ -306,6 +311,89 @@ mod tests {
             "deploy/cql/schema/ is out of date.\nmissing: {missing:#?}\nin the files but not in the code: {stale:#?}\n\
              bless with QS_CQL_BLESS=1 cargo test -p quickstore --lib schema (appends a version)"
         );
+    }
+
+    /// CQL's reserved words cannot name a column unquoted (Cassandra
+    /// refuses `token`, for one), and the adapter does not quote.
+    #[test]
+    fn no_column_is_a_reserved_word() {
+        const RESERVED: &[&str] = &[
+            "add",
+            "allow",
+            "alter",
+            "and",
+            "apply",
+            "asc",
+            "authorize",
+            "batch",
+            "begin",
+            "by",
+            "columnfamily",
+            "create",
+            "delete",
+            "desc",
+            "describe",
+            "drop",
+            "entries",
+            "execute",
+            "from",
+            "full",
+            "grant",
+            "if",
+            "in",
+            "index",
+            "infinity",
+            "insert",
+            "into",
+            "is",
+            "keyspace",
+            "limit",
+            "materialized",
+            "mbean",
+            "mbeans",
+            "modify",
+            "nan",
+            "norecursive",
+            "not",
+            "null",
+            "of",
+            "on",
+            "or",
+            "order",
+            "primary",
+            "rename",
+            "replace",
+            "revoke",
+            "schema",
+            "select",
+            "set",
+            "table",
+            "to",
+            "token",
+            "truncate",
+            "unlogged",
+            "unset",
+            "update",
+            "use",
+            "using",
+            "view",
+            "where",
+            "with",
+        ];
+        let mut tables = meta_tables();
+        for p in projectors::projections::all() {
+            tables.extend_from_slice(p.tables());
+        }
+        for table in tables {
+            for column in table.all_columns() {
+                assert!(
+                    !RESERVED.contains(&column.name),
+                    "{}.{} is a reserved word in CQL",
+                    table.name,
+                    column.name
+                );
+            }
+        }
     }
 
     #[test]

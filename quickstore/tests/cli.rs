@@ -165,3 +165,122 @@ fn topics_on_the_real_broker() {
     assert!(ok, "topics on Kafka failed: {err}");
     assert!(out.starts_with("topic"), "no table header:\n{out}");
 }
+
+#[test]
+fn projections_status_rebuild_and_dlq_on_a_dev_data_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ok, _, err) =
+        run(quickstore(dir.path()).args(["dev", "--once", "--listen", "127.0.0.1:0"]));
+    assert!(ok, "dev failed: {err}");
+
+    let (ok, out, err) = run(quickstore(dir.path()).args(["projections", "status"]));
+    assert!(ok, "status failed: {err}");
+    assert!(
+        out.starts_with("projection") && out.contains("lag") && out.contains("parked"),
+        "no table header:\n{out}"
+    );
+    let orders = |out: &str| -> Vec<String> {
+        out.lines()
+            .find(|l| l.starts_with("orders "))
+            .unwrap_or_else(|| panic!("orders not listed:\n{out}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    // projection, generation, group, lag, parked, dead letters, switched
+    let row = orders(&out);
+    assert_eq!(
+        &row[..6],
+        ["orders", "1", "projector.orders.g1", "0", "0", "0"],
+        "{out}"
+    );
+    for line in out.lines().skip(1) {
+        let lag = line.split_whitespace().nth(3).unwrap_or_default();
+        assert_eq!(lag, "0", "dev --once left a projection behind:\n{out}");
+    }
+
+    let (ok, out, err) =
+        run(quickstore(dir.path()).args(["projections", "rebuild", "orders", "--drop-after", "0"]));
+    assert!(ok, "rebuild failed: {err}");
+    assert!(
+        out.contains("orders: generation 1 → 2, switched at"),
+        "no switch line:\n{out}"
+    );
+    assert!(out.contains("orders: dropped generation 1"), "{out}");
+
+    let (ok, out, err) = run(quickstore(dir.path()).args(["projections", "status"]));
+    assert!(ok, "status failed: {err}");
+    let row = orders(&out);
+    assert_eq!(
+        &row[..4],
+        ["orders", "2", "projector.orders.g2", "0"],
+        "{out}"
+    );
+    assert!(
+        row.last().is_some_and(|t| t == "UTC"),
+        "no switch time:\n{out}"
+    );
+
+    let (ok, out, err) = run(quickstore(dir.path()).args(["dlq", "list"]));
+    assert!(ok, "dlq list failed: {err}");
+    assert!(out.contains("no pending dead letters"), "{out}");
+    let (ok, out, err) = run(quickstore(dir.path()).args(["dlq", "list", "orders"]));
+    assert!(ok, "dlq list orders failed: {err}");
+    assert!(out.contains("no pending dead letters"), "{out}");
+
+    // Embedded: the command runs the projector itself while it waits.
+    let (ok, out, err) =
+        run(quickstore(dir.path()).args(["dlq", "retry", "orders", "--timeout", "30"]));
+    assert!(ok, "dlq retry failed: {err}");
+    assert!(out.contains("orders: retried dead letters"), "{out}");
+}
+
+#[test]
+fn unknown_projection_names_are_refused_with_the_valid_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases: [&[&str]; 4] = [
+        &["projections", "rebuild", "ordres"],
+        &["projections", "run", "--only", "ordres"],
+        &["dlq", "list", "ordres"],
+        &["dlq", "retry", "ordres"],
+    ];
+    for args in cases {
+        let (ok, _, err) = run(quickstore(dir.path()).args(args));
+        assert!(!ok, "{args:?} succeeded");
+        assert!(
+            err.contains("unknown projection `ordres`")
+                && err.contains("orders")
+                && err.contains("catalog"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn dlq_retry_without_a_running_projector_says_what_to_start() {
+    // Kafka + CQL: the retry is the running service's job; nobody runs it.
+    let bootstrap = std::env::var("QS_KAFKA_BOOTSTRAP").unwrap_or_default();
+    let cql = std::env::var("QS_CQL_CONTACT_POINTS").unwrap_or_default();
+    let registry = std::env::var("QS_SCHEMA_REGISTRY_URL").unwrap_or_default();
+    assert!(
+        !bootstrap.is_empty() && !cql.is_empty() && !registry.is_empty(),
+        "QS_KAFKA_BOOTSTRAP, QS_CQL_CONTACT_POINTS and QS_SCHEMA_REGISTRY_URL must be set: \
+         this test needs a real broker, CQL node and registry (run deploy/test.sh)"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keyspace = format!("qs_cli_{}", std::process::id());
+    let (ok, _, err) = run(quickstore(dir.path())
+        .args(["dlq", "retry", "orders", "--timeout", "2"])
+        .env("QS_EVENT_LOG", "kafka")
+        .env("QS_KAFKA_BOOTSTRAP", &bootstrap)
+        .env("QS_SCHEMA_REGISTRY_URL", &registry)
+        .env("QS_TOPIC_PREFIX", format!("{keyspace}."))
+        .env("QS_READ_STORE", "cql")
+        .env("QS_CQL_CONTACT_POINTS", &cql)
+        .env("QS_CQL_KEYSPACE", &keyspace));
+    assert!(!ok, "a retry nobody acknowledged succeeded");
+    assert!(
+        err.contains("no projector acknowledged") && err.contains("quickstore projections run"),
+        "{err}"
+    );
+}

@@ -232,6 +232,18 @@ impl TestApp {
         Ok(token)
     }
 
+    /// A user with `roles`, made directly in the credential store: (id, token).
+    pub async fn user(
+        &self,
+        name: &str,
+        roles: &[platform::auth::Role],
+    ) -> Result<(String, String)> {
+        let email = format!("{name}@users.local");
+        let state = &self.side.as_ref().unwrap().state;
+        let id = quickstore::seed::user(state, &email, PASSWORD, name, roles).await?;
+        Ok((id, self.login(&email).await?))
+    }
+
     /// A courier: (id, token).
     pub async fn courier(&self, name: &str) -> Result<(String, String)> {
         let email = format!("{name}@couriers.local");

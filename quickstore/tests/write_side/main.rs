@@ -5,6 +5,8 @@
 mod app;
 mod cases;
 mod crash;
+mod projections;
+mod read_models;
 mod read_side;
 
 use std::future::Future;
@@ -43,6 +45,10 @@ fn main() {
         case!(cases::the_api_documents_itself),
         case!(crash::saga_survives_kill_9),
         case!(read_side::orders_projection_holds_what_the_events_say),
+        case!(projections::rebuild_while_serving_loses_no_row),
+        case!(projections::dlq_round_trip_through_the_library),
+        case!(read_models::every_read_model_holds_what_the_events_say),
+        case!(read_models::read_your_writes_and_who_may_read),
     ];
     let mut trials = Vec::new();
     for adapter in TestAdapter::ALL {

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use crate::app::{spawn_app_with, TestApp, APPROVE, DECLINE};
 
-async fn store(adapter: TestAdapter) -> Result<Arc<dyn ReadStore>> {
+pub(crate) async fn store(adapter: TestAdapter) -> Result<Arc<dyn ReadStore>> {
     Ok(match adapter {
         TestAdapter::Embedded => Arc::new(EmbeddedStore::in_memory()?),
         TestAdapter::Kafka => {
@@ -36,9 +36,8 @@ async fn store(adapter: TestAdapter) -> Result<Arc<dyn ReadStore>> {
 /// has passed every input topic's end, then stops it.
 async fn project(app: &TestApp, store: &Arc<dyn ReadStore>, generation: u32) -> Result<()> {
     let projection: Arc<dyn Projection> = Arc::new(OrdersProjection);
-    let mut config = ProjectorConfig::new(&app.system.topics, projection.as_ref());
-    config.generation = generation;
-    config.group_id = format!("{}.g{generation}", config.group_id);
+    // Its own group per generation: `<prefix>projector.orders.g<generation>`.
+    let config = ProjectorConfig::new(&app.system.topics, projection.as_ref(), generation);
     let (tx, mut rx) = watch::channel(ProjectorStats::default());
     let (stop, stopped) = watch::channel(false);
     let topics = projection.topics(&app.system.topics);
