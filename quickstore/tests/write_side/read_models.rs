@@ -741,6 +741,67 @@ pub async fn read_your_writes_and_who_may_read(adapter: TestAdapter) -> Result<(
         );
         orders.push(id);
     }
+    // Live status: a stream opened right after placing pushes every status
+    // change of the order, once each, through to completion.
+    let (status, body) = app.place_order(&ana, &[(&item, 1)], APPROVE).await?;
+    ensure!(status.is_success(), "{status} {body}");
+    let live = body["order_id"].as_str().unwrap().to_owned();
+    let mut stream = http
+        .get(format!("{}/orders/{live}/stream", side.url()))
+        .bearer_auth(&ana)
+        .header("X-Position-Token", body["position"].as_str().unwrap())
+        .send()
+        .await?;
+    ensure!(
+        stream.status() == StatusCode::OK,
+        "stream: {}",
+        stream.status()
+    );
+    let mut text = String::new();
+    let mut seen: Vec<String> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !seen.iter().any(|t| t == "OrderCompleted") {
+        let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+            .await
+            .context("the stream did not push the completion within 60 s")??
+            .context("the stream ended")?;
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        // Complete SSE events end with a blank line.
+        while let Some(end) = text.find("\n\n") {
+            let event: String = text.drain(..end + 2).collect();
+            let Some(data) = event.lines().find_map(|l| l.strip_prefix("data:")) else {
+                continue;
+            };
+            let data: Value = serde_json::from_str(data.trim())?;
+            if let Some(entries) = data["entries"].as_array() {
+                seen.extend(
+                    entries
+                        .iter()
+                        .map(|e| e["event_type"].as_str().unwrap_or("").to_owned()),
+                );
+            } else if let Some(t) = data["entry"]["event_type"].as_str() {
+                seen.push(t.to_owned());
+            }
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    let mut expected = vec![
+        "OrderPlaced",
+        "PaymentAuthorized",
+        "OrderConfirmed",
+        "ShipmentScheduled",
+        "CourierAssigned",
+        "ShipmentPickedUp",
+        "OrderShipped",
+        "PaymentCaptured",
+        "ShipmentDelivered",
+        "OrderCompleted",
+    ];
+    expected.sort_unstable();
+    ensure!(sorted == expected, "the stream pushed {seen:?}");
+    drop(stream);
+
     // A position nobody reaches: a clear "not yet", not a 404.
     let ahead = format!("p1.{}", base64_url(&format!("Order:{}:999", orders[0])));
     let started = std::time::Instant::now();
