@@ -284,3 +284,100 @@ fn dlq_retry_without_a_running_projector_says_what_to_start() {
         "{err}"
     );
 }
+
+#[test]
+fn schema_apply_on_the_real_cql_node_is_idempotent() {
+    let cql = std::env::var("QS_CQL_CONTACT_POINTS").unwrap_or_default();
+    assert!(
+        !cql.is_empty(),
+        "QS_CQL_CONTACT_POINTS is not set: this test needs a real CQL node (run deploy/test.sh)"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keyspace = format!("qs_schema_{}", std::process::id());
+    let apply = || {
+        run(quickstore(dir.path())
+            .args(["schema", "apply"])
+            .env("QS_READ_STORE", "cql")
+            .env("QS_CQL_CONTACT_POINTS", &cql)
+            .env("QS_CQL_KEYSPACE", &keyspace))
+    };
+    let (ok, out, err) = apply();
+    assert!(ok, "schema apply failed: {err}");
+    assert!(
+        out.contains("applied   V001__read_models.cql"),
+        "first run:\n{out}"
+    );
+    let (ok, out, err) = apply();
+    assert!(ok, "schema apply again failed: {err}");
+    assert!(out.contains("up to date V001__read_models.cql"), "second run:\n{out}");
+    // The tables are there: the read side starts on them without creating any.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        use platform::readstore::{CqlConfig, CqlStore, ReadStore, Row, Value};
+        let store = CqlStore::connect(CqlConfig::new(vec![cql.clone()], keyspace.clone()))
+            .await
+            .expect("connect");
+        let key: Row = [("order_id".to_owned(), Value::Text("none".into()))].into();
+        let found = store
+            .get(&projectors::projections::orders::ORDERS_BY_ID, 1, &key)
+            .await
+            .expect("orders_by_id_g1 exists");
+        assert!(found.is_none());
+        store.drop_keyspace().await.expect("drop the test keyspace");
+    });
+}
+
+#[test]
+fn schema_apply_refuses_a_cql_store_it_cannot_reach() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ok, _, err) = run(quickstore(dir.path())
+        .args(["schema", "apply"])
+        .env("QS_READ_STORE", "cql")
+        .env("QS_CQL_CONTACT_POINTS", "127.0.0.1:1"));
+    assert!(!ok, "applied to nothing");
+    assert!(err.contains("QS_CQL_CONTACT_POINTS"), "{err}");
+}
+
+#[test]
+fn query_api_serves_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url_file = dir.path().join("query.url");
+    let mut child = quickstore(dir.path())
+        .args(["query-api", "--with-projectors", "--listen", "127.0.0.1:0", "--url-file"])
+        .arg(&url_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn query-api");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !url_file.exists() {
+        assert!(Instant::now() < deadline, "query-api did not start");
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("query-api exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let url = std::fs::read_to_string(&url_file).expect("url");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let ready = http.get(format!("{url}/readyz")).send().await.expect("readyz");
+        assert_eq!(ready.status(), 200);
+        let spec: serde_json::Value = http
+            .get(format!("{url}/openapi.json"))
+            .send()
+            .await
+            .expect("openapi")
+            .json()
+            .await
+            .expect("json");
+        assert!(spec["paths"]["/orders/{order_id}"].is_object(), "{spec}");
+        let denied = http.get(format!("{url}/orders/x")).send().await.expect("orders");
+        assert_eq!(denied.status(), 401);
+    });
+    let pid = child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(killed.success());
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "query-api did not stop cleanly: {status}");
+}
