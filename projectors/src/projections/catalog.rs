@@ -144,14 +144,9 @@ impl Projection for CatalogProjection {
         let Input::Event { envelope, event } = &input.input else {
             return Ok(Vec::new());
         };
-        let event = match event {
-            AnyEvent::Catalog(e) => e,
-            // Not on the catalog topic.
-            AnyEvent::Inventory(_)
-            | AnyEvent::Orders(_)
-            | AnyEvent::Payments(_)
-            | AnyEvent::Deliveries(_)
-            | AnyEvent::Customers(_) => return Ok(Vec::new()),
+        // Only catalog events are on its topic.
+        let AnyEvent::Catalog(event) = event else {
+            return Ok(Vec::new());
         };
         let mut w = Writes {
             sku: &envelope.aggregate_id,

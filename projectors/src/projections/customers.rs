@@ -65,14 +65,9 @@ impl Projection for CustomersProjection {
         let Input::Event { envelope, event } = &input.input else {
             return Ok(Vec::new());
         };
-        let event = match event {
-            AnyEvent::Customers(e) => e,
-            // Not on the customers topic.
-            AnyEvent::Catalog(_)
-            | AnyEvent::Inventory(_)
-            | AnyEvent::Orders(_)
-            | AnyEvent::Payments(_)
-            | AnyEvent::Deliveries(_) => return Ok(Vec::new()),
+        // Only customers events are on its topic.
+        let AnyEvent::Customers(event) = event else {
+            return Ok(Vec::new());
         };
         let at = envelope.occurred_at;
         let mut cells = match event {

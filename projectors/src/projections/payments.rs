@@ -59,14 +59,9 @@ impl Projection for PaymentsProjection {
         let Input::Event { envelope, event } = &input.input else {
             return Ok(Vec::new());
         };
-        let event = match event {
-            AnyEvent::Payments(e) => e,
-            // Not on the payments topic.
-            AnyEvent::Catalog(_)
-            | AnyEvent::Inventory(_)
-            | AnyEvent::Orders(_)
-            | AnyEvent::Deliveries(_)
-            | AnyEvent::Customers(_) => return Ok(Vec::new()),
+        // Only payments events are on its topic.
+        let AnyEvent::Payments(event) = event else {
+            return Ok(Vec::new());
         };
         // `amount_minor` is the payment's amount: the events about the
         // authorization state it; a capture or a refund states its own

@@ -65,14 +65,9 @@ impl Projection for ShipmentsProjection {
         let Input::Event { envelope, event } = &input.input else {
             return Ok(Vec::new());
         };
-        let event = match event {
-            AnyEvent::Deliveries(e) => e,
-            // Not on the deliveries topic.
-            AnyEvent::Catalog(_)
-            | AnyEvent::Inventory(_)
-            | AnyEvent::Orders(_)
-            | AnyEvent::Payments(_)
-            | AnyEvent::Customers(_) => return Ok(Vec::new()),
+        // Only deliveries events are on its topic.
+        let AnyEvent::Deliveries(event) = event else {
+            return Ok(Vec::new());
         };
         let id = &envelope.aggregate_id;
         let v = envelope.version;

@@ -73,14 +73,9 @@ impl Projection for StockProjection {
         let Input::Event { envelope, event } = &input.input else {
             return Ok(Vec::new());
         };
-        let event = match event {
-            AnyEvent::Inventory(e) => e,
-            // Not on the inventory topic.
-            AnyEvent::Catalog(_)
-            | AnyEvent::Orders(_)
-            | AnyEvent::Payments(_)
-            | AnyEvent::Deliveries(_)
-            | AnyEvent::Customers(_) => return Ok(Vec::new()),
+        // Only inventory events are on its topic.
+        let AnyEvent::Inventory(event) = event else {
+            return Ok(Vec::new());
         };
         let mut cells = match event {
             InventoryEvent::StockRestocked(e) => levels(Some(e.on_hand_after), e.available_after)?,
