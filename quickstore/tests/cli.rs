@@ -309,7 +309,10 @@ fn schema_apply_on_the_real_cql_node_is_idempotent() {
     );
     let (ok, out, err) = apply();
     assert!(ok, "schema apply again failed: {err}");
-    assert!(out.contains("up to date V001__read_models.cql"), "second run:\n{out}");
+    assert!(
+        out.contains("up to date V001__read_models.cql"),
+        "second run:\n{out}"
+    );
     // The tables are there: the read side starts on them without creating any.
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
@@ -343,7 +346,13 @@ fn query_api_serves_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url_file = dir.path().join("query.url");
     let mut child = quickstore(dir.path())
-        .args(["query-api", "--with-projectors", "--listen", "127.0.0.1:0", "--url-file"])
+        .args([
+            "query-api",
+            "--with-projectors",
+            "--listen",
+            "127.0.0.1:0",
+            "--url-file",
+        ])
         .arg(&url_file)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -361,7 +370,11 @@ fn query_api_serves_and_stops_on_sigterm() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let http = reqwest::Client::new();
-        let ready = http.get(format!("{url}/readyz")).send().await.expect("readyz");
+        let ready = http
+            .get(format!("{url}/readyz"))
+            .send()
+            .await
+            .expect("readyz");
         assert_eq!(ready.status(), 200);
         let spec: serde_json::Value = http
             .get(format!("{url}/openapi.json"))
@@ -372,11 +385,18 @@ fn query_api_serves_and_stops_on_sigterm() {
             .await
             .expect("json");
         assert!(spec["paths"]["/orders/{order_id}"].is_object(), "{spec}");
-        let denied = http.get(format!("{url}/orders/x")).send().await.expect("orders");
+        let denied = http
+            .get(format!("{url}/orders/x"))
+            .send()
+            .await
+            .expect("orders");
         assert_eq!(denied.status(), 401);
     });
     let pid = child.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
     assert!(killed.success());
     let status = child.wait().expect("wait");
     assert!(status.success(), "query-api did not stop cleanly: {status}");
