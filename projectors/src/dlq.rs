@@ -6,12 +6,24 @@
 //!   headers) plus `dlq.*` headers: why, where it came from, the table
 //!   generation that failed on it and, for a record dead-lettered again by
 //!   a retry, the offset of the dead letter it retried.
+//! - **What is dead-lettered**: an event the projector cannot decode, one
+//!   the projection refuses (after a few attempts), one whose rows the
+//!   read store refuses (reason `store refused: …`: the store's
+//!   [`ReadStoreError::Invalid`], which retrying would not change — the
+//!   projector then writes the batch record by record and dead-letters
+//!   only the refused records), and every later event of a parked key
+//!   (reason [`crate::runtime::PARKED_REASON`]). A key's dead letters are
+//!   in the key's order.
 //! - **Parked keys** ([`PARKED_KEYS`], generation 0): once an event of a
 //!   key is dead-lettered, every later event of that key goes to the
 //!   dead-letter topic too, so a read model never applies a key's events
 //!   out of order. Parked per (projection, generation): a rebuild starts
 //!   with nothing parked, and parks what fails for it. The rows are what
-//!   makes parking survive a restart or a rebalance. A park row is written
+//!   makes parking survive a restart or a rebalance: they are durable
+//!   before the offsets of their batch are committed, and a projector
+//!   reads them when it starts, on every partition assignment (so keys
+//!   another instance parked before handing the partitions over stay
+//!   parked) and after another instance's retry. A park row is written
 //!   with the dead letter's offset as its timestamp, an unpark is a delete
 //!   at "retried up to − 1": a key dead-lettered again after the retry
 //!   started (a higher offset) stays parked whatever order the writes land.
@@ -27,11 +39,15 @@
 //!   so they only move forward. The row also carries the rebuild's
 //!   hand-off lease ([`crate::generations::request_handoff`]).
 //!
+//! A retry writes like a batch: version rows last, and a retried event
+//! whose rows the store refuses is dead-lettered again (`store refused:
+//! …`) with its key left parked, while the others are written.
+//!
 //! Delivery of a retry: at-least-once like the projector. The retried
-//! writes, the dead letters written again and the unparks are durable
-//! before `dlq_retried_upto` moves; a crash in between retries the same
-//! dead letters again (idempotent writes; a key that failed may be
-//! dead-lettered twice).
+//! writes, then the dead letters written again, then the park and unpark
+//! rows are durable before `dlq_retried_upto` moves; a crash in between
+//! retries the same dead letters again (idempotent writes; a key that
+//! failed may be dead-lettered twice).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

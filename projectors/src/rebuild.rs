@@ -1,20 +1,23 @@
 //! Rebuilding a projection into a new table generation, without downtime.
 //!
-//! 1. **Prepare.** The new generation is the serving one + 1 (or the one
-//!    asked for; it must be newer). Its tables are dropped if they exist —
-//!    a half-done earlier attempt — and created empty; what that attempt
-//!    parked is unparked.
-//! 2. **Start from 0.** The rebuild projects in the new generation's own
-//!    group, `<prefix>projector.<name>.g<new>`, the group the live service
-//!    continues in after the switch. An earlier failed attempt may have
-//!    committed offsets there, so before starting, the rebuild joins the
-//!    group alone, waits until it owns every input partition, commits each
-//!    partition's start offset and leaves: the projector then starts from
-//!    the beginning, and the group name stays the one the service derives
+//! 1. **Own the group.** The new generation is the serving one + 1 (or
+//!    the one asked for; it must be newer). The rebuild projects in the
+//!    new generation's own group, `<prefix>projector.<name>.g<new>`, the
+//!    group the live service continues in after the switch. Before
+//!    anything else the rebuild joins that group alone and waits until it
+//!    owns every input partition: that proves no other rebuild of this
+//!    generation is running (its projector would hold partitions), and
+//!    while this member stays in the group no other can start. If another
+//!    member holds partitions (a crashed attempt's member, until its
+//!    session times out; or a concurrent rebuild) it waits, and gives up
+//!    after `reset_timeout` — having touched nothing.
+//! 2. **Prepare, still owning the group.** The new generation's tables are
+//!    dropped if they exist — a half-done earlier attempt — and created
+//!    empty; what that attempt parked is unparked. Then each partition's
+//!    start offset is committed (an earlier attempt may have committed
+//!    offsets there) and the member leaves: the projector starts from the
+//!    beginning, and the group name stays the one the service derives
 //!    from the generation number (no attempt suffix to record anywhere).
-//!    If another member holds partitions (a crashed attempt's member, until
-//!    its session times out; or a concurrent rebuild) the reset waits, and
-//!    gives up after `reset_timeout`.
 //! 3. **Building**: until the projector has passed the ends captured at
 //!    the start; **CatchingUp**: until it is within `max_lag` of the live
 //!    ends.
@@ -25,13 +28,26 @@
 //! 5. **Switch** ([`generations::switch`]): readers move to the new
 //!    generation; the rebuild's projector stops (its offsets committed);
 //!    the services see the pointer move and continue the new generation
-//!    from those offsets.
+//!    from those offsets. The hand-off lease is **not released**: it runs
+//!    out on its own, at least a second after the switch (the switch must
+//!    land that long before the lease ends). Released, the old
+//!    generation's projectors would resume at once and could run ahead of
+//!    the new generation — nobody writes it between the rebuild's last
+//!    batch and the service's move — while readers that cached the old
+//!    pointer (up to a second) still read the old generation: a row seen
+//!    there could vanish after their switch. The services do not wait for
+//!    the lease: a paused projector stops as soon as its service asks
+//!    (having seen the pointer move), and the service starts the new
+//!    generation; only an old-generation projector outside a service
+//!    resumes, when the lease runs out.
 //! 6. Unless `keep_old`, after `drop_after` (longer than the readers'
 //!    refresh of the pointer) the old generation's tables are dropped.
 //!
 //! Safe while the live service runs: the two never write the same table
 //! generation at the same time, except the new one right after the switch,
-//! where both write the same idempotent cells.
+//! where both write the same idempotent cells. Two rebuilds of the same
+//! generation cannot both run: the second waits for the group in step 1
+//! and gives up without touching the first one's tables.
 //!
 //! Delivery guarantee: the projector's — at-least-once, idempotent writes.
 
@@ -173,6 +189,26 @@ pub async fn reset_group(
     topics: Vec<String>,
     timeout: Duration,
 ) -> Result<(), ProjectorError> {
+    reset_group_owning(log, group, topics, timeout, async { Ok(()) }).await
+}
+
+/// [`reset_group`], running `while_owned` once this member owns every
+/// partition of the group (so no other member — a concurrent rebuild of
+/// the same generation — is in it) and before it commits and leaves.
+/// The member does not poll meanwhile, so `while_owned` must end well
+/// within the group's liveness bound (`max_poll_interval`; the session
+/// timeout on the embedded log); if it does not, the commit is refused and
+/// the reset fails (nothing is lost: a retried rebuild prepares again).
+async fn reset_group_owning<F>(
+    log: &dyn EventLog,
+    group: &str,
+    topics: Vec<String>,
+    timeout: Duration,
+    while_owned: F,
+) -> Result<(), ProjectorError>
+where
+    F: std::future::Future<Output = Result<(), ProjectorError>>,
+{
     let tps = partitions(log, &topics).await?;
     let mut config = GroupConfig::new(group.to_owned(), topics);
     config.client_id = format!("{group}.reset");
@@ -195,17 +231,21 @@ pub async fn reset_group(
         }
     };
     let result = match owned {
-        Ok(()) => {
-            let mut commits = Vec::with_capacity(tps.len());
-            for tp in &tps {
-                commits.push(OffsetCommit {
-                    tp: tp.clone(),
-                    next_offset: log.start_offset(tp).await?,
-                    metadata: "reset by a rebuild".into(),
-                });
+        Ok(()) => match while_owned.await {
+            Ok(()) => {
+                let mut commits = Vec::with_capacity(tps.len());
+                for tp in &tps {
+                    commits.push(OffsetCommit {
+                        tp: tp.clone(),
+                        next_offset: log.start_offset(tp).await?,
+                        metadata: "reset by a rebuild".into(),
+                    });
+                }
+                // Admitted only while this member still owns them all.
+                member.commit_offsets(&commits).await.map_err(Into::into)
             }
-            member.commit_offsets(&commits).await.map_err(Into::into)
-        }
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     let closed = member.close().await;
@@ -351,20 +391,36 @@ pub async fn rebuild(
         }
     });
     let tables = projection.tables();
-    // A half-done earlier attempt leaves rows (and parked keys) behind.
-    store.drop_tables(tables, new).await?;
-    store.ensure_tables(tables, new).await?;
     let mut dlq_spec = TopicSpec::new(dead_letter_topic(&topics, name), 1, Cleanup::KeepForever);
     dlq_spec.replication_factor = options.dead_letter_replication;
     log.create_topics(&[dlq_spec.clone()]).await?;
     let dlq_tp = TopicPartition::new(dlq_spec.name.clone(), 0);
-    let dlq_end = log.end_offset(&dlq_tp).await?;
-    if dlq_end > 0 {
-        dlq::clear_parked(store.as_ref(), name, new, dlq_end).await?;
-    }
     let inputs = projection.topics(&topics);
     let group = group_id(&topics, name, new);
-    reset_group(log.as_ref(), &group, inputs.clone(), options.reset_timeout).await?;
+    // A half-done earlier attempt leaves rows (and parked keys) behind:
+    // dropped — but only while owning the new generation's group, which
+    // proves no other rebuild of this generation is running (its projector
+    // would hold partitions of the group) and keeps one from starting
+    // meanwhile (its reset waits for the group). Dropping first would
+    // empty the tables under a concurrent rebuild that is already
+    // building them.
+    let prepare = async {
+        store.drop_tables(tables, new).await?;
+        store.ensure_tables(tables, new).await?;
+        let dlq_end = log.end_offset(&dlq_tp).await?;
+        if dlq_end > 0 {
+            dlq::clear_parked(store.as_ref(), name, new, dlq_end).await?;
+        }
+        Ok(())
+    };
+    reset_group_owning(
+        log.as_ref(),
+        &group,
+        inputs.clone(),
+        options.reset_timeout,
+        prepare,
+    )
+    .await?;
 
     let tps = partitions(log.as_ref(), &inputs).await?;
     let mut starts = HashMap::new();
@@ -517,11 +573,19 @@ async fn build_and_switch(
         {
             let at = now_ms();
             generations::switch(store, name, new, at).await?;
-            // The old projectors may resume until their service moves them;
-            // what they write now only goes to the old generation.
-            if let Err(e) = generations::release_handoff(store, name, &handoff).await {
-                tracing::warn!(projection = name, error = %e, "releasing the hand-off lease (it expires on its own)");
-            }
+            // The lease is NOT released: it runs out on its own (at least
+            // `margin` after the switch). Released now, the old
+            // generation's projectors would resume at once and could run
+            // ahead of the new generation (the rebuild's projector stops
+            // here; the service continues the new generation only once it
+            // has read the pointer) while readers that cached the old
+            // pointer (up to a second) still read the old generation —
+            // they could see a row and then lose it after their switch.
+            // Kept, the old projectors stay paused until their service,
+            // seeing the pointer move, stops them and starts the new
+            // generation (a pause ends on a stop request, not only on
+            // expiry); a projector of the old generation outside a
+            // service resumes when the lease expires.
             return Ok(at);
         }
         generations::release_handoff(store, name, &handoff).await?;

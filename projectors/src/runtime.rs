@@ -2,10 +2,21 @@
 //! folding events into the read store.
 //!
 //! Delivery guarantee: **at-least-once**, made harmless by idempotent
-//! writes. Per poll: decode, project, write every mutation, and only then
-//! commit the consumed offsets — an offset is stored only after its output
-//! is durable. A crash between the writes and the commit redelivers the
-//! batch, which writes the same cells with the same timestamps.
+//! writes. Per poll: decode and project every record, write every
+//! mutation, dead-letter what could not be projected, write its park
+//! rows, and only then commit the consumed offsets — an offset is stored
+//! only after its output is durable. A crash before the commit
+//! redelivers the batch, which writes the same cells with the same
+//! timestamps (a record dead-lettered before the crash may be
+//! dead-lettered twice).
+//!
+//! **Version rows last.** A batch is written in two phases: first every
+//! row without a `*_version` column (and every delete), then — once those
+//! are durable — the rows with one (`orders_by_id.order_version`, …).
+//! Read-your-writes waits on a version cell and then reads the other
+//! tables; the CQL adapter writes one write's mutations concurrently, so
+//! without the phases a reader could see the version before the rows of
+//! the same event.
 //!
 //! **A group per generation**: `<prefix>projector.<name>.g<generation>`
 //! ([`group_id`]). A rebuild builds generation N+1 in its own group from
@@ -18,18 +29,37 @@
 //! A store that does not answer is retried with backoff until it does (the
 //! offsets are not committed meanwhile, so nothing is lost); so is a
 //! schema registry that does not answer. An event that cannot be projected
-//! (undecodable, refused by the projection or by the store) is retried a
-//! few times, then sent to `<prefix>projector.<name>.dlq` with why, and its
-//! key is parked: later events of that key go to the dead-letter topic
-//! too, so a read model never applies a key's events out of order. Parked
-//! keys are rows of [`crate::dlq::PARKED_KEYS`], written before the
-//! batch's offsets are committed, so a restart or a rebalance keeps them
-//! parked.
+//! (undecodable, or refused by the projection) is retried a few times,
+//! then sent to `<prefix>projector.<name>.dlq` with why, and its key is
+//! parked: later events of that key go to the dead-letter topic too, so a
+//! read model never applies a key's events out of order. An event whose
+//! rows the store refuses ([`ReadStoreError::Invalid`] — retrying would
+//! fail forever) is handled alike: when the store refuses a batch, the
+//! batch is written again record by record, a record whose write is
+//! refused is dead-lettered with `store refused: <why>` and its key
+//! parked, the other records are written, and the offsets are committed,
+//! so the projection keeps going. (Unless the projection's tables of the
+//! generation do not answer either — dropped under it: then the projector
+//! fails rather than dead-letter everything.) Dead letters are sent after
+//! the batch's writes, in record order, so a key's dead letters keep the
+//! key's order.
+//!
+//! Parked keys are rows of [`crate::dlq::PARKED_KEYS`], written before the
+//! batch's offsets are committed. The projector loads them when it starts,
+//! again on every partition assignment (a rebalance: another instance may
+//! have parked keys of the partitions it takes over — reloaded, retried
+//! while the store is unavailable, before any record of the assignment is
+//! projected) and when another instance's `dlq retry` finished. So a
+//! restart or a rebalance keeps a key parked.
 //!
 //! A [`Role::Live`] projector also reads its projection's control row
 //! between batches (at most once per `control_interval`): it runs the
 //! retries `dlq retry` requests ([`crate::dlq`]) and pauses while a rebuild
-//! of a newer generation hands off ([`crate::generations`]).
+//! of a newer generation hands off ([`crate::generations`]). A pause ends
+//! when the lease does (a successful rebuild lets it run out rather than
+//! release it) or when the projector is asked to stop — which is how the
+//! service moves a paused projector to the new generation as soon as it
+//! sees the pointer.
 //!
 //! **Positions and lag.** [`ProjectorStats::positions`] holds, per owned
 //! partition, the next offset whose output is durable, taken from the
@@ -43,6 +73,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -50,7 +81,7 @@ use platform::eventlog::{
     Cleanup, EventLog, GroupConfig, GroupEvent, GroupMember, LogError, LogRecord, OffsetCommit,
     OutgoingRecord, Producer, TopicPartition, TopicSpec,
 };
-use platform::readstore::{Mutation, ReadStore, ReadStoreError, Value};
+use platform::readstore::{ColumnType, Mutation, MutationKind, ReadStore, ReadStoreError, Value};
 use schemas::registry::RegistryError;
 use schemas::{AnyEvent, AvroCodec, CodecError, OrderFulfillmentStep, TopicNames};
 use tokio::sync::watch;
@@ -169,6 +200,92 @@ fn is_outage(e: &CodecError) -> bool {
     }
 }
 
+/// Whether `m` writes a version cell (a column named `*_version`), which
+/// read-your-writes waits on: such rows are written last.
+fn carries_version(m: &Mutation) -> bool {
+    matches!(&m.kind, MutationKind::Upsert(row) if row.keys().any(|k| k.ends_with("_version")))
+}
+
+/// A key value for a probe read of a table (Cassandra refuses an empty
+/// partition key).
+fn probe_value(kind: ColumnType) -> Value {
+    match kind {
+        ColumnType::Text => Value::Text("?".into()),
+        ColumnType::BigInt => Value::BigInt(0),
+        ColumnType::Int => Value::Int(0),
+        ColumnType::Boolean => Value::Boolean(false),
+        ColumnType::Timestamp => Value::Timestamp(0),
+        ColumnType::Blob => Value::Blob(vec![0]),
+    }
+}
+
+/// The writes of a batch in their two phases ([`Projector::write_phased`]),
+/// appended record by record, so each record's share is a range of each.
+#[derive(Debug, Default)]
+struct Writes {
+    /// No version column (every delete, too): written first.
+    plain: Vec<Mutation>,
+    /// With a version column: written once `plain` is durable.
+    versions: Vec<Mutation>,
+}
+
+/// One record's writes in [`Writes`].
+#[derive(Debug, Clone)]
+struct Share {
+    plain: Range<usize>,
+    versions: Range<usize>,
+}
+
+impl Writes {
+    fn push(&mut self, mutations: Vec<Mutation>, generation: u32) -> Share {
+        let (plain, versions) = (self.plain.len(), self.versions.len());
+        for mut m in mutations {
+            m.generation = generation;
+            if carries_version(&m) {
+                self.versions.push(m);
+            } else {
+                self.plain.push(m);
+            }
+        }
+        Share {
+            plain: plain..self.plain.len(),
+            versions: versions..self.versions.len(),
+        }
+    }
+}
+
+/// What becomes of one record, decided before anything is written.
+#[derive(Debug)]
+enum Outcome {
+    /// Its writes.
+    Apply(Share),
+    /// Its key is parked: to the dead-letter topic.
+    Parked,
+    /// Could not be projected: to the dead-letter topic, with why.
+    Poison(String),
+}
+
+#[derive(Debug)]
+struct Step<'a> {
+    record: &'a LogRecord,
+    /// A retried dead letter's offset ([`dlq::H_RETRY_OF`]).
+    retry_of: Option<i64>,
+    outcome: Outcome,
+}
+
+/// What [`Projector::settle`] did.
+#[derive(Debug, Default)]
+struct Settled {
+    /// The park rows of the records it dead-lettered (still to write).
+    parks: Vec<Mutation>,
+    /// Per step: whether it was dead-lettered.
+    dead: Vec<bool>,
+    /// Keys whose writes the store refused (parked now).
+    refused: HashSet<Vec<u8>>,
+    /// Mutations written.
+    written: usize,
+}
+
 pub struct Projector {
     log: Arc<dyn EventLog>,
     codec: Arc<AvroCodec>,
@@ -241,7 +358,6 @@ impl Projector {
     ) -> Result<ProjectorStats, ProjectorError> {
         let tables = self.projection.tables();
         let generation = self.config.generation;
-        let name = self.projection.name();
         self.retrying(&shutdown, |store| {
             let store = Arc::clone(store);
             async move { store.ensure_tables(tables, generation).await }
@@ -255,13 +371,7 @@ impl Projector {
         // Up front, so `dlq list` and a retry can read it before anything
         // failed, and the first dead letter needs no admin round trip.
         self.log.create_topics(&[self.dead_letter_spec()]).await?;
-        self.parked = self
-            .retrying(&shutdown, |store| {
-                let store = Arc::clone(store);
-                async move { dlq::parked_keys(store.as_ref(), name, generation).await }
-            })
-            .await?;
-        self.stats.parked = self.parked.len();
+        self.reload_parked(&shutdown).await?;
         let mut group = GroupConfig::new(
             self.config.group_id.clone(),
             self.projection.topics(&self.topics),
@@ -316,7 +426,7 @@ impl Projector {
                         }
                         self.publish();
                     }
-                    GroupEvent::Assigned(tps) => self.assigned(&tps).await,
+                    GroupEvent::Assigned(tps) => self.assigned(&tps, shutdown).await?,
                 }
             }
             if records.is_empty() {
@@ -328,10 +438,20 @@ impl Projector {
         Ok(())
     }
 
-    /// Seeds the positions of newly owned partitions from the group's
-    /// committed offsets (the consumer may not know its position until it
-    /// fetched). Best effort: only the lag depends on it.
-    async fn assigned(&mut self, tps: &[TopicPartition]) {
+    /// Newly owned partitions: first the parked keys, reloaded from the
+    /// store — another instance may have parked keys of these partitions
+    /// since this one loaded them (its park rows are durable before its
+    /// offsets moved, so they are there now) — waiting while the store is
+    /// unavailable, before any record of the assignment is projected. Then
+    /// the positions, from the group's committed offsets (the consumer may
+    /// not know its position until it fetched); best effort: only the lag
+    /// depends on them.
+    async fn assigned(
+        &mut self,
+        tps: &[TopicPartition],
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<(), ProjectorError> {
+        self.reload_parked(shutdown).await?;
         match self.log.committed_offsets(&self.config.group_id, tps).await {
             Ok(committed) => {
                 for (tp, c) in committed {
@@ -340,7 +460,6 @@ impl Projector {
                         .insert((tp.topic.clone(), tp.partition), c.next_offset);
                     self.committed.insert(tp, c.next_offset);
                 }
-                self.publish();
             }
             Err(e) => tracing::debug!(
                 projection = self.projection.name(),
@@ -348,6 +467,26 @@ impl Projector {
                 "reading committed offsets after an assignment"
             ),
         }
+        self.publish();
+        Ok(())
+    }
+
+    /// Replaces the parked keys with the store's (retried while the store
+    /// is unavailable).
+    async fn reload_parked(
+        &mut self,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<(), ProjectorError> {
+        let name = self.projection.name();
+        let generation = self.config.generation;
+        self.parked = self
+            .retrying(shutdown, |store| {
+                let store = Arc::clone(store);
+                async move { dlq::parked_keys(store.as_ref(), name, generation).await }
+            })
+            .await?;
+        self.stats.parked = self.parked.len();
+        Ok(())
     }
 
     /// Nothing in flight: every record polled so far is durable and
@@ -404,40 +543,35 @@ impl Projector {
         records: &[LogRecord],
         shutdown: &watch::Receiver<bool>,
     ) -> Result<(), ProjectorError> {
-        let name = self.projection.name();
         let generation = self.config.generation;
-        let mut mutations: Vec<Mutation> = Vec::new();
-        let mut parks: Vec<Mutation> = Vec::new();
+        // Decide every record first (nothing is written or dead-lettered
+        // yet), keeping each record's writes apart: if the store refuses
+        // the batch, it is written again record by record.
+        let mut writes = Writes::default();
+        let mut steps = Vec::with_capacity(records.len());
         for record in records {
-            if self.parked.contains(&record.key) {
-                let at = self.dead_letter(record, PARKED_REASON, None).await?;
-                parks.push(dlq::park(
-                    name,
-                    generation,
-                    &record.key,
-                    at,
-                    PARKED_REASON,
-                    now_ms(),
-                ));
-                continue;
-            }
-            match self.project(record, shutdown).await? {
-                Ok(m) => mutations.extend(m),
-                Err(why) => {
-                    let at = self.dead_letter(record, &why, None).await?;
-                    self.parked.insert(record.key.clone());
-                    parks.push(dlq::park(name, generation, &record.key, at, &why, now_ms()));
+            let outcome = if self.parked.contains(&record.key) {
+                Outcome::Parked
+            } else {
+                match self.project(record, shutdown).await? {
+                    Ok(m) => Outcome::Apply(writes.push(m, generation)),
+                    Err(why) => {
+                        self.parked.insert(record.key.clone());
+                        Outcome::Poison(why)
+                    }
                 }
-            }
+            };
+            steps.push(Step {
+                record,
+                retry_of: None,
+                outcome,
+            });
         }
-        for m in &mut mutations {
-            m.generation = generation;
-        }
-        let count = mutations.len();
-        // The park rows go with the batch's writes: durable before the
-        // offsets move, so a restart finds the keys parked.
-        mutations.extend(parks);
-        self.write(shutdown, mutations).await?;
+        let settled = self.settle(&steps, &writes, shutdown).await?;
+        self.parked.extend(settled.refused);
+        // The park rows are durable before the offsets move, so a restart
+        // (or another instance, after a rebalance) finds the keys parked.
+        self.write(shutdown, &settled.parks).await?;
         // Durable: now the offsets may move. The consumer's position is at
         // or past the batch's last record (past transaction markers it
         // consumed too), and everything before it is in this batch or
@@ -462,7 +596,7 @@ impl Projector {
             .collect();
         member.commit_offsets(&offsets).await?;
         self.stats.events += records.len() as u64;
-        self.stats.mutations += count as u64;
+        self.stats.mutations += settled.written as u64;
         self.stats.batches += 1;
         self.stats.parked = self.parked.len();
         for (tp, offset) in next {
@@ -472,6 +606,156 @@ impl Projector {
             self.committed.insert(tp, offset);
         }
         self.publish();
+        Ok(())
+    }
+
+    /// Writes what `steps` apply and dead-letters the others, in record
+    /// order per key; returns the park rows to write (not written yet).
+    ///
+    /// The writes go first, all of them at once (in two phases, see
+    /// [`Self::write_phased`]). If the store refuses them
+    /// ([`ReadStoreError::Invalid`]: a row it will never take, so retrying
+    /// the batch would fail forever), they are written again record by
+    /// record: a record whose write is refused is dead-lettered (`store
+    /// refused: …`) and its key parked, so the key's later records follow
+    /// it into the dead-letter topic; the others are written. Dead letters
+    /// are sent after the writes, in record order, so a key's dead letters
+    /// stay in its order whichever way its records went.
+    async fn settle(
+        &mut self,
+        steps: &[Step<'_>],
+        writes: &Writes,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<Settled, ProjectorError> {
+        let mut settled = Settled {
+            dead: vec![false; steps.len()],
+            ..Settled::default()
+        };
+        let refusal = match self
+            .write_phased(shutdown, &writes.plain, &writes.versions)
+            .await
+        {
+            Ok(()) => {
+                settled.written = writes.plain.len() + writes.versions.len();
+                for (i, step) in steps.iter().enumerate() {
+                    match &step.outcome {
+                        Outcome::Apply(_) => {}
+                        Outcome::Parked => self.bury(step, PARKED_REASON, &mut settled).await?,
+                        Outcome::Poison(why) => self.bury(step, why, &mut settled).await?,
+                    }
+                    settled.dead[i] = !matches!(step.outcome, Outcome::Apply(_));
+                }
+                return Ok(settled);
+            }
+            Err(ProjectorError::Store(ReadStoreError::Invalid(why))) => why,
+            Err(e) => return Err(e),
+        };
+        tracing::warn!(
+            projection = self.projection.name(),
+            generation = self.config.generation,
+            error = %refusal,
+            "the read store refused a batch; writing it record by record"
+        );
+        let mut tables_checked = false;
+        for (i, step) in steps.iter().enumerate() {
+            let share = match &step.outcome {
+                Outcome::Parked => {
+                    self.bury(step, PARKED_REASON, &mut settled).await?;
+                    settled.dead[i] = true;
+                    continue;
+                }
+                Outcome::Poison(why) => {
+                    self.bury(step, why, &mut settled).await?;
+                    settled.dead[i] = true;
+                    continue;
+                }
+                Outcome::Apply(share) => share,
+            };
+            if settled.refused.contains(&step.record.key) {
+                // An earlier record of this key was refused in this batch.
+                self.bury(step, PARKED_REASON, &mut settled).await?;
+                settled.dead[i] = true;
+                continue;
+            }
+            let plain = &writes.plain[share.plain.clone()];
+            let versions = &writes.versions[share.versions.clone()];
+            match self.write_phased(shutdown, plain, versions).await {
+                Ok(()) => settled.written += plain.len() + versions.len(),
+                Err(ProjectorError::Store(ReadStoreError::Invalid(why))) => {
+                    if !tables_checked {
+                        // A refusal that is not this record's fault (its
+                        // tables are gone) must not dead-letter everything.
+                        self.check_tables(shutdown).await?;
+                        tables_checked = true;
+                    }
+                    let why = format!("store refused: {why}");
+                    self.bury(step, &why, &mut settled).await?;
+                    settled.dead[i] = true;
+                    settled.refused.insert(step.record.key.clone());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(settled)
+    }
+
+    /// Dead-letters `step`'s record with `why` and adds its park row.
+    async fn bury(
+        &mut self,
+        step: &Step<'_>,
+        why: &str,
+        settled: &mut Settled,
+    ) -> Result<(), ProjectorError> {
+        let at = self.dead_letter(step.record, why, step.retry_of).await?;
+        settled.parks.push(dlq::park(
+            self.projection.name(),
+            self.config.generation,
+            &step.record.key,
+            at,
+            why,
+            now_ms(),
+        ));
+        Ok(())
+    }
+
+    /// Whether the projection's tables of this generation answer (retried
+    /// while the store is unavailable): a read of each refused as well
+    /// means the tables are missing (dropped), not that a record is bad.
+    async fn check_tables(
+        &mut self,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<(), ProjectorError> {
+        let generation = self.config.generation;
+        for table in self.projection.tables() {
+            let partition: platform::readstore::Row = table
+                .partition_key
+                .iter()
+                .map(|c| (c.name.to_owned(), probe_value(c.kind)))
+                .collect();
+            let probed = self
+                .retrying(shutdown, |store| {
+                    let store = Arc::clone(store);
+                    let partition = partition.clone();
+                    async move {
+                        store
+                            .scan(table, generation, &partition, None, 1)
+                            .await
+                            .map(|_| ())
+                    }
+                })
+                .await;
+            match probed {
+                Ok(()) => {}
+                Err(ProjectorError::Store(e @ ReadStoreError::Invalid(_))) => {
+                    return Err(ProjectorError::Invalid(format!(
+                        "the read store refused a batch and {} of generation {generation} \
+                         does not answer either: {e}",
+                        table.name
+                    )));
+                }
+                Err(e) => return Err(e),
+            }
+        }
         Ok(())
     }
 
@@ -582,18 +866,37 @@ impl Projector {
     async fn write(
         &mut self,
         shutdown: &watch::Receiver<bool>,
-        mutations: Vec<Mutation>,
+        mutations: &[Mutation],
     ) -> Result<(), ProjectorError> {
         if mutations.is_empty() {
             return Ok(());
         }
-        let mutations = Arc::new(mutations);
         self.retrying(shutdown, |store| {
             let store = Arc::clone(store);
-            let mutations = Arc::clone(&mutations);
-            async move { store.write(&mutations).await }
+            async move { store.write(mutations).await }
         })
         .await
+    }
+
+    /// Writes `plain` (rows without a `*_version` column, and deletes),
+    /// then — only once those are durable — `versions` (rows with one).
+    ///
+    /// Read-your-writes waits on a row's version cell
+    /// (`orders_by_id.order_version`, …) and then reads the aggregate's
+    /// other rows (`orders_by_customer`, `order_timeline`, …). The CQL
+    /// adapter runs one write's mutations concurrently, so in a single
+    /// write the version cell could land before the rows of the same
+    /// event, and a reader that saw the version would miss them. Written
+    /// last, a version a reader sees vouches for every other row of its
+    /// event (and of the events before it).
+    async fn write_phased(
+        &mut self,
+        shutdown: &watch::Receiver<bool>,
+        plain: &[Mutation],
+        versions: &[Mutation],
+    ) -> Result<(), ProjectorError> {
+        self.write(shutdown, plain).await?;
+        self.write(shutdown, versions).await
     }
 
     /// Runs `op` until it succeeds, backing off while the store is
@@ -649,14 +952,7 @@ impl Projector {
         match self.retry_done_seen {
             Some(seen) if seen != control.retry_done => {
                 // Another instance retried: it may have unparked keys.
-                let generation = self.config.generation;
-                self.parked = self
-                    .retrying(shutdown, |store| {
-                        let store = Arc::clone(store);
-                        async move { dlq::parked_keys(store.as_ref(), name, generation).await }
-                    })
-                    .await?;
-                self.stats.parked = self.parked.len();
+                self.reload_parked(shutdown).await?;
                 self.publish();
             }
             _ => {}
@@ -696,6 +992,9 @@ impl Projector {
             let control = match dlq::control(self.store.as_ref(), name).await {
                 Ok(c) => c,
                 Err(e) if e.is_retriable() => {
+                    if stopping(&shutdown) {
+                        break;
+                    }
                     tokio::time::sleep(Duration::from_millis(250)).await;
                     continue;
                 }
@@ -718,7 +1017,7 @@ impl Projector {
                     .collect();
                 let acks =
                     generations::ack_handoff(name, control.handoff_id, generation, &positions, now);
-                self.write(&shutdown, acks).await?;
+                self.write(&shutdown, &acks).await?;
                 acked = control.handoff_id;
                 tracing::info!(
                     projection = name,
@@ -762,58 +1061,54 @@ impl Projector {
             0
         };
         let (records, end) = dlq::read_dead_letters(self.log.as_ref(), &topic, from).await?;
+        // This generation's dead letters, as the records they hold.
+        let originals: Vec<(i64, LogRecord)> = records
+            .iter()
+            .filter(|dead| dlq::generation_of(dead).is_none_or(|g| g == generation))
+            .map(|dead| (dead.offset, dlq::original(dead)))
+            .collect();
         let mut retried: HashSet<Vec<u8>> = HashSet::new();
         let mut failed: HashSet<Vec<u8>> = HashSet::new();
-        let mut writes: Vec<Mutation> = Vec::new();
-        let mut parks: Vec<Mutation> = Vec::new();
-        let (mut ok, mut again) = (0i64, 0i64);
-        for dead in &records {
-            if dlq::generation_of(dead).is_some_and(|g| g != generation) {
-                continue;
-            }
-            let original = dlq::original(dead);
-            retried.insert(dead.key.clone());
+        let mut writes = Writes::default();
+        let mut steps = Vec::with_capacity(originals.len());
+        for (offset, original) in &originals {
+            retried.insert(original.key.clone());
             // Once one of a key's events fails again, its later ones stay
             // in the dead-letter topic, in order.
-            if failed.contains(&dead.key) {
-                let at = self
-                    .dead_letter(&original, PARKED_REASON, Some(dead.offset))
-                    .await?;
-                parks.push(dlq::park(
-                    name,
-                    generation,
-                    &dead.key,
-                    at,
-                    PARKED_REASON,
-                    now_ms(),
-                ));
-                again += 1;
-                continue;
-            }
-            match self.project(&original, shutdown).await? {
-                Ok(mutations) => {
-                    writes.extend(mutations.into_iter().map(|mut m| {
-                        m.generation = generation;
-                        m
-                    }));
-                    ok += 1;
+            let outcome = if failed.contains(&original.key) {
+                Outcome::Parked
+            } else {
+                match self.project(original, shutdown).await? {
+                    Ok(mutations) => Outcome::Apply(writes.push(mutations, generation)),
+                    Err(why) => {
+                        failed.insert(original.key.clone());
+                        Outcome::Poison(why)
+                    }
                 }
-                Err(why) => {
-                    let at = self.dead_letter(&original, &why, Some(dead.offset)).await?;
-                    failed.insert(dead.key.clone());
-                    parks.push(dlq::park(name, generation, &dead.key, at, &why, now_ms()));
-                    again += 1;
-                }
-            }
+            };
+            steps.push(Step {
+                record: original,
+                retry_of: Some(*offset),
+                outcome,
+            });
         }
+        // Written like a batch: version rows last, a write the store
+        // refuses dead-lettered again (its key stays parked).
+        let settled = self.settle(&steps, &writes, shutdown).await?;
+        failed.extend(settled.refused.iter().cloned());
+        let again = settled.dead.iter().filter(|d| **d).count();
+        let ok = i64::try_from(steps.len() - again).unwrap_or(i64::MAX);
+        let again = i64::try_from(again).unwrap_or(i64::MAX);
         let unparked: Vec<Vec<u8>> = retried.difference(&failed).cloned().collect();
-        writes.extend(parks);
-        writes.extend(
+        // After the retried writes are durable: the parks of what failed
+        // again, the unparks of the keys that came back.
+        let mut marks = settled.parks;
+        marks.extend(
             unparked
                 .iter()
                 .map(|k| dlq::unpark(name, generation, k, end)),
         );
-        self.write(shutdown, writes).await?;
+        self.write(shutdown, &marks).await?;
         for k in &unparked {
             self.parked.remove(k);
         }
@@ -835,7 +1130,7 @@ impl Projector {
                 ("dlq_last_retry_failed", Value::BigInt(again)),
             ],
         )];
-        self.write(shutdown, ack).await?;
+        self.write(shutdown, &ack).await?;
         self.retry_done_seen = Some(seq);
         self.stats.retries += 1;
         self.stats.parked = self.parked.len();
@@ -851,5 +1146,103 @@ impl Projector {
             "retried dead letters"
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use platform::readstore::{column, ColumnType as T, Order, TableDef};
+
+    use super::*;
+    use crate::projection::{row, text, upsert};
+
+    const BY_ID: TableDef = TableDef {
+        name: "things_by_id",
+        partition_key: &[column("id", T::Text)],
+        clustering: &[],
+        columns: &[column("thing_version", T::BigInt), column("name", T::Text)],
+    };
+
+    const BY_OWNER: TableDef = TableDef {
+        name: "things_by_owner",
+        partition_key: &[column("owner", T::Text)],
+        clustering: &[(column("id", T::Text), Order::Asc)],
+        columns: &[column("name", T::Text)],
+    };
+
+    fn by_id(id: &str, version: i64) -> Mutation {
+        upsert(
+            BY_ID,
+            version,
+            row([
+                ("id", text(id)),
+                ("thing_version", Value::BigInt(version)),
+                ("name", text("x")),
+            ]),
+        )
+    }
+
+    fn by_owner(id: &str, version: i64) -> Mutation {
+        upsert(
+            BY_OWNER,
+            version,
+            row([("owner", text("o")), ("id", text(id)), ("name", text("x"))]),
+        )
+    }
+
+    fn delete_by_owner(id: &str, version: i64) -> Mutation {
+        Mutation {
+            table: BY_OWNER,
+            generation: 0,
+            kind: MutationKind::Delete(row([("owner", text("o")), ("id", text(id))])),
+            timestamp: version,
+        }
+    }
+
+    #[test]
+    fn version_rows_go_to_the_second_phase_and_each_record_keeps_its_share() {
+        let mut writes = Writes::default();
+        let a = writes.push(vec![by_id("a", 1), by_owner("a", 1)], 3);
+        let b = writes.push(vec![delete_by_owner("b", 2), by_id("b", 2)], 3);
+        let c = writes.push(vec![by_owner("c", 1)], 3);
+        assert!(writes.plain.iter().all(|m| !carries_version(m)));
+        assert!(writes.versions.iter().all(carries_version));
+        assert_eq!(writes.plain.len(), 3);
+        assert_eq!(writes.versions.len(), 2);
+        assert!(writes
+            .plain
+            .iter()
+            .chain(&writes.versions)
+            .all(|m| m.generation == 3));
+        assert_eq!(
+            writes.plain[a.plain.clone()],
+            [{
+                let mut m = by_owner("a", 1);
+                m.generation = 3;
+                m
+            }]
+        );
+        assert_eq!(writes.versions[a.versions].len(), 1);
+        assert!(matches!(
+            writes.plain[b.plain.clone()][0].kind,
+            MutationKind::Delete(_)
+        ));
+        assert_eq!(writes.versions[b.versions].len(), 1);
+        assert_eq!(writes.plain[c.plain].len(), 1);
+        assert!(c.versions.is_empty());
+    }
+
+    #[test]
+    fn deletes_and_rows_without_a_version_column_are_plain() {
+        assert!(carries_version(&by_id("a", 1)));
+        assert!(!carries_version(&by_owner("a", 1)));
+        assert!(!carries_version(&delete_by_owner("a", 1)));
+        // A column called `version` is not a `*_version` column.
+        let m = upsert(
+            BY_ID,
+            1,
+            row([("id", text("a")), ("version", Value::BigInt(1))]),
+        );
+        assert!(!carries_version(&m));
     }
 }

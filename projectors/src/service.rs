@@ -5,7 +5,10 @@
 //! polls the pointer every `pointer_poll`; when a rebuild switched, it
 //! stops the old projector (which finishes its batch and leaves its group)
 //! and starts one on the new generation — in that generation's group, so
-//! it continues from the rebuild's committed offsets. A projector that
+//! it continues from the rebuild's committed offsets. The old projector is
+//! usually paused for the rebuild's hand-off then (the rebuild keeps the
+//! lease after the switch, see [`crate::rebuild`]); a pause ends on the
+//! stop request, so the move does not wait for the lease. A projector that
 //! fails (a non-retriable error) is logged and restarted after a backoff:
 //! one projection's failure never stops the others or the service.
 //!

@@ -28,7 +28,9 @@ use projectors::dlq;
 use projectors::generations;
 use projectors::projection::{row, text, upsert, Input, Projected, Projection, ProjectionError};
 use projectors::rebuild::{rebuild, RebuildOptions, RebuildPhase, RebuildProgress};
-use projectors::runtime::{dead_letter_topic, Projector, ProjectorConfig, ProjectorStats, Role};
+use projectors::runtime::{
+    dead_letter_topic, Projector, ProjectorConfig, ProjectorStats, Role, PARKED_REASON,
+};
 use projectors::service::{ProjectorService, RunningService, ServiceConfig, ServiceStatus};
 use schemas::catalog::{CatalogEvent, ProductRepriced};
 use schemas::registry::EmbeddedRegistry;
@@ -49,12 +51,14 @@ const HISTORY: TableDef = TableDef {
     columns: &[column("price", T::BigInt)],
 };
 
-/// Prices per SKU; fails for `bad` while `failing` is set, and records
+/// Prices per SKU; fails for `bad` while `failing` is set, writes a row
+/// the store refuses (a column the table lacks) for `refused`, and records
 /// the (sku, version) it projected, in order.
 #[derive(Debug, Default)]
 struct Prices {
     bad: Mutex<Option<String>>,
     failing: AtomicBool,
+    refused: Option<String>,
     seen: Mutex<Vec<(String, i64)>>,
 }
 
@@ -106,16 +110,16 @@ impl Projection for Prices {
             .lock()
             .unwrap()
             .push((sku.clone(), envelope.version));
+        let mut prices = row([
+            ("sku", text(sku.clone())),
+            ("price", Value::BigInt(e.price_minor)),
+            ("version", Value::BigInt(envelope.version)),
+        ]);
+        if self.refused.as_deref() == Some(sku.as_str()) {
+            prices.insert("no_such_column".into(), Value::BigInt(1));
+        }
         Ok(vec![
-            upsert(
-                PRICES,
-                envelope.version,
-                row([
-                    ("sku", text(sku.clone())),
-                    ("price", Value::BigInt(e.price_minor)),
-                    ("version", Value::BigInt(envelope.version)),
-                ]),
-            ),
+            upsert(PRICES, envelope.version, prices),
             upsert(
                 HISTORY,
                 envelope.version,
@@ -445,8 +449,11 @@ async fn a_rebuild_builds_the_next_generation_beside_the_service_and_switches() 
     }
 
     let (progress, mut updates) = watch::channel(RebuildProgress::default());
+    // A long lease: the service must move to generation 2 when it sees
+    // the pointer, not when the lease runs out.
     let options = RebuildOptions {
         drop_after: Duration::from_millis(300),
+        handoff_lease: Duration::from_secs(30),
         ..RebuildOptions::default()
     };
     let rebuilding = tokio::spawn(rebuild(
@@ -507,6 +514,18 @@ async fn a_rebuild_builds_the_next_generation_beside_the_service_and_switches() 
     let last = v - 1;
     ensure!(last > 21, "no events arrived during the rebuild");
     wait_status(&service, "generation 2 served", caught_up(2, 0)).await?;
+    // The lease was kept after the switch (the old generation must not
+    // resume while readers may still read it), and the service left the
+    // paused generation 1 anyway, long before the lease runs out.
+    let control = dlq::control(env.store.as_ref(), "prices").await?;
+    ensure!(
+        control.handoff_generation == 2 && control.handoff_until > report.switched_at,
+        "the hand-off lease was released at the switch: {control:?}"
+    );
+    ensure!(
+        now_ms() < control.handoff_until,
+        "the service waited for the lease to expire: {control:?}"
+    );
     for sku in SKUS {
         let r = env.price_row(2, sku).await?.context("row")?;
         ensure!(
@@ -685,5 +704,278 @@ async fn a_poison_record_goes_to_the_dlq_with_its_reason() -> Result<()> {
         "the original bytes are kept"
     );
     ensure!(env.history(1, "OK-1").await? == vec![1, 2]);
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_of_a_generation_being_built_leaves_it_alone() -> Result<()> {
+    let env = env().await?;
+    for sku in SKUS {
+        env.reprice(sku, 1).await?;
+    }
+    // A rebuild of generation 2 is under way: its projector is in the
+    // group and has written rows.
+    let mut first = env.projector(Arc::new(Prices::default()), 2);
+    first.until(&env.ends().await?).await?;
+    ensure!(env.price_row(2, "SKU-1").await?.is_some());
+
+    // A second rebuild of generation 2 must not touch its tables.
+    let (progress, _updates) = watch::channel(RebuildProgress::default());
+    let second = rebuild(
+        Arc::clone(&env.log),
+        Arc::clone(&env.codec),
+        Arc::clone(&env.store),
+        Arc::new(Prices::default()),
+        env.topics.clone(),
+        RebuildOptions {
+            generation: Some(2),
+            reset_timeout: Duration::from_secs(1),
+            ..RebuildOptions::default()
+        },
+        progress,
+    )
+    .await;
+    ensure!(
+        matches!(second, Err(projectors::runtime::ProjectorError::Timeout(_))),
+        "{second:?}"
+    );
+    for sku in SKUS {
+        ensure!(
+            env.history(2, sku).await? == vec![1],
+            "the second rebuild emptied the first one's tables ({sku})"
+        );
+    }
+    ensure!(
+        !first.task.is_finished(),
+        "the first rebuild's projector stopped"
+    );
+    first.stop().await?;
+    Ok(())
+}
+
+/// A park row as another instance of the projector writes it (the key's
+/// dead letter at `dlq_offset`).
+async fn park_elsewhere(env: &Env, generation: u32, key: &str, dlq_offset: i64) -> Result<()> {
+    env.store
+        .write(&[Mutation {
+            table: dlq::PARKED_KEYS,
+            generation: generations::META_GENERATION,
+            kind: platform::readstore::MutationKind::Upsert(row([
+                ("projection", text("prices")),
+                ("generation", Value::Int(i32::try_from(generation)?)),
+                ("key_hex", text(dlq::key_hex(key.as_bytes()))),
+                ("dlq_offset", Value::BigInt(dlq_offset)),
+                ("reason", text("parked by another instance")),
+                ("parked_at", Value::Timestamp(1)),
+            ])),
+            timestamp: dlq_offset,
+        }])
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_another_instance_parked_stays_parked_after_a_rebalance() -> Result<()> {
+    let env = env().await?;
+    // Keys on both partitions.
+    let mut skus: Vec<String> = Vec::new();
+    for i in 1.. {
+        let sku = format!("OK-{i}");
+        let p = platform::partitioner::partition_for_key(sku.as_bytes(), 2);
+        if !skus
+            .iter()
+            .any(|s| platform::partitioner::partition_for_key(s.as_bytes(), 2) == p)
+        {
+            skus.push(sku);
+        }
+        if skus.len() == 2 {
+            break;
+        }
+    }
+    for v in 1..=2 {
+        for sku in &skus {
+            env.reprice(sku, v).await?;
+        }
+    }
+    ensure!(
+        env.ends().await?.values().all(|end| *end > 0),
+        "both partitions need records"
+    );
+    // This instance starts with nothing parked and catches up.
+    let mut projector = env.projector(Arc::new(Prices::default()), 1);
+    projector.until(&env.ends().await?).await?;
+    ensure!(projector.stats.borrow().parked == 0);
+
+    // Another instance of the group parks BAD-1 (its dead letter is in the
+    // topic, its park row in the store)…
+    park_elsewhere(&env, 1, "BAD-1", 0).await?;
+    // …and the group rebalances: a member joins, takes partitions, leaves.
+    {
+        let mut other = env
+            .log
+            .join_group(GroupConfig::new(
+                "t.projector.prices.g1",
+                vec![env.input.clone()],
+            ))
+            .await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while other.assignment().is_empty() {
+            ensure!(
+                tokio::time::Instant::now() < deadline,
+                "the other member got no partition"
+            );
+            other.poll(10, Duration::from_millis(100)).await?;
+        }
+        other.close().await?;
+    }
+    // Wait until this instance has its partitions back (it got them
+    // reassigned: `Revoked`, then `Assigned` with both), so the next
+    // events reach it through the new assignment (the embedded log fences
+    // a batch polled across the rebalance, which would stop the projector).
+    projector.stats.borrow_and_update();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut moved = false;
+    loop {
+        ensure!(!projector.task.is_finished(), "the projector stopped");
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no reassignment: {:?}",
+            projector.stats.borrow().positions
+        );
+        if let Ok(changed) =
+            tokio::time::timeout(Duration::from_millis(100), projector.stats.changed()).await
+        {
+            changed?;
+            moved = true;
+        }
+        if moved && projector.stats.borrow_and_update().positions.len() == 2 {
+            break;
+        }
+    }
+    // BAD-1's next events, after the reassignment: they must follow the
+    // dead-lettered one, not be applied.
+    env.reprice("BAD-1", 1).await?;
+    env.reprice("BAD-1", 2).await?;
+    env.reprice(&skus[0], 3).await?;
+    projector.until(&env.ends().await?).await?;
+    let stats = projector.stop().await?;
+    ensure!(
+        env.price_row(1, "BAD-1").await?.is_none(),
+        "a key parked by another instance was applied after a rebalance"
+    );
+    ensure!(stats.dead_letters == 2 && stats.parked == 1, "{stats:?}");
+    let letters = env.dead_letters().await?;
+    ensure!(
+        letters.len() == 2
+            && letters
+                .iter()
+                .all(|d| d.key_text() == "BAD-1" && d.reason.starts_with("parked") && d.parked),
+        "{letters:?}"
+    );
+    ensure!(env.history(1, &skus[0]).await? == vec![1, 2, 3]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_store_refuses_is_dead_lettered_and_the_rest_written() -> Result<()> {
+    let env = env().await?;
+    let prices = Arc::new(Prices {
+        refused: Some("REFUSED-1".into()),
+        ..Prices::default()
+    });
+    // One batch: the refused key's events among the others'.
+    for v in 1..=3 {
+        env.reprice("OK-1", v).await?;
+        env.reprice("REFUSED-1", v).await?;
+        env.reprice("OK-2", v).await?;
+    }
+    let mut projector = env.projector(prices.clone(), 1);
+    projector.until(&env.ends().await?).await?;
+    ensure!(
+        !projector.task.is_finished(),
+        "the projector stopped on a refused write"
+    );
+    for sku in ["OK-1", "OK-2"] {
+        ensure!(env.history(1, sku).await? == vec![1, 2, 3], "{sku}");
+        let r = env.price_row(1, sku).await?.context("row")?;
+        ensure!(
+            r.get("price") == Some(&Value::BigInt(price(sku, 3))),
+            "{r:?}"
+        );
+    }
+    ensure!(env.price_row(1, "REFUSED-1").await?.is_none());
+    ensure!(env.history(1, "REFUSED-1").await?.is_empty());
+    let parked = dlq::parked_keys(env.store.as_ref(), "prices", 1).await?;
+    ensure!(
+        parked.len() == 1 && parked.contains(b"REFUSED-1".as_slice()),
+        "{parked:?}"
+    );
+    let letters = env.dead_letters().await?;
+    ensure!(letters.len() == 3, "{letters:?}");
+    ensure!(
+        letters[0].reason.starts_with("store refused: ")
+            && letters[0].reason.contains("no_such_column"),
+        "{letters:?}"
+    );
+    ensure!(
+        letters[1..].iter().all(|d| d.reason == PARKED_REASON),
+        "{letters:?}"
+    );
+    ensure!(
+        letters.iter().all(|d| d.key_text() == "REFUSED-1"
+            && d.parked
+            && d.generation == Some(1)
+            && d.source_offset.is_some()),
+        "{letters:?}"
+    );
+    // Dead-lettered in the key's order.
+    let offsets: Vec<i64> = letters.iter().filter_map(|d| d.source_offset).collect();
+    ensure!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+
+    // It keeps going: the next batch is projected, the key stays parked.
+    env.reprice("OK-1", 4).await?;
+    env.reprice("REFUSED-1", 4).await?;
+    projector.until(&env.ends().await?).await?;
+    let stats = projector.stop().await?;
+    ensure!(env.history(1, "OK-1").await? == vec![1, 2, 3, 4]);
+    ensure!(stats.dead_letters == 4 && stats.parked == 1, "{stats:?}");
+    let letters = env.dead_letters().await?;
+    ensure!(
+        letters.len() == 4 && letters[3].reason == PARKED_REASON,
+        "{letters:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_tables_stop_the_projector_instead_of_dead_lettering_everything() -> Result<()> {
+    let env = env().await?;
+    env.reprice("OK-1", 1).await?;
+    let mut projector = env.projector(Arc::new(Prices::default()), 1);
+    projector.until(&env.ends().await?).await?;
+    // Its generation's tables are dropped under it: every write is
+    // refused, but no record is at fault.
+    env.store.drop_tables(&[PRICES, HISTORY], 1).await?;
+    env.reprice("OK-1", 2).await?;
+    env.reprice("OK-2", 1).await?;
+    let result = tokio::time::timeout(Duration::from_secs(30), projector.task).await??;
+    ensure!(
+        matches!(&result, Err(projectors::runtime::ProjectorError::Invalid(m)) if m.contains("does not answer")),
+        "{result:?}"
+    );
+    ensure!(env.dead_letters().await?.is_empty());
+    ensure!(dlq::parked_keys(env.store.as_ref(), "prices", 1)
+        .await?
+        .is_empty());
     Ok(())
 }

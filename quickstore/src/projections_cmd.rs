@@ -231,7 +231,21 @@ pub fn utc(ms: i64) -> String {
     )
 }
 
+/// The shortest `--drop-after` (seconds): readers refresh the serving
+/// generation about once a second, so the old tables must outlive the
+/// switch by more than that. (The library takes any value; its tests use
+/// short ones on purpose.)
+pub const MIN_DROP_AFTER_SECS: u64 = 5;
+
 pub async fn rebuild(settings: Settings, args: ProjectionsRebuildArgs) -> Result<()> {
+    let drop_after = args.drop_after.max(MIN_DROP_AFTER_SECS);
+    if drop_after != args.drop_after && !args.keep_old {
+        eprintln!(
+            "--drop-after {} is below the minimum: dropping the old generation {drop_after} s \
+             after the switch",
+            args.drop_after
+        );
+    }
     let projection = resolve(std::slice::from_ref(&args.name))?
         .into_iter()
         .next()
@@ -244,7 +258,7 @@ pub async fn rebuild(settings: Settings, args: ProjectionsRebuildArgs) -> Result
     ensure_inputs(&system).await?;
     let options = RebuildOptions {
         keep_old: args.keep_old,
-        drop_after: Duration::from_secs(args.drop_after),
+        drop_after: Duration::from_secs(drop_after),
         // On the embedded log no other process can be projecting: there
         // is nobody to wait for at the hand-off.
         handoff_grace: if embedded {
@@ -299,8 +313,8 @@ pub async fn rebuild(settings: Settings, args: ProjectionsRebuildArgs) -> Result
                 );
             } else {
                 println!(
-                    "{name}: dropping generation {} in {} s (after the readers' refresh)",
-                    p.old_generation, args.drop_after
+                    "{name}: dropping generation {} in {drop_after} s (after the readers' refresh)",
+                    p.old_generation
                 );
             }
         }
