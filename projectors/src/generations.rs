@@ -19,10 +19,14 @@
 //! durable output has reached ([`HANDOFF_ACKS`]). The rebuild then catches
 //! up to the log's ends (which are at or past every acknowledged
 //! position), switches, and the services move to the new generation
-//! within their pointer poll. The lease expires on its own (a rebuild
-//! that dies mid-way stalls the old generation for the lease's length at
-//! most); partitions nobody acknowledges within a grace period (no live
-//! projector, or one in the middle of a rebalance) are assumed idle.
+//! within their pointer poll. The lease expires on its own: a successful
+//! rebuild does not release it, so the old generation stays paused while
+//! readers may still use it (see [`crate::rebuild`]) — its services stop
+//! it when they see the pointer move, without waiting for the lease; a
+//! rebuild that dies mid-way stalls the old generation for the lease's
+//! length at most. Partitions nobody acknowledges within a grace period
+//! (no live projector, or one in the middle of a rebalance) are assumed
+//! idle.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -160,7 +164,9 @@ pub async fn request_handoff(
     })
 }
 
-/// Ends a lease early (the old generation resumes at once).
+/// Ends a lease early (the old generation resumes at once): what a
+/// rebuild does when it could not catch up within the lease, before it
+/// tries again — never after a switch.
 pub async fn release_handoff(
     store: &dyn ReadStore,
     projection: &str,
@@ -259,4 +265,22 @@ pub async fn switched_at(
         Some(Value::Timestamp(t)) => Some(*t),
         _ => None,
     })
+}
+
+/// Creates the metadata tables and, for each of `projections`, the tables
+/// of the generation readers use.
+///
+/// The query API calls this before it answers: a reader that arrives before
+/// the projector created its tables would otherwise find no table at all
+/// (an error) instead of an empty one (a "not yet" it can wait on).
+pub async fn prepare_serving_tables(
+    store: &dyn ReadStore,
+    projections: &[std::sync::Arc<dyn crate::projection::Projection>],
+) -> Result<(), ReadStoreError> {
+    ensure(store).await?;
+    for projection in projections {
+        let generation = serving(store, projection.name()).await?;
+        store.ensure_tables(projection.tables(), generation).await?;
+    }
+    Ok(())
 }

@@ -76,6 +76,16 @@ impl ReadSide {
             .projections
             .clone()
             .unwrap_or_else(projectors::projections::all);
+        // Every read model's serving tables exist before the first query
+        // (the query API reads all of them, whichever projectors run here):
+        // an early reader then finds an empty table and waits on its
+        // position token, instead of a missing table and a 500.
+        projectors::generations::prepare_serving_tables(
+            store.as_ref(),
+            &projectors::projections::all(),
+        )
+        .await
+        .context("creating the read models' tables")?;
         let projectors = (!projections.is_empty()).then(|| {
             ProjectorService::new(
                 Arc::clone(&system.log),
