@@ -22,6 +22,9 @@ pub struct Caller {
     /// The token's subject: the customer (or courier, admin…) id.
     pub customer_id: String,
     pub roles: Vec<Role>,
+    /// When the token expires, seconds since the epoch: a live stream ends
+    /// then, as a request with the token would be refused.
+    pub exp: i64,
 }
 
 impl Caller {
@@ -62,6 +65,17 @@ impl Caller {
         }
         Err(AppError::forbidden(
             "customers may read only their own data (`me`)",
+        ))
+    }
+
+    /// A courier may read their own shipments list, an admin anyone's;
+    /// others get 403.
+    pub fn may_read_courier(&self, courier_id: &str) -> Result<(), AppError> {
+        if self.is_admin() || (self.has(Role::Courier) && self.customer_id == courier_id) {
+            return Ok(());
+        }
+        Err(AppError::forbidden(
+            "couriers may list only their own shipments (`me`)",
         ))
     }
 
@@ -109,6 +123,7 @@ pub async fn verify(state: &QueryState, token: &str) -> Result<Caller, AppError>
     Ok(Caller {
         customer_id: claims.sub,
         roles: claims.roles,
+        exp: claims.exp,
     })
 }
 
@@ -171,22 +186,16 @@ impl FromRequestParts<QueryState> for StreamCaller {
     }
 }
 
-/// Authenticates a request to the route `path` ahead of its handler (and
-/// caches the caller for it): `None` for a public route. A stream route
-/// also takes `?access_token=`.
-pub async fn ahead(
-    state: &QueryState,
-    parts: &mut Parts,
-    path: &str,
-) -> Result<Option<Caller>, AppError> {
-    if crate::routes::catalog::PUBLIC_ROUTES.contains(&path) {
-        return Ok(None);
-    }
+/// Authenticates a request to the route `path` ahead of its handler, and
+/// caches the caller for it; public routes too (a position token that is
+/// not public data needs a caller there). A stream route also takes
+/// `?access_token=`.
+pub async fn ahead(state: &QueryState, parts: &mut Parts, path: &str) -> Result<Caller, AppError> {
     let caller = if path.ends_with("/stream") {
         StreamCaller::from_request_parts(parts, state).await?.0
     } else {
         from_header(state, parts).await?
     };
     parts.extensions.insert(caller.clone());
-    Ok(Some(caller))
+    Ok(caller)
 }

@@ -10,7 +10,27 @@
 //! payments and shipments; for them a Payment or Shipment token waits on
 //! the `payment_version`/`shipment_version` cells of `orders_by_id`, since
 //! the payments and shipments projections are separate consumers that may
-//! be ahead of it.
+//! be ahead of it. Every Order event the orders projection takes moves
+//! `order_version` (a cancellation request too), so that one cell answers
+//! for an Order token.
+//!
+//! A wait costs reads, and how long it takes tells whether a row has got
+//! somewhere, so a token is admitted only where it fits ([`follows`]):
+//!
+//! - the route must follow the token's aggregate — an order route its
+//!   order, payment and shipment, a customer's order list its orders, a
+//!   profile its customer, the catalog its products and their stock…;
+//!   where the path names the aggregate, the token must name that one;
+//!   other routes (sales, audit, sagas) follow no positions. A token that
+//!   does not fit is 422 `position-not-followed` naming the field, with no
+//!   wait;
+//! - the caller is authenticated first (a bad token is 401 at once, not
+//!   after the wait), also on the public catalog routes unless the token's
+//!   aggregate is public data there (a Product, or a StockItem for a
+//!   product); where the path alone says the caller may not read the
+//!   answer (another customer's list or profile, an admin's route), that
+//!   is refused before the wait too. Who may see an order is still the
+//!   handler's call, after the wait (a 404 needs the row).
 //!
 //! The row is polled (5 ms, doubling to 50 ms) until it has the version,
 //! up to `read_your_writes_timeout`; then the answer is 503
@@ -19,24 +39,26 @@
 //! `X-Read-Position-Reached: true`.
 //!
 //! The wait runs as a route layer, before the handler: the handler's reads
-//! (and its 404s) then see at least the awaited version. The caller is
-//! authenticated before the wait (a bad token is 401 at once, not after
-//! it); who may see what is still the handler's call, after the wait.
+//! (and its 404s) then see at least the awaited version.
 
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use platform::auth::Role;
 use platform::readstore::TableDef;
 use projectors::projections::{catalog, customers, orders, payments, shipments, stock};
 
+use crate::auth::Caller;
 use crate::cells;
 use crate::pagination::query_pairs;
 use crate::problem::AppError;
 use crate::reads::key;
+use crate::routes::catalog::PUBLIC_ROUTES;
 use crate::state::QueryState;
 
 /// The request header carrying a position token.
@@ -209,26 +231,7 @@ async fn reached(
     let Some(row) = row else {
         return Ok(false);
     };
-    if cells::big(&row, target.version).is_some_and(|v| v >= position.version) {
-        return Ok(true);
-    }
-    // An Order event that changes no status (a cancellation request) is
-    // projected into the timeline only, so `order_version` stays behind
-    // it: the timeline then shows whether the projection got there.
-    if target.table.name == orders::ORDERS_BY_ID.name && target.version == "order_version" {
-        let timeline = state
-            .scan_all(
-                &orders::ORDER_TIMELINE,
-                &key("order_id", &position.aggregate_id),
-                crate::stream::MAX_TIMELINE,
-            )
-            .await?;
-        return Ok(timeline.iter().any(|entry| {
-            cells::text(entry, "aggregate_type").as_deref() == Some("Order")
-                && cells::big(entry, "version").is_some_and(|v| v >= position.version)
-        }));
-    }
-    Ok(false)
+    Ok(cells::big(&row, target.version).is_some_and(|v| v >= position.version))
 }
 
 /// Waits until the read model serving `served` holds `position` (sent as
@@ -279,10 +282,185 @@ fn not_yet(position: &Position, waited: Duration) -> AppError {
     .with_header(header::RETRY_AFTER, "1")
 }
 
-/// The route layer: waits for a requested position, then serves.
-///
-/// A route that needs a token is authenticated first, so a request that
-/// would be refused 401 is refused at once rather than after the wait.
+/// Who may wait on a route: checked before the wait, so that a caller the
+/// answer is refused to cannot use the wait to probe the read models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: what the route follows is public data.
+    Public,
+    /// Any authenticated caller (the handler decides after the wait: whose
+    /// order it is needs the order's row).
+    Authenticated,
+    /// The customer the path's `customer_id` names (`me`), or an admin.
+    Customer,
+    /// The courier the path's `courier_id` names (`me`), or an admin.
+    Courier,
+    /// Admins and couriers.
+    AdminOrCourier,
+    Admin,
+}
+
+/// The positions a route follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Follows {
+    /// The aggregate types.
+    pub types: &'static [&'static str],
+    /// The path parameter the token's aggregate id must equal (`me` is the
+    /// caller), or `None` for any aggregate of those types (a listing).
+    pub same_id: Option<&'static str>,
+    pub access: Access,
+}
+
+/// What the route `route` (as matched, `/orders/{order_id}`) follows:
+/// `None` for the routes that follow no positions.
+pub fn follows(route: &str) -> Option<Follows> {
+    let f = |types, same_id, access| {
+        Some(Follows {
+            types,
+            same_id,
+            access,
+        })
+    };
+    const ORDER: &[&str] = &["Order", "Payment", "Shipment"];
+    match route {
+        "/orders/{order_id}"
+        | "/orders/{order_id}/timeline"
+        | "/orders/{order_id}/payment"
+        | "/orders/{order_id}/stream" => f(ORDER, Some("order_id"), Access::Authenticated),
+        "/customers/{customer_id}/orders" | "/customers/{customer_id}/orders/stream" => {
+            f(&["Order"], None, Access::Customer)
+        }
+        "/customers/{customer_id}" => f(&["Customer"], Some("customer_id"), Access::Customer),
+        "/shipments/{shipment_id}" => f(&["Shipment"], Some("shipment_id"), Access::AdminOrCourier),
+        "/couriers/{courier_id}/shipments" => f(&["Shipment"], None, Access::Courier),
+        "/stock/{sku}" => f(&["StockItem"], Some("sku"), Access::Admin),
+        "/products/{sku}" => f(&["Product", "StockItem"], Some("sku"), Access::Public),
+        "/products" => f(&["Product"], None, Access::Public),
+        _ => None,
+    }
+}
+
+/// What `route` follows, in words (for its OpenAPI document).
+pub fn follows_text(route: &str) -> String {
+    let Some(rule) = follows(route) else {
+        return "This endpoint follows no positions: sending one is 422.".to_owned();
+    };
+    let types = match rule.types {
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+        [] => String::new(),
+    };
+    let which = match rule.same_id {
+        Some(param) if SELF_PARAMS.contains(&param) => {
+            format!("the {types} whose id is the path's `{param}` (`me`: the caller)")
+        }
+        Some(param) => format!("the {types} whose id is the path's `{param}`"),
+        None => format!("any {types}"),
+    };
+    let who = match rule.access {
+        Access::Public => {
+            " No bearer token is needed for them (another position needs one, and is then 422)."
+        }
+        Access::Authenticated => " The bearer token is checked before the wait.",
+        _ => " The bearer token, and that the caller may read this, are checked before the wait.",
+    };
+    format!("This endpoint follows the positions of {which}; any other is 422, with no wait.{who}")
+}
+
+fn not_followed(detail: String, field: &str) -> AppError {
+    AppError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "position-not-followed",
+        detail,
+    )
+    .with_field(field)
+}
+
+/// The path parameters `me` may stand in for the caller in.
+const SELF_PARAMS: &[&str] = &["customer_id", "courier_id"];
+
+/// Admits a position token on `route`, authenticating the caller where it
+/// needs one (and caching it for the handler): the route must follow the
+/// token's aggregate, and the caller may read the answer as far as the
+/// path tells. Returns which projection to wait on.
+async fn admit(
+    state: &QueryState,
+    parts: &mut Parts,
+    route: &str,
+    position: &Position,
+    field: &str,
+) -> Result<Served, AppError> {
+    let rule = follows(route);
+    let kind = position.aggregate_type.as_str();
+    let fits = rule.filter(|r| r.types.contains(&kind));
+    let caller = match fits {
+        Some(r) if r.access == Access::Public && PUBLIC_ROUTES.contains(&route) => None,
+        _ => Some(crate::auth::ahead(state, parts, route).await?),
+    };
+    let Some(rule) = fits else {
+        let follows = match rule {
+            Some(r) => format!("it follows {} positions", r.types.join(", ")),
+            None => "send no position token here".to_owned(),
+        };
+        return Err(not_followed(
+            format!("this endpoint does not follow {kind} positions: {follows}"),
+            field,
+        ));
+    };
+    let params: Vec<(String, String)> = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map(|p| {
+            p.iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let param = |name: &str| -> String {
+        let value = params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default();
+        match &caller {
+            Some(c) if SELF_PARAMS.contains(&name) => c.resolve(value).to_owned(),
+            _ => value.to_owned(),
+        }
+    };
+    if let Some(name) = rule.same_id {
+        let expected = param(name);
+        if position.aggregate_id != expected {
+            return Err(not_followed(
+                format!(
+                    "this endpoint follows the positions of its {name} only ({expected}): the token names {kind} {}",
+                    position.aggregate_id
+                ),
+                field,
+            ));
+        }
+    }
+    if let Some(caller) = &caller {
+        may_wait(caller, rule.access, &param)?;
+    }
+    Ok(Served::of_route(Some(route)))
+}
+
+/// The access rule of a route, as far as its path tells.
+fn may_wait(
+    caller: &Caller,
+    access: Access,
+    param: &dyn Fn(&str) -> String,
+) -> Result<(), AppError> {
+    match access {
+        Access::Public | Access::Authenticated => Ok(()),
+        Access::Customer => caller.may_read_customer(&param("customer_id")),
+        Access::Courier => caller.may_read_courier(&param("courier_id")),
+        Access::AdminOrCourier => caller.require_any(&[Role::Admin, Role::Courier]),
+        Access::Admin => caller.require_any(&[Role::Admin]),
+    }
+}
+
+/// The route layer: admits a requested position, waits for it, then
+/// serves.
 pub async fn read_your_writes(
     State(state): State<QueryState>,
     request: Request,
@@ -293,17 +471,16 @@ pub async fn read_your_writes(
         Ok(None) => return next.run(request).await,
         Err(e) => return e.into_response(),
     };
-    let path = request
+    let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned());
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_default();
     let (mut parts, body) = request.into_parts();
-    if let Some(path) = &path {
-        if let Err(e) = crate::auth::ahead(&state, &mut parts, path).await {
-            return e.into_response();
-        }
-    }
-    let served = Served::of_route(path.as_deref());
+    let served = match admit(&state, &mut parts, &route, &position, field).await {
+        Ok(served) => served,
+        Err(e) => return e.into_response(),
+    };
     if let Err(e) = wait(&state, &position, field, served).await {
         return e.into_response();
     }
@@ -401,6 +578,49 @@ mod tests {
                 assert_eq!(t.table.partition_key.len(), 1, "{kind}");
                 assert_eq!(t.table.partition_key[0].name, t.key, "{kind}");
                 assert!(t.table.column(t.version).is_some(), "{kind} {}", t.version);
+            }
+        }
+    }
+
+    #[test]
+    fn every_route_says_what_it_follows_and_can_wait_for_it() {
+        let follow_none = [
+            "/sales/days/{day}",
+            "/sales/products/{sku}",
+            "/audit/{aggregate_type}/{aggregate_id}/events",
+            "/ops/sagas/{order_id}",
+        ];
+        let (_, _, api) = crate::openapi::parts();
+        for route in api.paths.paths.keys() {
+            if route == "/healthz" || route == "/readyz" {
+                continue;
+            }
+            match follows(route) {
+                None => assert!(follow_none.contains(&route.as_str()), "{route}"),
+                Some(rule) => {
+                    assert!(!follow_none.contains(&route.as_str()), "{route}");
+                    for kind in rule.types {
+                        assert!(
+                            target(kind, Served::of_route(Some(route))).is_some(),
+                            "{route} {kind}"
+                        );
+                    }
+                    if let Some(param) = rule.same_id {
+                        assert!(route.contains(&format!("{{{param}}}")), "{route}");
+                    }
+                    // Only catalog data is waited for without a caller.
+                    assert_eq!(
+                        rule.access == Access::Public,
+                        PUBLIC_ROUTES.contains(&route.as_str()),
+                        "{route}"
+                    );
+                    if rule.access == Access::Public {
+                        assert!(rule
+                            .types
+                            .iter()
+                            .all(|t| ["Product", "StockItem"].contains(t)));
+                    }
+                }
             }
         }
     }

@@ -15,14 +15,16 @@
 //! - [`auth`] — the bearer token → [`auth::Caller`] and the access rules;
 //!   [`jwks`] — where the verification keys come from (fixed, or the
 //!   command API's JWKS, refetched on an unknown `kid`).
-//! - [`consistency`] — read-your-writes: position tokens and the bounded
-//!   wait, as a route layer.
+//! - [`consistency`] — read-your-writes: position tokens, which routes
+//!   follow which positions (and who may wait), and the bounded wait, as a
+//!   route layer.
 //! - [`pagination`] — strict query parameters, `limit`/`cursor`;
 //!   [`ids`] — path id checks; [`cells`] — typed cell reads;
 //!   [`time`] — RFC 3339 times and `YYYY-MM-DD` days; [`views`] — shared
 //!   answer shapes.
 //! - [`routes`] — the endpoints, one module per group of read models;
-//!   [`stream`] — the SSE endpoints.
+//!   [`stream`] — the SSE endpoints (ended when their token expires,
+//!   capped per user).
 //! - [`problem`] — [`problem::AppError`], RFC 9457 problem+json.
 //! - [`openapi`] — the document and what every endpoint shares in it.
 //!

@@ -1,7 +1,7 @@
 //! The OpenAPI document, generated from the handlers (utoipa), plus what
 //! every read endpoint shares and is written once here: the
 //! read-your-writes parameters (`X-Position-Token`, `?after=`) with their
-//! answers (400, 422, 503 not-yet-consistent, and the
+//! answers (400, 422 position-not-followed, 503 not-yet-consistent, and the
 //! `X-Read-Position-Reached` header), the opaque 500, and problem bodies
 //! typed `application/problem+json` as they are served.
 
@@ -16,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::problem::Problem;
 use crate::routes;
 use crate::state::QueryState;
-use crate::stream::{CustomerHistory, OrderHistory};
+use crate::stream::{CustomerHistory, OrderHistory, StreamEnd};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,7 +25,7 @@ use crate::stream::{CustomerHistory, OrderHistory};
         description = "Read models of QuickStore: orders and their timelines, the catalog, stock, shipments, sales, customers, the audit trail and saga state, plus live order status over Server-Sent Events. Send the `position` of a command's answer as `X-Position-Token` (or `?after=`) to read your own write: the answer waits (bounded) until the read model holds it, or says 503 not-yet-consistent. Lists page with `limit` and the opaque `cursor` (`next_cursor` of the previous page). Errors are RFC 9457 problem documents. Each operation's `x-roles` lists who may call it."
     ),
     modifiers(&BearerAuth),
-    components(schemas(Problem, OrderHistory, CustomerHistory)),
+    components(schemas(Problem, OrderHistory, CustomerHistory, StreamEnd)),
     tags(
         (name = "orders", description = "An order, its timeline and payment"),
         (name = "customers", description = "A customer's orders and profile"),
@@ -83,9 +83,9 @@ pub fn parts() -> (
     utoipa::openapi::OpenApi,
 ) {
     let (data, mut api) = data_routes().split_for_parts();
-    for item in api.paths.paths.values_mut() {
+    for (path, item) in api.paths.paths.iter_mut() {
         if let Some(op) = item.get.as_mut() {
-            add_read_your_writes(op);
+            add_read_your_writes(op, &crate::consistency::follows_text(path));
         }
     }
     let (probes, probe_api) = probe_routes().split_for_parts();
@@ -117,7 +117,7 @@ fn problem(description: &str) -> RefOr<utoipa::openapi::Response> {
         .into()
 }
 
-fn add_read_your_writes(op: &mut Operation) {
+fn add_read_your_writes(op: &mut Operation, follows: &str) {
     let params = op.parameters.get_or_insert_with(Vec::new);
     let text = || ObjectBuilder::new().schema_type(Type::String).build();
     params.push(
@@ -125,9 +125,9 @@ fn add_read_your_writes(op: &mut Operation) {
             .name("X-Position-Token")
             .parameter_in(ParameterIn::Header)
             .required(Required::False)
-            .description(Some(
-                "Read your own write: the `position` of a command's answer (`p1.…`). The answer waits until the read model holds it.",
-            ))
+            .description(Some(format!(
+                "Read your own write: the `position` of a command's answer (`p1.…`). The answer waits until the read model holds it. {follows}"
+            )))
             .schema(Some(text()))
             .build(),
     );
@@ -146,10 +146,15 @@ fn add_read_your_writes(op: &mut Operation) {
     responses.entry("400".into()).or_insert_with(|| {
         problem("A malformed parameter or position token (the problem's `field` names it)")
     });
-    responses.insert(
-        "422".into(),
-        problem("The position token names an aggregate no read model follows (a Cart)"),
-    );
+    const NOT_FOLLOWED: &str = "`position-not-followed`: the position token does not fit this endpoint (see `X-Position-Token`)";
+    match responses.get_mut("422") {
+        Some(RefOr::T(own)) => {
+            own.description = format!("{}; or {NOT_FOLLOWED}", own.description);
+        }
+        _ => {
+            responses.insert("422".into(), problem(NOT_FOLLOWED));
+        }
+    }
     responses.insert(
         "503".into(),
         problem("`not-yet-consistent`: the read model has not reached the position token within the wait (retry after `Retry-After`); or `unavailable`: the read store did not answer"),

@@ -2,6 +2,8 @@
 //! turned into answers: unavailable → 503, refused → 500 (our bug), and a
 //! page token the store does not accept → 400 naming `cursor`.
 
+use std::ops::ControlFlow;
+
 use futures::stream::{self, StreamExt, TryStreamExt};
 use platform::readstore::{Page, PageToken, ReadStoreError, Row, TableDef, Value};
 
@@ -73,8 +75,30 @@ impl QueryState {
         max_rows: usize,
         stop: impl Fn(&Row) -> bool,
     ) -> Result<Vec<Row>, AppError> {
-        let generation = self.generation(table).await?;
         let mut rows = Vec::new();
+        self.visit(table, partition, |row| {
+            if stop(&row) || rows.len() >= max_rows {
+                return Ok(ControlFlow::Break(()));
+            }
+            rows.push(row);
+            Ok(ControlFlow::Continue(()))
+        })
+        .await?;
+        Ok(rows)
+    }
+
+    /// Hands each row of a partition, in clustering order, to `visit`, a
+    /// store page at a time (only one page is held), until `visit` breaks
+    /// or fails or the partition ends. The generation is fixed for the
+    /// whole walk, so a switch half-way cannot mix two generations or
+    /// invalidate the page token.
+    pub async fn visit(
+        &self,
+        table: &TableDef,
+        partition: &Row,
+        mut visit: impl FnMut(Row) -> Result<ControlFlow<()>, AppError>,
+    ) -> Result<(), AppError> {
+        let generation = self.generation(table).await?;
         let mut token: Option<PageToken> = None;
         loop {
             let page = self
@@ -83,14 +107,13 @@ impl QueryState {
                 .await
                 .map_err(|e| AppError::store(&e))?;
             for row in page.rows {
-                if stop(&row) || rows.len() >= max_rows {
-                    return Ok(rows);
+                if visit(row)?.is_break() {
+                    return Ok(());
                 }
-                rows.push(row);
             }
             match page.next {
                 Some(next) => token = Some(next),
-                None => return Ok(rows),
+                None => return Ok(()),
             }
         }
     }

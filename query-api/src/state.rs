@@ -9,8 +9,10 @@ use platform::readstore::ReadStore;
 
 use crate::generations::GenerationCache;
 use crate::jwks::VerifierSource;
+use crate::stream::StreamSlots;
 
-/// Infrastructure time in ms since the epoch (token expiry checks). Tests
+/// Infrastructure time in ms since the epoch (token expiry checks, and
+/// ending a live stream when its token expires). Tests
 /// swap it.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
@@ -32,6 +34,9 @@ pub struct QueryConfig {
     /// How stale the cached serving generation of a projection may get: a
     /// rebuild's switch is seen within this.
     pub generation_refresh: Duration,
+    /// Most live streams one user (token subject) may have open at once;
+    /// beyond it a new one is 429.
+    pub max_streams_per_subject: usize,
 }
 
 impl Default for QueryConfig {
@@ -43,6 +48,7 @@ impl Default for QueryConfig {
             max_page: 100,
             default_page: 20,
             generation_refresh: Duration::from_secs(1),
+            max_streams_per_subject: 8,
         }
     }
 }
@@ -55,6 +61,8 @@ pub struct QueryState {
     pub verifier: Arc<VerifierSource>,
     pub config: QueryConfig,
     pub clock: Clock,
+    /// The live streams open per subject.
+    pub streams: Arc<StreamSlots>,
 }
 
 impl std::fmt::Debug for QueryState {
@@ -87,6 +95,7 @@ impl QueryState {
             verifier: Arc::new(verifier),
             config,
             clock: Arc::new(system_clock),
+            streams: Arc::new(StreamSlots::default()),
         }
     }
 
@@ -102,4 +111,30 @@ impl QueryState {
     pub fn now_s(&self) -> i64 {
         self.now_ms().div_euclid(1000)
     }
+}
+
+/// A state over an empty in-memory read store with every projection's
+/// tables, for unit tests.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test code")]
+pub(crate) async fn memory_state() -> (QueryState, Arc<platform::readstore::EmbeddedStore>) {
+    use platform::auth::{MemoryCredentialStore, SigningKeys, TokenIssuer};
+    use platform::readstore::EmbeddedStore;
+
+    let store = Arc::new(EmbeddedStore::in_memory().unwrap());
+    projectors::generations::ensure(store.as_ref())
+        .await
+        .unwrap();
+    for p in projectors::projections::all() {
+        store.ensure_tables(p.tables(), 1).await.unwrap();
+    }
+    let issuer = TokenIssuer::new(
+        Arc::new(SigningKeys::generate().unwrap()),
+        Arc::new(MemoryCredentialStore::new()),
+        "quickstore",
+        "quickstore",
+    );
+    let verifier = VerifierSource::fixed(issuer.verifier().unwrap());
+    let state = QueryState::new(store.clone(), verifier, QueryConfig::default());
+    (state, store)
 }

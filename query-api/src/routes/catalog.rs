@@ -1,4 +1,4 @@
-//! The public catalog: a product with its availability, and listings by
+//! The public catalog: a product with whether it is in stock, and listings by
 //! category and by a text query on names. No token needed.
 //!
 //! Text search uses the name token index (`product_name_tokens`): the
@@ -47,11 +47,12 @@ pub struct Image {
     pub attached_at: Option<String>,
 }
 
-/// Whether a product can be ordered now.
+/// Whether a product can be ordered now. The exact count is not public:
+/// stock levels are for admins (`/stock/{sku}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Availability {
-    /// Units that can be ordered; absent when stock is not tracked yet.
-    pub available: Option<i32>,
+    /// Units can be ordered (some are available and the product is not
+    /// discontinued); `null` when its stock is not tracked yet.
     pub in_stock: Option<bool>,
 }
 
@@ -120,7 +121,8 @@ async fn images(state: &QueryState, sku: &str) -> Result<Vec<Image>, AppError> {
         .collect())
 }
 
-/// A product, its images and how many can be ordered.
+/// A product, its images and whether it is in stock (not how many: stock
+/// levels are for admins, `/stock/{sku}`).
 ///
 /// Roles: none (public).
 #[utoipa::path(get, path = "/products/{sku}", tag = "catalog",
@@ -153,7 +155,6 @@ async fn get_product(
         discontinued_reason: cells::text(&row, "discontinued_reason"),
         images: images(&state, sku).await?,
         availability: Availability {
-            available,
             in_stock: available.map(|a| a > 0 && !s.discontinued),
         },
         created_at: cells::time(&row, "created_at"),

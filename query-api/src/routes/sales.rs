@@ -6,8 +6,10 @@
 //! the maximum rather than wrap or panic).
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::Json;
 use platform::auth::Role;
 use platform::readstore::{Row, TableDef};
@@ -32,9 +34,12 @@ pub fn router() -> OpenApiRouter<QueryState> {
         .routes(routes!(sales_of_product))
 }
 
-/// Most rows one sales answer reads; beyond it the answer would take too
-/// long to be useful, and is refused rather than cut silently.
-const MAX_SALES_ROWS: usize = 1_000_000;
+/// Most sales lines one answer adds up: a day's lines, or a product's
+/// lines from the newest down to `from` (the days after `to` are read and
+/// skipped). They are summed a store page at a time, holding only the
+/// sums; beyond this many the answer would take too long to be useful,
+/// and is refused (422 `too-many-lines`) rather than cut silently.
+pub const MAX_SALES_LINES: usize = 5_000_000;
 
 /// Sales in one currency.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
@@ -109,24 +114,40 @@ fn currency_totals(sums: Sums<String>) -> Vec<CurrencyTotal> {
         .collect()
 }
 
-/// The rows of a partition before the first where `stop` holds; more
-/// than [`MAX_SALES_ROWS`] is refused.
-async fn read_until(
+fn too_many_lines(what: &str, max_lines: usize) -> AppError {
+    AppError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "too-many-lines",
+        format!("{what} more than {max_lines} sales lines: more than one answer adds up"),
+    )
+}
+
+/// Hands the rows of a partition before the first where `stop` holds to
+/// `add`, a page at a time; more than `max_lines` is refused (422,
+/// `what` saying what has too many).
+async fn fold(
     state: &QueryState,
     table: &TableDef,
     partition: &Row,
+    max_lines: usize,
     stop: impl Fn(&Row) -> bool,
-) -> Result<Vec<Row>, AppError> {
-    let rows = state
-        .scan_until(table, partition, MAX_SALES_ROWS + 1, stop)
-        .await?;
-    if rows.len() > MAX_SALES_ROWS {
-        return Err(AppError::internal(&format!(
-            "{} partition {partition:?} has more than {MAX_SALES_ROWS} rows",
-            table.name
-        )));
-    }
-    Ok(rows)
+    what: &str,
+    mut add: impl FnMut(&Row),
+) -> Result<(), AppError> {
+    let mut lines = 0usize;
+    state
+        .visit(table, partition, |row| {
+            if stop(&row) {
+                return Ok(ControlFlow::Break(()));
+            }
+            lines += 1;
+            if lines > max_lines {
+                return Err(too_many_lines(what, max_lines));
+            }
+            add(&row);
+            Ok(ControlFlow::Continue(()))
+        })
+        .await
 }
 
 fn day_param(value: &str, field: &str) -> Result<String, AppError> {
@@ -141,11 +162,15 @@ fn day_param(value: &str, field: &str) -> Result<String, AppError> {
 
 /// A day's sales: totals per currency and per SKU.
 ///
+/// The day's lines are added up when read, so a day is bounded: one with
+/// more than 5,000,000 sales lines is refused (422 `too-many-lines`).
+///
 /// Roles: admin.
 #[utoipa::path(get, path = "/sales/days/{day}", tag = "sales",
     params(("day" = String, Path, description = "The day, `YYYY-MM-DD` (UTC)")),
     responses((status = 200, body = DaySales), (status = 400, body = Problem),
-        (status = 401, body = Problem), (status = 403, body = Problem)),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 422, body = Problem, description = "`too-many-lines`: the day has more than 5,000,000 sales lines")),
     security(("bearer" = [])),
     extensions(("x-roles" = json!(["admin"]))))]
 async fn sales_of_day(
@@ -157,18 +182,28 @@ async fn sales_of_day(
     caller.require_any(&[Role::Admin])?;
     params.allow(&[])?;
     let day = day_param(&day, "day")?;
-    let rows = read_until(&state, &sales::SALES_BY_DAY, &key("day", &day), |_| false).await?;
     let mut totals = Sums::default();
     let mut by_sku = Sums::default();
-    for row in &rows {
-        let l = line(row);
-        let sku = cells::text(row, "sku").unwrap_or_default();
-        totals.add(l.currency.clone(), &l);
-        by_sku.add((sku, l.currency.clone()), &l);
-    }
+    let mut lines: i64 = 0;
+    fold(
+        &state,
+        &sales::SALES_BY_DAY,
+        &key("day", &day),
+        MAX_SALES_LINES,
+        |_| false,
+        "this day has",
+        |row| {
+            let l = line(row);
+            let sku = cells::text(row, "sku").unwrap_or_default();
+            by_sku.add((sku, l.currency.clone()), &l);
+            totals.add(l.currency.clone(), &l);
+            lines = lines.saturating_add(1);
+        },
+    )
+    .await?;
     Ok(Json(DaySales {
         day,
-        lines: i64::try_from(rows.len()).unwrap_or(i64::MAX),
+        lines,
         totals: currency_totals(totals),
         by_sku: by_sku
             .0
@@ -205,13 +240,19 @@ pub struct ProductSales {
 
 /// A product's sales per day, within `from..=to` (both optional, inclusive).
 ///
+/// The lines are added up when read, newest first, down to `from` (the
+/// days after `to` are read and skipped), so an answer is bounded: more
+/// than 5,000,000 sales lines to read is refused (422 `too-many-lines`);
+/// give a later `from`.
+///
 /// Roles: admin.
 #[utoipa::path(get, path = "/sales/products/{sku}", tag = "sales",
     params(("sku" = String, Path, description = "The SKU"),
         ("from" = Option<String>, Query, description = "First day, `YYYY-MM-DD` (inclusive)"),
         ("to" = Option<String>, Query, description = "Last day, `YYYY-MM-DD` (inclusive)")),
     responses((status = 200, body = ProductSales), (status = 400, body = Problem),
-        (status = 401, body = Problem), (status = 403, body = Problem)),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 422, body = Problem, description = "`too-many-lines`: more than 5,000,000 sales lines to read from the newest down to `from`")),
     security(("bearer" = [])),
     extensions(("x-roles" = json!(["admin"]))))]
 async fn sales_of_product(
@@ -242,26 +283,28 @@ async fn sales_of_product(
     // first day before `from`.
     let before_from =
         |row: &Row| cells::text(row, "day").is_some_and(|d| from.as_ref().is_some_and(|f| &d < f));
-    let rows = read_until(
+    let mut per_day: BTreeMap<String, Sums<String>> = BTreeMap::new();
+    let mut totals = Sums::default();
+    fold(
         &state,
         &sales::SALES_BY_PRODUCT,
         &key("sku", sku),
+        MAX_SALES_LINES,
         before_from,
+        "this range (with the days after `to`) has",
+        |row| {
+            let Some(day) = cells::text(row, "day") else {
+                return;
+            };
+            if to.as_ref().is_some_and(|t| &day > t) {
+                return;
+            }
+            let l = line(row);
+            totals.add(l.currency.clone(), &l);
+            per_day.entry(day).or_default().add(l.currency.clone(), &l);
+        },
     )
     .await?;
-    let mut per_day: BTreeMap<String, Sums<String>> = BTreeMap::new();
-    let mut totals = Sums::default();
-    for row in &rows {
-        let Some(day) = cells::text(row, "day") else {
-            continue;
-        };
-        if to.as_ref().is_some_and(|t| &day > t) {
-            continue;
-        }
-        let l = line(row);
-        totals.add(l.currency.clone(), &l);
-        per_day.entry(day).or_default().add(l.currency.clone(), &l);
-    }
     Ok(Json(ProductSales {
         sku: sku.to_owned(),
         from,
@@ -275,4 +318,105 @@ async fn sales_of_product(
             .collect(),
         totals: currency_totals(totals),
     }))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test code")]
+mod tests {
+    use platform::readstore::{ReadStore, Value};
+    use projectors::projection::{row, upsert};
+
+    use super::*;
+
+    /// `n` lines of one day, 1 unit at 100 each, alternating currencies.
+    async fn day_of(store: &dyn ReadStore, day: &str, n: i32) {
+        let mutations: Vec<_> = (0..n)
+            .map(|i| {
+                let mut m = upsert(
+                    sales::SALES_BY_DAY,
+                    1,
+                    row([
+                        ("day", Value::Text(day.into())),
+                        ("order_id", Value::Text(format!("o-{i:05}"))),
+                        ("line_no", Value::Int(1)),
+                        ("sku", Value::Text(format!("SKU-{}", i % 3))),
+                        ("quantity", Value::Int(1)),
+                        ("amount_minor", Value::BigInt(100)),
+                        (
+                            "currency",
+                            Value::Text(if i % 2 == 0 { "EUR" } else { "USD" }.into()),
+                        ),
+                    ]),
+                );
+                m.generation = 1;
+                m
+            })
+            .collect();
+        store.write(&mutations).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_day_is_summed_page_by_page_up_to_the_bound() {
+        let (state, store) = crate::state::memory_state().await;
+        // More than two store pages.
+        day_of(store.as_ref(), "2026-01-01", 1_201).await;
+        let partition = key("day", "2026-01-01");
+        let mut totals = Sums::default();
+        let mut lines = 0;
+        fold(
+            &state,
+            &sales::SALES_BY_DAY,
+            &partition,
+            1_201,
+            |_| false,
+            "this day has",
+            |row| {
+                let l = line(row);
+                totals.add(l.currency.clone(), &l);
+                lines += 1;
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(lines, 1_201);
+        let totals = currency_totals(totals);
+        assert_eq!(totals[0].currency, "EUR");
+        assert_eq!((totals[0].lines, totals[0].amount_minor), (601, 60_100));
+        assert_eq!((totals[1].lines, totals[1].units), (600, 600));
+
+        // One line more than the bound: refused as the caller's 422, not
+        // a 500, and before anything past the bound is added.
+        let mut added = 0;
+        let refused = fold(
+            &state,
+            &sales::SALES_BY_DAY,
+            &partition,
+            1_200,
+            |_| false,
+            "this day has",
+            |_| added += 1,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(added, 1_200);
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(refused.code, "too-many-lines");
+        assert!(refused.detail.contains("1200"), "{}", refused.detail);
+    }
+
+    #[test]
+    fn the_documented_bound_is_the_bound() {
+        let api = crate::openapi();
+        for path in ["/sales/days/{day}", "/sales/products/{sku}"] {
+            let op = api.paths.paths[path].get.as_ref().unwrap();
+            let text = format!(
+                "{} {}",
+                op.description.as_deref().unwrap_or_default(),
+                serde_json::to_string(&op.responses).unwrap()
+            );
+            assert_eq!(MAX_SALES_LINES, 5_000_000);
+            assert!(text.contains("5,000,000"), "{path}: {text}");
+            assert!(text.contains("too-many-lines"), "{path}");
+        }
+    }
 }

@@ -135,12 +135,7 @@ async fn list_courier_shipments(
 ) -> Result<Json<Paged<CourierShipment>>, AppError> {
     let page = params.allow(&["limit", "cursor"])?.page(&state.config)?;
     let courier_id = path_id(caller.resolve(&courier_id), "courier_id")?;
-    let is_self = caller.has(Role::Courier) && caller.customer_id == courier_id;
-    if !(caller.is_admin() || is_self) {
-        return Err(AppError::forbidden(
-            "couriers may list only their own shipments (`me`)",
-        ));
-    }
+    caller.may_read_courier(courier_id)?;
     let listed = state
         .scan(
             &shipments::SHIPMENTS_BY_COURIER,

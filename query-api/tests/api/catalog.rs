@@ -49,7 +49,7 @@ async fn stock(f: &Fixture, sku: &str, on_hand: i32, available: i32, threshold: 
 }
 
 #[tokio::test]
-async fn a_product_is_public_with_its_availability_and_images() {
+async fn a_product_is_public_with_whether_it_is_in_stock_and_images() {
     let f = Fixture::new().await;
     catalog(&f).await;
     stock(&f, "MUG-1", 10, 7, Some(5)).await;
@@ -72,18 +72,40 @@ async fn a_product_is_public_with_its_availability_and_images() {
     assert_eq!(p["price_minor"], 1299);
     assert_eq!(p["currency"], "EUR");
     assert_eq!(p["discontinued"], false);
-    assert_eq!(p["availability"]["available"], 7);
-    assert_eq!(p["availability"]["in_stock"], true);
+    // Whether it is in stock, not how many: stock levels are for admins.
+    assert_eq!(p["availability"], serde_json::json!({"in_stock": true}));
     assert_eq!(p["images"][0]["url"], "https://cdn.example/mug-1-front.jpg");
     assert_eq!(p["images"][0]["alt_text"], "The mug from the front");
     assert_eq!(p["version"], 2);
 
     // Not tracked in stock yet: availability unknown, not zero.
     let answer = f.get("/products/PAN-1", None).await;
-    assert!(answer.ok()["availability"]["available"].is_null());
+    assert_eq!(
+        answer.ok()["availability"],
+        serde_json::json!({"in_stock": null})
+    );
     f.get("/products/NOPE", None)
         .await
         .problem(404, "not-found", None);
+}
+
+#[tokio::test]
+async fn the_public_answer_says_in_stock_but_never_how_many() {
+    let f = Fixture::new().await;
+    catalog(&f).await;
+    stock(&f, "MUG-1", 10, 0, Some(5)).await;
+    stock(&f, "MUG-2", 10, 1, Some(5)).await;
+    for (sku, in_stock) in [("MUG-1", false), ("MUG-2", true)] {
+        let answer = f.get(&format!("/products/{sku}"), None).await;
+        let text = serde_json::to_string(answer.ok()).unwrap();
+        assert_eq!(answer.body["availability"]["in_stock"], in_stock, "{sku}");
+        for secret in ["available", "on_hand", "reserved", "threshold"] {
+            assert!(!text.contains(secret), "{sku} shows {secret}: {text}");
+        }
+    }
+    // Admins see the count.
+    let admin = f.get("/stock/MUG-2", Some(&f.admin())).await;
+    assert_eq!(admin.ok()["available"], 1);
 }
 
 fn skus(body: &serde_json::Value) -> Vec<String> {

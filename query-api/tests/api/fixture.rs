@@ -2,6 +2,7 @@
 //! issuer, rows written as projections write them (orders by projecting
 //! real events), and requests sent through the router with `oneshot`.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +33,8 @@ pub struct Fixture {
     pub store: Arc<EmbeddedStore>,
     pub issuer: TokenIssuer,
     pub router: Router,
+    /// Added to the system time on the query API's clock (ms).
+    pub clock_offset: Arc<AtomicI64>,
 }
 
 /// A config fit for tests: short waits, fast polling.
@@ -78,12 +81,22 @@ impl Fixture {
         verifier: VerifierSource,
         config: QueryConfig,
     ) -> Self {
-        let state = QueryState::new(store.clone(), verifier, config);
+        let clock_offset = Arc::new(AtomicI64::new(0));
+        let offset = clock_offset.clone();
+        let state =
+            QueryState::new(store.clone(), verifier, config).with_clock(Arc::new(move || {
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| i64::try_from(d.as_millis()).unwrap())
+                    .unwrap();
+                now_ms + offset.load(Ordering::SeqCst)
+            }));
         let router = query_api::router(state);
         Self {
             store,
             issuer,
             router,
+            clock_offset,
         }
     }
 
@@ -93,6 +106,11 @@ impl Fixture {
             .unwrap()
             .expose()
             .to_owned()
+    }
+
+    /// Moves the query API's clock `ms` ahead of the system time.
+    pub fn advance_clock(&self, ms: i64) {
+        self.clock_offset.fetch_add(ms, Ordering::SeqCst);
     }
 
     pub fn customer(&self, id: &str) -> String {

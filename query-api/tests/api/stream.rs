@@ -11,7 +11,11 @@ use schemas::payments::{PaymentAuthorized, PaymentsEvent};
 use schemas::AnyEvent;
 use tower::ServiceExt;
 
-use crate::fixture::{envelope, Fixture};
+use platform::readstore::Value;
+use projectors::projection::row;
+use projectors::projections::orders::{ORDERS_BY_ID, ORDER_TIMELINE};
+
+use crate::fixture::{envelope, t, Fixture};
 
 /// Reads SSE events off a response body.
 struct Events {
@@ -214,4 +218,165 @@ async fn a_stream_stops_polling_when_the_client_goes_away() {
     drop(events);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(Arc::strong_count(&f.store), baseline);
+}
+
+impl Events {
+    /// Asserts the body ends (after any comments) within 5 s.
+    async fn ends(&mut self) {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(chunk) = self.body.next().await {
+                let text = String::from_utf8(chunk.unwrap().to_vec()).unwrap();
+                self.buffer.push_str(&text);
+                assert!(
+                    self.buffer
+                        .lines()
+                        .all(|l| l.is_empty() || l.starts_with(':')),
+                    "unexpected: {}",
+                    self.buffer
+                );
+            }
+        })
+        .await
+        .expect("the stream did not end within 5 s");
+    }
+}
+
+#[tokio::test]
+async fn a_stream_ends_when_its_token_expires() {
+    let f = Fixture::new().await;
+    f.place("o-1", "c-1", 1_000).await;
+    let token = f.customer("c-1");
+    for uri in ["/orders/o-1/stream", "/customers/me/orders/stream"] {
+        let mut events = Events::open(&f, uri, Some(&token)).await;
+        assert_eq!(events.next().await.event, "history");
+        events.quiet_for(Duration::from_millis(60)).await;
+        // Past the token's 15 minutes.
+        f.advance_clock(16 * 60 * 1000);
+        let end = events.next().await;
+        assert_eq!(end.event, "end");
+        assert_eq!(end.data, serde_json::json!({"reason": "token-expired"}));
+        events.ends().await;
+        f.advance_clock(-16 * 60 * 1000);
+    }
+    // The token itself is refused by then, too.
+    f.advance_clock(16 * 60 * 1000);
+    f.get("/orders/o-1/stream", Some(&token))
+        .await
+        .problem(401, "unauthorized", None);
+}
+
+#[tokio::test]
+async fn a_user_may_hold_only_so_many_streams() {
+    let f = Fixture::new().await;
+    f.place("o-1", "c-1", 1_000).await;
+    let token = f.customer("c-1");
+    let mut open = Vec::new();
+    for i in 0..8 {
+        let uri = if i % 2 == 0 {
+            "/orders/o-1/stream"
+        } else {
+            "/customers/me/orders/stream"
+        };
+        open.push(Events::open(&f, uri, Some(&token)).await);
+    }
+    for uri in ["/orders/o-1/stream", "/customers/me/orders/stream"] {
+        let refused = f.get(uri, Some(&token)).await;
+        refused.problem(429, "too-many-streams", None);
+        assert_eq!(refused.headers["retry-after"], "5");
+    }
+    // Another token of the same user counts as the same user.
+    let again = f.customer("c-1");
+    f.get("/orders/o-1/stream", Some(&again))
+        .await
+        .problem(429, "too-many-streams", None);
+    // Other users are not held back.
+    let mut admin = Events::open(&f, "/orders/o-1/stream", Some(&f.admin())).await;
+    assert_eq!(admin.next().await.event, "history");
+    // A refused stream took no slot; a closed one frees its slot.
+    drop(open.pop());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut ninth = Events::open(&f, "/orders/o-1/stream", Some(&token)).await;
+    assert_eq!(ninth.next().await.event, "history");
+    f.get("/orders/o-1/stream", Some(&token))
+        .await
+        .problem(429, "too-many-streams", None);
+    // An ended stream (its token expired) frees its slot too.
+    drop(open);
+    drop(ninth);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut all = Vec::new();
+    for _ in 0..8 {
+        all.push(Events::open(&f, "/orders/o-1/stream", Some(&token)).await);
+    }
+    f.advance_clock(16 * 60 * 1000);
+    for events in &mut all {
+        loop {
+            if events.next().await.event == "end" {
+                break;
+            }
+        }
+        events.ends().await;
+    }
+    f.advance_clock(-16 * 60 * 1000);
+    let mut fresh = Events::open(&f, "/orders/o-1/stream", Some(&token)).await;
+    assert_eq!(fresh.next().await.event, "history");
+}
+
+#[tokio::test]
+async fn a_timeline_is_read_again_only_when_the_order_row_moves() {
+    let f = Fixture::new().await;
+    f.place("o-1", "c-1", 1_000).await;
+    let token = f.customer("c-1");
+    let mut order = Events::open(&f, "/orders/o-1/stream", Some(&token)).await;
+    let mut customer = Events::open(&f, "/customers/me/orders/stream", Some(&token)).await;
+    assert_eq!(order.next().await.event, "history");
+    assert_eq!(customer.next().await.event, "history");
+    // A timeline entry whose version the row does not show: not read yet.
+    let entry = |event_id: &str, kind: &str, version: i64| {
+        row([
+            ("order_id", t("o-1")),
+            ("occurred_at", Value::Timestamp(2_000 + version)),
+            ("event_id", t(event_id)),
+            ("event_type", t("PaymentAuthorized")),
+            ("aggregate_type", t(kind)),
+            ("version", Value::BigInt(version)),
+        ])
+    };
+    f.put(ORDER_TIMELINE, entry("e-quiet", "Payment", 1)).await;
+    order.quiet_for(Duration::from_millis(120)).await;
+    customer.quiet_for(Duration::from_millis(120)).await;
+    // The row moves: the timeline is read, and what is new goes out.
+    f.put(
+        ORDERS_BY_ID,
+        row([
+            ("order_id", t("o-1")),
+            ("payment_status", t("AUTHORIZED")),
+            ("payment_version", Value::BigInt(1)),
+        ]),
+    )
+    .await;
+    for events in [&mut order, &mut customer] {
+        let update = events.next().await;
+        assert_eq!(update.id.as_deref(), Some("e-quiet"));
+        assert_eq!(update.data["order"]["payment_status"], "AUTHORIZED");
+    }
+    // The row ahead of its timeline (the projection writes the row first):
+    // the timeline is read again each tick until it shows that version.
+    f.put(
+        ORDERS_BY_ID,
+        row([
+            ("order_id", t("o-1")),
+            ("payment_status", t("CAPTURED")),
+            ("payment_version", Value::BigInt(2)),
+        ]),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    f.put(ORDER_TIMELINE, entry("e-late", "Payment", 2)).await;
+    for events in [&mut order, &mut customer] {
+        let update = events.next().await;
+        assert_eq!(update.id.as_deref(), Some("e-late"));
+        assert_eq!(update.data["order"]["payment_status"], "CAPTURED");
+        events.quiet_for(Duration::from_millis(100)).await;
+    }
 }
