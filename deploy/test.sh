@@ -89,5 +89,6 @@ cargo test --locked --workspace --no-fail-fast
 qs_log "benchmark, quick mode (checks the report, not the numbers)"
 ./target/debug/quickstore bench log --quick
 ./target/debug/quickstore bench orders --quick
+./target/debug/quickstore bench projections --quick
 
 qs_log "all tests passed in $(( $(date +%s) - T0 ))s"

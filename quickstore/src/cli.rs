@@ -154,6 +154,35 @@ pub enum BenchCommand {
     Orders(BenchOrdersArgs),
     /// Command append throughput vs a raw rdkafka transactional produce loop.
     Log(BenchLogArgs),
+    /// The read side: the orders projector's rows/s vs a raw insert loop,
+    /// and `GET /orders/{id}` latency at a fixed rate vs a raw select by
+    /// key, on the same store.
+    Projections(BenchProjectionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchProjectionsArgs {
+    /// Seconds, not minutes: checks the report is complete and sane.
+    #[arg(long)]
+    pub quick: bool,
+    /// `embedded` (embedded log and read store), `cql` (real Kafka and CQL
+    /// node: needs QS_KAFKA_BOOTSTRAP and QS_CQL_CONTACT_POINTS) or `both`.
+    #[arg(long, default_value = "both")]
+    pub backend: String,
+    /// OrderPlaced events to project (default 200000; 2000 with --quick).
+    #[arg(long)]
+    pub events: Option<usize>,
+    /// Reads per second of the open-loop query load (default 5000; 200
+    /// with --quick).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Seconds of query load, for the API and the raw read each (default
+    /// 10; 2 with --quick).
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -225,7 +254,9 @@ pub struct ProjectionsRebuildArgs {
     #[arg(long)]
     pub keep_old: bool,
     /// Seconds between the switch and dropping the old tables (longer
-    /// than the readers' refresh of the serving generation).
+    /// than the readers' refresh of the serving generation). At least 5:
+    /// smaller values are raised to 5, so readers still on the old
+    /// generation are not left without tables.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub drop_after: u64,
 }

@@ -70,5 +70,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Orders(args),
         } => bench::orders::run(settings, args).await,
+        Command::Bench {
+            command: BenchCommand::Projections(args),
+        } => bench::projections::run(settings, args).await,
     }
 }

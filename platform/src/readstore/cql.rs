@@ -65,8 +65,9 @@ use crate::readstore::{
     MutationKind, Page, PageToken, ReadStore, ReadStoreError, Row, TableDef, Value,
 };
 
-/// How many mutations of one `write` are in flight at once.
-const WRITE_CONCURRENCY: usize = 64;
+/// How many mutations of one `write` are in flight at once (public so
+/// `quickstore bench projections` runs its raw baseline at the same).
+pub const WRITE_CONCURRENCY: usize = 64;
 
 /// The first byte of every page token (its format version).
 const TOKEN_VERSION: u8 = 1;
