@@ -27,8 +27,10 @@ pub enum Command {
     /// Runs QuickStore in one process on the embedded log (data in
     /// QS_DATA_DIR) with a demo shop, and prints where to go next.
     Dev(DevArgs),
-    /// Runs the write side (command API, command processors, saga) on the
-    /// configured event log (QS_EVENT_LOG) until SIGTERM/Ctrl-C.
+    /// Runs QuickStore's services on the configured event log and read store
+    /// until SIGTERM/Ctrl-C: by default the write side (command API, command
+    /// processors, saga); `--role` picks parts, one process per role in
+    /// production (docker-compose.yml, deploy/helm).
     Serve(ServeArgs),
     /// Lists the topics of the configured event log with their end offsets.
     Topics,
@@ -109,9 +111,20 @@ pub struct DevArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// A part of QuickStore to run in this process; repeat for several.
+    /// Default: command-api, command-processor and sagas (the write side).
+    #[arg(long = "role", value_enum, value_name = "ROLE")]
+    pub roles: Vec<ServiceRole>,
     /// Where the command API listens (default: QS_COMMAND_API_LISTEN).
     #[arg(long)]
     pub listen: Option<String>,
+    /// Where the query API listens (default: QS_QUERY_API_LISTEN).
+    #[arg(long)]
+    pub query_listen: Option<String>,
+    /// The command API's JWKS, whose keys the query API verifies tokens
+    /// with (default: http://<QS_COMMAND_API_LISTEN>/.well-known/jwks.json).
+    #[arg(long)]
+    pub jwks_url: Option<String>,
     /// Write the command API's URL to this file once it serves.
     #[arg(long)]
     pub url_file: Option<PathBuf>,
@@ -126,6 +139,31 @@ pub struct ServeArgs {
     /// Create the demo shop (users, products, stock) if it does not exist.
     #[arg(long)]
     pub seed_demo: bool,
+}
+
+/// A part of QuickStore that `serve` can run; each is one Deployment in the
+/// Helm chart. They meet only through the event log and the read store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServiceRole {
+    /// The HTTP command API (auth, commands, outcomes).
+    CommandApi,
+    /// The six command processors (single writers of the aggregates).
+    CommandProcessor,
+    /// The order-fulfillment saga worker.
+    Sagas,
+    /// Every projection's projector.
+    Projectors,
+    /// The HTTP query API.
+    QueryApi,
+}
+
+impl ServiceRole {
+    /// The write side: what `serve` runs without `--role`.
+    pub const DEFAULT: [ServiceRole; 3] = [
+        ServiceRole::CommandApi,
+        ServiceRole::CommandProcessor,
+        ServiceRole::Sagas,
+    ];
 }
 
 #[derive(Debug, Subcommand)]

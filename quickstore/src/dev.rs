@@ -73,7 +73,7 @@ pub async fn run(mut settings: Settings, args: DevArgs) -> Result<()> {
     let projection_names = projection_names.join(", ");
     let mut read_options = ReadSideOptions::from_settings(
         &system.settings,
-        format!("{}/.well-known/jwks.json", side.url()),
+        format!("{}/.well-known/jwks.json", side.api_url()?),
     );
     read_options.service = service_config;
     if tokio::net::TcpListener::bind(&read_options.listen)
@@ -83,8 +83,8 @@ pub async fn run(mut settings: Settings, args: DevArgs) -> Result<()> {
         read_options.listen = "127.0.0.1:0".into();
     }
     let read_side = ReadSide::start(&system, store, read_options).await?;
-    let shop = seed::demo_shop(&side.state).await?;
-    let api = side.url();
+    let shop = seed::demo_shop(side.api_state()?).await?;
+    let api = side.api_url()?;
     let query = read_side.url();
 
     println!(

@@ -3,7 +3,10 @@
 //! courier fleet, and the command API — started and stopped together.
 //!
 //! `quickstore dev`, the end-to-end tests (`spawn_app`) and the benchmark
-//! all start it through here, so they run the same code.
+//! all start it through here, so they run the same code. In production each
+//! part runs in its own process (`quickstore serve --role …`, one
+//! Deployment per role): [`WriteRoles`] picks the parts, and the parts only
+//! meet through the event log, so any split gives the same behaviour.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,8 +60,40 @@ pub enum Credentials {
 }
 
 /// How to start the write side.
+/// Which parts of the write side this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteRoles {
+    /// The HTTP command API (produces commands, waits for outcomes).
+    pub command_api: bool,
+    /// The six command processors (the single writers of the aggregates).
+    pub command_processors: bool,
+    /// The order-fulfillment saga worker (and a simulated courier fleet,
+    /// when one is configured).
+    pub sagas: bool,
+}
+
+impl WriteRoles {
+    pub const ALL: Self = Self {
+        command_api: true,
+        command_processors: true,
+        sagas: true,
+    };
+
+    pub fn any(&self) -> bool {
+        self.command_api || self.command_processors || self.sagas
+    }
+}
+
+impl Default for WriteRoles {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
 #[derive(Clone)]
 pub struct WriteSideOptions {
+    /// The parts to run (all by default).
+    pub roles: WriteRoles,
     /// `host:port` for the command API (port 0 = any free port).
     pub listen: String,
     pub clock: Clock,
@@ -80,6 +115,7 @@ pub struct WriteSideOptions {
 impl std::fmt::Debug for WriteSideOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WriteSideOptions")
+            .field("roles", &self.roles)
             .field("listen", &self.listen)
             .field("instance", &self.instance)
             .field("simulated_couriers", &self.simulated_couriers)
@@ -91,6 +127,7 @@ impl WriteSideOptions {
     pub fn from_settings(system: &System) -> Self {
         let s = &system.settings;
         Self {
+            roles: WriteRoles::ALL,
             listen: s.command_api_listen.clone(),
             clock: system_clock(),
             instance: "0".into(),
@@ -110,11 +147,13 @@ impl WriteSideOptions {
 
 /// A running write side.
 pub struct WriteSide {
-    pub addr: SocketAddr,
-    pub state: SharedState,
+    /// The command API's address (`None` without the command-API role).
+    pub addr: Option<SocketAddr>,
+    /// The command API's state (`None` without the command-API role).
+    pub state: Option<SharedState>,
     stop: watch::Sender<bool>,
     http_stop: Option<tokio::sync::oneshot::Sender<()>>,
-    http: JoinHandle<std::io::Result<()>>,
+    http: Option<JoinHandle<std::io::Result<()>>>,
     workers: Vec<(String, JoinHandle<Result<()>>)>,
     pub saga_progress: watch::Receiver<WorkerStats>,
     pub processor_progress: Vec<(String, watch::Receiver<ProcessorStats>)>,
@@ -164,33 +203,39 @@ impl WriteSide {
                 workers.push((name, handle));
             }};
         }
-        processor!(Product, Context::Catalog, None);
-        processor!(StockItem, Context::Inventory, None);
-        processor!(OrdersAggregate, Context::Orders, None);
-        processor!(Payment, Context::Payments, Some(consultant));
-        processor!(Shipment, Context::Deliveries, None);
-        processor!(Customer, Context::Customers, None);
+        if options.roles.command_processors {
+            processor!(Product, Context::Catalog, None);
+            processor!(StockItem, Context::Inventory, None);
+            processor!(OrdersAggregate, Context::Orders, None);
+            processor!(Payment, Context::Payments, Some(consultant));
+            processor!(Shipment, Context::Deliveries, None);
+            processor!(Customer, Context::Customers, None);
+        }
 
-        let mut saga_config = WorkerConfig::new(&system.topics, &options.instance);
-        saga_config.timeouts = options.timeouts;
+        // Without the saga role nothing moves the saga's progress; the
+        // receiver then reports the defaults.
         let (saga_tx, saga_progress) = watch::channel(WorkerStats::default());
-        let saga = FulfillmentWorker::new(
-            Arc::clone(&system.log),
-            Arc::clone(&system.codec),
-            &system.topics,
-            saga_config,
-            Arc::clone(&options.clock),
-        )
-        .with_progress(saga_tx);
-        let saga_stop = stopped.clone();
-        workers.push((
-            "order-fulfillment saga".into(),
-            tokio::spawn(async move {
-                saga.run(saga_stop).await?;
-                Ok(())
-            }),
-        ));
-        if !options.simulated_couriers.is_empty() {
+        if options.roles.sagas {
+            let mut saga_config = WorkerConfig::new(&system.topics, &options.instance);
+            saga_config.timeouts = options.timeouts;
+            let saga = FulfillmentWorker::new(
+                Arc::clone(&system.log),
+                Arc::clone(&system.codec),
+                &system.topics,
+                saga_config,
+                Arc::clone(&options.clock),
+            )
+            .with_progress(saga_tx);
+            let saga_stop = stopped.clone();
+            workers.push((
+                "order-fulfillment saga".into(),
+                tokio::spawn(async move {
+                    saga.run(saga_stop).await?;
+                    Ok(())
+                }),
+            ));
+        }
+        if options.roles.sagas && !options.simulated_couriers.is_empty() {
             let mut fleet = CourierFleet::new(&system.topics, options.simulated_couriers.clone());
             fleet.transactional_id = format!("{}.{}", fleet.transactional_id, options.instance);
             let (log, codec, topics, clock) = (
@@ -209,26 +254,35 @@ impl WriteSide {
             ));
         }
 
-        let state = Arc::new(app_state(system, &options).await?);
-        let listener = tokio::net::TcpListener::bind(&options.listen)
-            .await
-            .with_context(|| {
-                format!(
-                    "binding the command API to {} (QS_COMMAND_API_LISTEN)",
-                    options.listen
-                )
-            })?;
-        let addr = listener.local_addr()?;
-        let router = command_api::http::router(Arc::clone(&state));
-        let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
-        let http = tokio::spawn(command_api::http::serve(listener, router, async move {
-            let _ = http_stopped.await;
-        }));
+        let (mut addr, mut state, mut http_stop, mut http) = (None, None, None, None);
+        if options.roles.command_api {
+            let app = Arc::new(app_state(system, &options).await?);
+            let listener = tokio::net::TcpListener::bind(&options.listen)
+                .await
+                .with_context(|| {
+                    format!(
+                        "binding the command API to {} (QS_COMMAND_API_LISTEN)",
+                        options.listen
+                    )
+                })?;
+            addr = Some(listener.local_addr()?);
+            let router = command_api::http::router(Arc::clone(&app));
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            http = Some(tokio::spawn(command_api::http::serve(
+                listener,
+                router,
+                async move {
+                    let _ = stop_rx.await;
+                },
+            )));
+            http_stop = Some(stop_tx);
+            state = Some(app);
+        }
         Ok(Self {
             addr,
             state,
             stop,
-            http_stop: Some(http_stop),
+            http_stop,
             http,
             workers,
             saga_progress,
@@ -236,8 +290,22 @@ impl WriteSide {
         })
     }
 
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+    /// The command API's base URL (`None` without the command-API role).
+    pub fn url(&self) -> Option<String> {
+        self.addr.map(|a| format!("http://{a}"))
+    }
+
+    /// The command API's base URL, or an error saying the role is off.
+    pub fn api_url(&self) -> Result<String> {
+        self.url()
+            .context("this process does not run the command API (role command-api)")
+    }
+
+    /// The command API's state, or an error saying the role is off.
+    pub fn api_state(&self) -> Result<&SharedState> {
+        self.state
+            .as_ref()
+            .context("this process does not run the command API (role command-api)")
     }
 
     /// Whether a worker stopped on its own (it failed).
@@ -254,7 +322,9 @@ impl WriteSide {
         if let Some(tx) = self.http_stop.take() {
             let _ = tx.send(());
         }
-        let _ = self.http.await;
+        if let Some(http) = self.http.take() {
+            let _ = http.await;
+        }
         let _ = self.stop.send(true);
         let mut first_error = None;
         for (name, handle) in self.workers {

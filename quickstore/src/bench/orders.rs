@@ -136,7 +136,7 @@ async fn one_backend(
     options.simulated_couriers = (1..=4).map(|i| format!("bench-courier-{i}")).collect();
     options.api.outcome_wait = Duration::from_secs(60);
     let side = WriteSide::start(&system, options).await?;
-    let url = side.url();
+    let url = side.api_url()?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients * 2)
         .build()?;
@@ -144,7 +144,7 @@ async fn one_backend(
     // The shop: SKUs with stock to spare, one customer per client.
     let skus: Vec<String> = (0..32).map(|i| format!("BENCH-{i}")).collect();
     for sku in &skus {
-        crate::seed::product(&side.state, sku, sku, "bench", 100, 1_000_000).await?;
+        crate::seed::product(side.api_state()?, sku, sku, "bench", 100, 1_000_000).await?;
     }
     let mut tokens = Vec::new();
     for i in 0..clients {

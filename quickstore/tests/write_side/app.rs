@@ -85,7 +85,7 @@ pub async fn spawn_app_with(
     let side = WriteSide::start(&system, options.clone()).await?;
     Ok(TestApp {
         system,
-        url: side.url(),
+        url: side.api_url()?,
         side: Some(side),
         http: reqwest::Client::new(),
         clock_offset: offset,
@@ -110,7 +110,7 @@ impl TestApp {
             side.stop().await?;
         }
         let side = WriteSide::start(&self.system, self.options.clone()).await?;
-        self.url = side.url();
+        self.url = side.api_url()?;
         self.side = Some(side);
         self.admin = None;
         Ok(())
@@ -218,7 +218,7 @@ impl TestApp {
         if let Some(t) = &self.admin {
             return Ok(t.clone());
         }
-        let state = &self.side.as_ref().unwrap().state;
+        let state = self.side.as_ref().unwrap().api_state()?;
         quickstore::seed::user(
             state,
             "admin@test.local",
@@ -239,7 +239,7 @@ impl TestApp {
         roles: &[platform::auth::Role],
     ) -> Result<(String, String)> {
         let email = format!("{name}@users.local");
-        let state = &self.side.as_ref().unwrap().state;
+        let state = self.side.as_ref().unwrap().api_state()?;
         let id = quickstore::seed::user(state, &email, PASSWORD, name, roles).await?;
         Ok((id, self.login(&email).await?))
     }
@@ -247,7 +247,7 @@ impl TestApp {
     /// A courier: (id, token).
     pub async fn courier(&self, name: &str) -> Result<(String, String)> {
         let email = format!("{name}@couriers.local");
-        let state = &self.side.as_ref().unwrap().state;
+        let state = self.side.as_ref().unwrap().api_state()?;
         let id = quickstore::seed::user(
             state,
             &email,

@@ -75,6 +75,9 @@ impl Admin {
             match result {
                 Ok(_) => {}
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                    // Another process may have created it a moment ago:
+                    // its metadata can lag the "already exists" answer.
+                    self.wait_for_topic(&spec.name).await?;
                     let actual = self.partition_count(&spec.name).await?;
                     if actual != spec.partitions {
                         return Err(LogError::TopicMismatch {
