@@ -18,7 +18,12 @@ fn quickstore(data_dir: &Path) -> Command {
             command.env_remove(key);
         }
     }
-    command.env("QS_DATA_DIR", data_dir).stdin(Stdio::null());
+    // Any free port for the query API: tests run in parallel, and `dev`
+    // would otherwise take the default 8090 in each of them.
+    command
+        .env("QS_DATA_DIR", data_dir)
+        .env("QS_QUERY_API_LISTEN", "127.0.0.1:0")
+        .stdin(Stdio::null());
     command
 }
 
