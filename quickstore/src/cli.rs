@@ -55,6 +55,8 @@ pub enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Exits 0 if URL answers 2xx (a container health check without curl).
+    Probe(ProbeArgs),
     /// The embedded schema registry.
     Registry {
         #[command(subcommand)]
@@ -170,6 +172,18 @@ impl ServiceRole {
 pub enum RegistryCommand {
     /// Serves the embedded registry over the Confluent Schema Registry REST API.
     Serve(RegistryServeArgs),
+    /// Registers every schema of the contract with QS_SCHEMA_REGISTRY_URL
+    /// (a deployment's init job); safe to run again.
+    Register,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The URL to GET, e.g. http://127.0.0.1:8080/readyz.
+    pub url: String,
+    /// How long to wait for the answer.
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Args)]

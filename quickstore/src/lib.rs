@@ -5,11 +5,16 @@
 //!   [`platform::config::Settings`] (defaults < `--config` file < `QS_*`).
 //! - [`dev`] — `quickstore dev`: the embedded system in one process, with
 //!   a demo shop.
-//! - [`serve`] — `quickstore serve`: the write side on the configured log.
+//! - [`serve`] — `quickstore serve [--role …]`: any mix of the five
+//!   roles (command API, command processors, sagas, projectors, query API)
+//!   on the configured log and read store.
 //! - [`write_side`] — starts and stops the command API, processors, saga.
 //! - [`seed`] — demo users, products and stock.
 //! - [`registry`] — `quickstore registry serve`: the embedded schema
 //!   registry over the Confluent REST API, so standard tools can decode.
+//! - [`register`] — `quickstore registry register`: the contract's
+//!   schemas into a Confluent registry (a deployment's init job).
+//! - [`probe`] — `quickstore probe URL`: a container health check.
 //! - [`topics`] — `quickstore topics`: what the log holds.
 //! - [`projections_cmd`] — `quickstore projections run|status|rebuild`:
 //!   the read side's projectors.
@@ -24,9 +29,11 @@ pub mod bench;
 pub mod cli;
 pub mod dev;
 pub mod dlq_cmd;
+pub mod probe;
 pub mod projections_cmd;
 pub mod query_cmd;
 pub mod read_side;
+pub mod register;
 pub mod registry;
 pub mod schema;
 pub mod seed;
@@ -64,6 +71,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Registry {
             command: RegistryCommand::Serve(args),
         } => registry::serve(settings, args).await,
+        Command::Registry {
+            command: RegistryCommand::Register,
+        } => register::run(settings).await,
+        Command::Probe(args) => probe::run(args).await,
         Command::Bench {
             command: BenchCommand::Log(args),
         } => bench::log::run(settings, args).await,
