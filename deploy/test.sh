@@ -7,9 +7,12 @@
 # 2. fetches (cached) and starts, in parallel, a real Apache Kafka broker and
 #    a real CQL node (Apache Cassandra 5.0, for the read side) on loopback,
 # 3. starts a Confluent-REST schema registry on loopback (see below),
-# 4. builds the workspace once, then fmt, clippy -D warnings, every test
-#    (unit, conformance on both event-log adapters, processor crash tests),
-#    and the benchmarks in --quick mode,
+# 4. builds the workspace once, validates the deployment files
+#    (docker-compose.yml, the Helm chart, the Dockerfile's build steps; the
+#    validators are fetched once into the cache, see deploy/tools/), then
+#    fmt, clippy -D warnings, every test (unit, conformance on both
+#    event-log adapters, processor crash tests, five roles in five
+#    processes), and the benchmarks in --quick mode,
 # 5. stops what it started, whatever happened.
 #
 # Schema registry: no real Confluent-compatible registry can be installed
@@ -36,6 +39,8 @@ need cargo "install Rust with rustup (https://rustup.rs), stable >= 1.90"
 need cc "install a C compiler (Debian: apt-get install -y build-essential); librdkafka is built from source"
 need make "install make (Debian: apt-get install -y build-essential)"
 need curl "install curl (Debian: apt-get install -y curl)"
+need go "install Go >= 1.22 (https://go.dev/dl/; Debian: apt-get install -y golang): it builds helm and compose-check, which validate the deployment files"
+need python3 "install Python 3 with venv (Debian: apt-get install -y python3 python3-venv)"
 qs_java 17 >/dev/null
 qs_require_mvn
 
@@ -52,6 +57,11 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 T0=$(date +%s)
+# The deployment validators (cached after the first run) download and build
+# while the servers start and the workspace compiles.
+TOOLS_ENV="$(mktemp)"
+"$ROOT/deploy/tools/fetch-tools.sh" >"$TOOLS_ENV" 2>"$TOOLS_ENV.log" &
+TOOLS_PID=$!
 qs_log "starting a real Kafka broker and a real CQL node (first run downloads them from Maven Central)"
 "$ROOT/deploy/test-env.sh" up >/dev/null
 # shellcheck disable=SC1091
@@ -78,6 +88,12 @@ if [[ -z "${QS_SCHEMA_REGISTRY_URL:-}" ]]; then
     || qs_die "the schema registry at $QS_SCHEMA_REGISTRY_URL does not answer"
 fi
 qs_log "schema registry at $QS_SCHEMA_REGISTRY_URL"
+
+qs_log "deployment files: docker-compose.yml, the Helm chart, the Dockerfile's steps ($(( $(date +%s) - T0 ))s)"
+wait "$TOOLS_PID" || { cat "$TOOLS_ENV.log" >&2; qs_die "fetching the deployment validators failed"; }
+# shellcheck disable=SC1090
+source "$TOOLS_ENV"
+"$ROOT/deploy/tools/validate-deploy.sh" ./target/debug/quickstore
 
 qs_log "format and lints ($(( $(date +%s) - T0 ))s)"
 cargo fmt --all -- --check

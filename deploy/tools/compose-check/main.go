@@ -5,13 +5,16 @@
 // resolves profiles and checks references (depends_on, networks, volumes).
 //
 //	go run . [-profile full]... docker-compose.yml
+//	go run . -commands-of quickstore docker-compose.yml
 //
-// Prints the normalized model's services per profile and exits non-zero
-// with the loader's message on any error.
+// Prints the normalized model's services per profile (or, with
+// -commands-of, each matching service's command as JSON) and exits
+// non-zero with the loader's message on any error.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -30,6 +33,7 @@ func (p *profiles) Set(v string) error { *p = append(*p, v); return nil }
 func main() {
 	var active profiles
 	flag.Var(&active, "profile", "activate a profile (repeatable)")
+	commandsOf := flag.String("commands-of", "", "print only the command (JSON) of every service whose image starts with this")
 	flag.Parse()
 	if flag.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: compose-check [-profile P]... FILE")
@@ -56,6 +60,15 @@ func main() {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", flag.Arg(0), err)
 		os.Exit(1)
+	}
+	if *commandsOf != "" {
+		for name, svc := range project.Services {
+			if strings.HasPrefix(svc.Image, *commandsOf) {
+				cmd, _ := json.Marshal([]string(svc.Command))
+				fmt.Printf("%s\t%s\n", name, cmd)
+			}
+		}
+		return
 	}
 	names := make([]string, 0, len(project.Services))
 	for name := range project.Services {
