@@ -173,6 +173,21 @@ impl WriteSide {
 
         let mut saga_config = WorkerConfig::new(&system.topics, &options.instance);
         saga_config.timeouts = options.timeouts;
+        // Consumer lag of the processors' and the saga's groups
+        // (`quickstore_consumer_lag`), sampled until the stop.
+        let sampler = tokio::spawn(platform::telemetry::lag::sample_lag(
+            Arc::clone(&system.log),
+            crate::probes::write_side_groups(system, &saga_config.group_id),
+            crate::probes::LAG_SAMPLE_EVERY,
+            stopped.clone(),
+        ));
+        workers.push((
+            "consumer lag sampler".into(),
+            tokio::spawn(async move {
+                let _ = sampler.await;
+                Ok(())
+            }),
+        ));
         let (saga_tx, saga_progress) = watch::channel(WorkerStats::default());
         let saga = FulfillmentWorker::new(
             Arc::clone(&system.log),
@@ -219,7 +234,11 @@ impl WriteSide {
                 )
             })?;
         let addr = listener.local_addr()?;
-        let router = command_api::http::router(Arc::clone(&state));
+        let readiness = crate::probes::processors_restored(
+            crate::probes::base(system),
+            processor_progress.clone(),
+        );
+        let router = command_api::http::router_with(Arc::clone(&state), readiness);
         let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let http = tokio::spawn(command_api::http::serve(listener, router, async move {
             let _ = http_stopped.await;
