@@ -69,17 +69,26 @@ pub fn init(verbose: u8, config: Option<&Path>) -> TelemetryGuard {
             Err(e) => eprintln!("warning: no span export to {endpoint}: {e}"),
         }
     }
-    install(verbose, builder.build())
+    install(log_level(verbose), builder.build())
 }
 
 /// Like [`init`] with every span handed to `exporter` as it ends (tests:
-/// `opentelemetry_sdk::trace::InMemorySpanExporter`).
-pub fn init_with_exporter<E: SpanExporter + 'static>(verbose: u8, exporter: E) -> TelemetryGuard {
+/// `opentelemetry_sdk::trace::InMemorySpanExporter`). Logs only when
+/// `RUST_LOG` asks for them: a test's output is its verdict.
+pub fn init_with_exporter<E: SpanExporter + 'static>(exporter: E) -> TelemetryGuard {
     let provider = SdkTracerProvider::builder()
         .with_resource(resource("quickstore-test"))
         .with_simple_exporter(exporter)
         .build();
-    install(verbose, provider)
+    install("off", provider)
+}
+
+fn log_level(verbose: u8) -> &'static str {
+    match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    }
 }
 
 fn resource(service: &str) -> Resource {
@@ -107,12 +116,7 @@ fn otlp_exporter(
         .build()
 }
 
-fn install(verbose: u8, provider: SdkTracerProvider) -> TelemetryGuard {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
+fn install(default: &str, provider: SdkTracerProvider) -> TelemetryGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let traced = TRACED.iter().fold(Targets::new(), |t, target| {
         t.with_target(*target, LevelFilter::INFO)

@@ -28,6 +28,11 @@ impl Injector for HeaderInjector<'_> {
         // One value per key: a record re-sent under a new span carries the
         // new context only.
         self.0.retain(|h| h.key != key);
+        if value.is_empty() {
+            // The propagator writes an empty `tracestate` when there is
+            // none: a header only when there is something to carry.
+            return;
+        }
         self.0.push(Header {
             key: key.to_owned(),
             value: value.into_bytes(),

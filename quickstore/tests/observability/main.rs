@@ -37,7 +37,7 @@ pub static SPANS: OnceLock<InMemorySpanExporter> = OnceLock::new();
 
 fn main() {
     let exporter = InMemorySpanExporter::default();
-    let _guard = quickstore::telemetry::init_with_exporter(0, exporter.clone());
+    let _guard = quickstore::telemetry::init_with_exporter(exporter.clone());
     let _ = SPANS.set(exporter);
     let cases = [
         case!(cases::one_trace_from_request_to_projection),
