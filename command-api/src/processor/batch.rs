@@ -327,6 +327,17 @@ impl<A: Aggregate> CommandProcessor<A> {
             }
         };
         let previous_version = entry.version;
+        // The events' hop of the trace: their records carry this span, so
+        // the saga and the projectors continue from it. (They become
+        // durable when the transaction commits: see its linked span.)
+        let append = tracing::info_span!(
+            "events.append",
+            otel.name = "append events",
+            otel.kind = "producer",
+            messaging.destination.name = %self.topology.events,
+            events = events.len(),
+        );
+        let _append = append.enter();
         for (index, event) in events.iter().enumerate() {
             let version = entry.version + 1;
             let mut event_envelope = EventEnvelope {

@@ -148,12 +148,13 @@ pub async fn one_trace_from_request_to_projection(adapter: TestAdapter) -> Resul
         .await?;
     caught_up(&side).await?;
 
-    // The spans: HTTP → PlaceOrder → saga step → ReserveStock (sent by the
-    // saga) → projection, one trace.
+    // The spans: HTTP → PlaceOrder → its events' append → saga step →
+    // ReserveStock (sent by the saga) → … → projection, one trace.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let wanted = [
         "POST /orders",
         "process PlaceOrder",
+        "append events",
         "order-fulfillment step",
         "process ReserveStock",
         "process AuthorizePayment",
@@ -176,6 +177,30 @@ pub async fn one_trace_from_request_to_projection(adapter: TestAdapter) -> Resul
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // And they nest: the client's span → the request → the command.
+    let spans: Vec<_> = crate::SPANS
+        .get()
+        .unwrap()
+        .get_finished_spans()
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.span_context.trace_id().to_string() == trace_id)
+        .collect();
+    let request = spans.iter().find(|s| s.name == "POST /orders").unwrap();
+    ensure!(
+        request.parent_span_id.to_string() == "00f067aa0ba902b7",
+        "the request's parent is the caller's span: {}",
+        request.parent_span_id
+    );
+    let command = spans
+        .iter()
+        .find(|s| s.name == "process PlaceOrder")
+        .unwrap();
+    ensure!(
+        command.parent_span_id == request.span_context.span_id(),
+        "PlaceOrder's parent is the request"
+    );
 
     // The records of those hops carry the trace in their headers.
     let topics = &app.system.topics;
