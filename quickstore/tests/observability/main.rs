@@ -15,6 +15,7 @@
 #[path = "../write_side/app.rs"]
 mod app;
 mod cases;
+mod ops_cli;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -43,6 +44,7 @@ fn main() {
         case!(cases::one_trace_from_request_to_projection),
         case!(cases::metrics_exist_and_move),
         case!(cases::health_and_readiness),
+        case!(ops_cli::projections_run_serves_an_ops_listener),
     ];
     let mut trials = Vec::new();
     for adapter in TestAdapter::ALL {
