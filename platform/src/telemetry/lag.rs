@@ -5,10 +5,12 @@
 //! operator's tool agree. (The projectors report their own lag, measured
 //! from their positions: see `projectors::service`.)
 //!
-//! Committed offsets of a transactional consumer sit after the commit
-//! marker's offset only once the next transaction starts; the end can be
-//! one marker ahead of the last commit, so a quiet group may show a lag of
-//! 1 per partition on Kafka until its next transaction.
+//! On Kafka a transaction's commit marker takes an offset of its own: a
+//! group that commits "last record + 1" (as the command processor does)
+//! stays one behind a partition whose last record was written in a
+//! transaction (a saga's command) until its next record, so a quiet
+//! partition may show a lag of 1. The projectors, which report positions
+//! that move past markers, show exactly 0.
 
 use std::sync::Arc;
 use std::time::Duration;
