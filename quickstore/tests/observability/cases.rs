@@ -20,23 +20,51 @@ use serde_json::{json, Value};
 
 use crate::app::{address, spawn_app, TestApp, APPROVE};
 
-async fn store(adapter: TestAdapter) -> Result<Arc<dyn ReadStore>> {
-    Ok(match adapter {
-        TestAdapter::Embedded => Arc::new(EmbeddedStore::in_memory()?),
-        TestAdapter::Kafka => {
-            let keyspace = format!(
-                "qs_test_{}",
-                &uuid::Uuid::new_v4().simple().to_string()[..12]
-            );
-            Arc::new(
-                CqlStore::connect(CqlConfig::new(
-                    platform::testing::cql_contact_points()?,
-                    keyspace,
-                ))
-                .await?,
-            )
+/// A fresh read store: in memory, or a keyspace of its own on the CQL
+/// node (dropped by [`Store::drop`] at the end of the case).
+struct Store {
+    store: Arc<dyn ReadStore>,
+    cql: Option<Arc<CqlStore>>,
+}
+
+impl Store {
+    async fn new(adapter: TestAdapter) -> Result<Self> {
+        Ok(match adapter {
+            TestAdapter::Embedded => Self {
+                store: Arc::new(EmbeddedStore::in_memory()?),
+                cql: None,
+            },
+            TestAdapter::Kafka => {
+                let keyspace = format!(
+                    "qs_test_{}",
+                    &uuid::Uuid::new_v4().simple().to_string()[..12]
+                );
+                let cql = Arc::new(
+                    CqlStore::connect(CqlConfig::new(
+                        platform::testing::cql_contact_points()?,
+                        keyspace,
+                    ))
+                    .await?,
+                );
+                Self {
+                    store: cql.clone(),
+                    cql: Some(cql),
+                }
+            }
+        })
+    }
+
+    fn get(&self) -> Arc<dyn ReadStore> {
+        Arc::clone(&self.store)
+    }
+
+    /// Leaves the shared CQL node as it was.
+    async fn drop(self) -> Result<()> {
+        if let Some(cql) = self.cql {
+            cql.drop_keyspace().await?;
         }
-    })
+        Ok(())
+    }
 }
 
 /// The query API and every projector, measuring lag every 250 ms.
@@ -136,7 +164,8 @@ fn spans_of(trace_id: &str) -> HashMap<String, usize> {
 
 pub async fn one_trace_from_request_to_projection(adapter: TestAdapter) -> Result<()> {
     let mut app = spawn_app(adapter).await?;
-    let side = read_side(&app, store(adapter).await?).await?;
+    let store = Store::new(adapter).await?;
+    let side = read_side(&app, store.get()).await?;
     let mug = sku();
     app.product(&mug, 1299, 10).await?;
     let (_, customer) = app.customer("tracy").await?;
@@ -269,7 +298,8 @@ pub async fn one_trace_from_request_to_projection(adapter: TestAdapter) -> Resul
         "a new trace for a request without traceparent: {own:?}"
     );
     side.stop().await?;
-    app.stop().await
+    app.stop().await?;
+    store.drop().await
 }
 
 /// GETs `url` and returns the body.
@@ -330,11 +360,11 @@ fn require(text: &str, name: &str, must: &[(&str, &str)]) -> Result<f64> {
 
 pub async fn metrics_exist_and_move(adapter: TestAdapter) -> Result<()> {
     let mut app = spawn_app(adapter).await?;
-    let store = store(adapter).await?;
-    let side = read_side(&app, Arc::clone(&store)).await?;
+    let store = Store::new(adapter).await?;
+    let side = read_side(&app, store.get()).await?;
     let ops = OpsServer::start(
         "127.0.0.1:0",
-        quickstore::probes::read_store(quickstore::probes::base(&app.system), store),
+        quickstore::probes::read_store(quickstore::probes::base(&app.system), store.get()),
     )
     .await?;
     let http = reqwest::Client::new();
@@ -504,7 +534,8 @@ pub async fn metrics_exist_and_move(adapter: TestAdapter) -> Result<()> {
     }
     ops.stop().await?;
     side.stop().await?;
-    app.stop().await
+    app.stop().await?;
+    store.drop().await
 }
 
 async fn get(http: &reqwest::Client, url: &str) -> Result<(StatusCode, Value)> {
@@ -535,11 +566,11 @@ async fn until(http: &reqwest::Client, url: &str, want: StatusCode) -> Result<Va
 
 pub async fn health_and_readiness(adapter: TestAdapter) -> Result<()> {
     let app = spawn_app(adapter).await?;
-    let store = store(adapter).await?;
-    let side = read_side(&app, Arc::clone(&store)).await?;
+    let store = Store::new(adapter).await?;
+    let side = read_side(&app, store.get()).await?;
     let ops = OpsServer::start(
         "127.0.0.1:0",
-        quickstore::probes::read_store(quickstore::probes::base(&app.system), store),
+        quickstore::probes::read_store(quickstore::probes::base(&app.system), store.get()),
     )
     .await?;
     let http = reqwest::Client::new();
@@ -604,5 +635,6 @@ pub async fn health_and_readiness(adapter: TestAdapter) -> Result<()> {
     down.stop().await?;
     ops.stop().await?;
     side.stop().await?;
-    app.stop().await
+    app.stop().await?;
+    store.drop().await
 }

@@ -27,6 +27,10 @@ pub async fn projections_run_serves_an_ops_listener(adapter: TestAdapter) -> Res
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    let keyspace = format!(
+        "qs_test_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
     if adapter == TestAdapter::Kafka {
         let registry = std::env::var(crate::app::REGISTRY_ENV)
             .context("QS_SCHEMA_REGISTRY_URL is not set (deploy/test.sh starts a registry)")?;
@@ -41,13 +45,7 @@ pub async fn projections_run_serves_an_ops_listener(adapter: TestAdapter) -> Res
                 "QS_CQL_CONTACT_POINTS",
                 platform::testing::cql_contact_points()?.join(","),
             )
-            .env(
-                "QS_CQL_KEYSPACE",
-                format!(
-                    "qs_test_{}",
-                    &uuid::Uuid::new_v4().simple().to_string()[..12]
-                ),
-            );
+            .env("QS_CQL_KEYSPACE", &keyspace);
     }
     let mut child = command
         .spawn()
@@ -110,5 +108,15 @@ pub async fn projections_run_serves_an_ops_listener(adapter: TestAdapter) -> Res
         status.success(),
         "projections run did not stop cleanly: {status}"
     );
+    if adapter == TestAdapter::Kafka {
+        // Leave the shared CQL node as it was.
+        platform::readstore::CqlStore::connect(platform::readstore::CqlConfig::new(
+            platform::testing::cql_contact_points()?,
+            keyspace,
+        ))
+        .await?
+        .drop_keyspace()
+        .await?;
+    }
     Ok(())
 }

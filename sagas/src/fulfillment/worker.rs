@@ -298,6 +298,9 @@ impl FulfillmentWorker {
         let events = member
             .poll(self.config.max_batch, self.config.poll_timeout)
             .await?;
+        // Instances change with inputs, rebalances and due deadlines only:
+        // recount then, not on every idle poll.
+        let changes = !events.is_empty() || !self.due_timers((self.clock)()).is_empty();
         let mut records: Vec<LogRecord> = Vec::new();
         for event in events {
             match event {
@@ -333,7 +336,9 @@ impl FulfillmentWorker {
             }
         }
         self.process(member, records).await?;
-        self.publish_instances();
+        if changes {
+            self.publish_instances();
+        }
         Ok(())
     }
 
