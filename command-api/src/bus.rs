@@ -173,7 +173,7 @@ impl CommandBus {
         let topic = self.topics.commands(context);
         let sent = async {
             let bytes = self.codec.encode_command(&topic, &envelope, command)?;
-            let record = OutgoingRecord::new(topic, envelope.aggregate_id.clone(), bytes)
+            let mut record = OutgoingRecord::new(topic, envelope.aggregate_id.clone(), bytes)
                 .with_header(
                     "command_type",
                     schemas::CommandPayload::record_name(command),
@@ -181,6 +181,9 @@ impl CommandBus {
                 .with_header("command_id", command_id.clone())
                 .with_header("aggregate_type", envelope.aggregate_type.clone())
                 .with_header("correlation_id", envelope.correlation_id.clone());
+            // The request's span (the HTTP layer's): the command processor
+            // continues this trace.
+            platform::telemetry::inject_current(&mut record.headers);
             self.producer.send(record).await?;
             Ok::<(), BusError>(())
         }

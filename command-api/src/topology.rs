@@ -7,6 +7,8 @@ use platform::eventlog::{Cleanup, TopicSpec};
 /// Topic names and partition count of one context's command side.
 #[derive(Debug, Clone)]
 pub struct CommandTopology {
+    /// The context's name (`orders`): a label of its metrics.
+    pub context: String,
     pub commands: String,
     pub events: String,
     pub snapshots: String,
@@ -20,6 +22,7 @@ pub struct CommandTopology {
 impl CommandTopology {
     pub fn new(topics: &schemas::topics::TopicNames, context: &str, partitions: i32) -> Self {
         Self {
+            context: context.to_owned(),
             commands: topics.commands_for(context),
             events: topics.events_for(context),
             snapshots: topics.snapshots_for(context),

@@ -123,6 +123,17 @@ pub struct Settings {
     /// `QS_READ_YOUR_WRITES_TIMEOUT_MS`: how long a query carrying a
     /// position token waits for the read model to pass it.
     pub read_your_writes_timeout_ms: u64,
+    /// `QS_OTLP_ENDPOINT`: where spans go (OTLP over HTTP/protobuf, e.g.
+    /// `http://127.0.0.1:4318`); unset = `OTEL_EXPORTER_OTLP_ENDPOINT`,
+    /// and neither = no export (docs/observability.md).
+    pub otlp_endpoint: Option<String>,
+    /// `QS_SERVICE_NAME`: the `service.name` of exported spans; unset =
+    /// `OTEL_SERVICE_NAME`, else `quickstore`.
+    pub service_name: Option<String>,
+    /// `QS_OPS_LISTEN`: `host:port` of the ops listener (`/metrics`,
+    /// `/healthz`, `/readyz`) of processes without an HTTP API (`quickstore
+    /// projections run`); unset = none.
+    pub ops_listen: Option<String>,
 }
 
 impl Default for Settings {
@@ -155,6 +166,9 @@ impl Default for Settings {
             cql_password: None,
             query_api_listen: "127.0.0.1:8090".to_owned(),
             read_your_writes_timeout_ms: 2_000,
+            otlp_endpoint: None,
+            service_name: None,
+            ops_listen: None,
         }
     }
 }
@@ -215,12 +229,40 @@ impl Settings {
             }
             self.cql_consistency()?;
         }
+        if let Some(endpoint) = self.otlp_endpoint() {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                return Err(ConfigError(format!(
+                    "QS_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_ENDPOINT) must be an http:// or https:// URL of an OTLP/HTTP collector, e.g. http://127.0.0.1:4318, got {endpoint:?}"
+                )));
+            }
+        }
         if self.cql_replication_factor < 1 {
             return Err(ConfigError(
                 "QS_CQL_REPLICATION_FACTOR must be at least 1".into(),
             ));
         }
         Ok(())
+    }
+
+    /// The OTLP endpoint: `QS_OTLP_ENDPOINT`, else the standard
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`; `None` = tracing export off.
+    pub fn otlp_endpoint(&self) -> Option<String> {
+        self.otlp_endpoint
+            .clone()
+            .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// `QS_SERVICE_NAME`, else the standard `OTEL_SERVICE_NAME`, else
+    /// `quickstore`.
+    pub fn service_name(&self) -> String {
+        self.service_name
+            .clone()
+            .or_else(|| std::env::var("OTEL_SERVICE_NAME").ok())
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "quickstore".to_owned())
     }
 
     /// The CQL contact points, trimmed, empty entries dropped.

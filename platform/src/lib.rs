@@ -34,5 +34,6 @@ pub mod config;
 pub mod eventlog;
 pub mod partitioner;
 pub mod readstore;
+pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -85,6 +85,7 @@ use platform::readstore::{ColumnType, Mutation, MutationKind, ReadStore, ReadSto
 use schemas::registry::RegistryError;
 use schemas::{AnyEvent, AvroCodec, CodecError, OrderFulfillmentStep, TopicNames};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::dlq::{self, control_write};
 use crate::generations;
@@ -553,7 +554,19 @@ impl Projector {
             let outcome = if self.parked.contains(&record.key) {
                 Outcome::Parked
             } else {
-                match self.project(record, shutdown).await? {
+                // The projection of a record continues the trace of the
+                // command (or saga step) that appended it.
+                let span = tracing::info_span!(
+                    "projection",
+                    otel.name = %format!("project {}", self.projection.name()),
+                    otel.kind = "consumer",
+                    projection = self.projection.name(),
+                    messaging.destination.name = %record.topic,
+                    messaging.kafka.partition = record.partition,
+                    messaging.kafka.offset = record.offset,
+                );
+                platform::telemetry::continue_from(&span, &record.headers);
+                match self.project(record, shutdown).instrument(span).await? {
                     Ok(m) => Outcome::Apply(writes.push(m, generation)),
                     Err(why) => {
                         self.parked.insert(record.key.clone());

@@ -320,6 +320,21 @@ impl ProjectorService {
                 lags.insert(tp.clone(), u64::try_from(end - position).unwrap_or(0));
             }
             shared.status.lag = complete.then(|| lags.values().sum());
+            let m = platform::telemetry::metrics();
+            if let Some(lag) = shared.status.lag {
+                m.projection_lag
+                    .with_label_values(&[projection.name()])
+                    .set(i64::try_from(lag).unwrap_or(i64::MAX));
+            }
+            for (tp, lag) in &lags {
+                m.consumer_lag
+                    .with_label_values(&[
+                        group.as_str(),
+                        tp.topic.as_str(),
+                        &tp.partition.to_string(),
+                    ])
+                    .set(i64::try_from(*lag).unwrap_or(i64::MAX));
+            }
             shared.status.lag_by_partition = lags;
         }
         self.measured
@@ -340,6 +355,11 @@ impl ProjectorService {
             s.store_retries = shared.base.store_retries + shared.current.store_retries;
             s.parked = shared.current.parked;
             s.paused = shared.current.paused;
+            let dlq = &platform::telemetry::metrics().dlq_size;
+            dlq.with_label_values(&[projection.name(), "parked_keys"])
+                .set(i64::try_from(s.parked).unwrap_or(i64::MAX));
+            dlq.with_label_values(&[projection.name(), "dead_letters"])
+                .set(i64::try_from(s.dead_letters).unwrap_or(i64::MAX));
             status.projections.insert(projection.name().to_owned(), s);
         }
         self.status.send_if_modified(|current| {

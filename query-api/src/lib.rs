@@ -77,6 +77,10 @@ pub fn router(state: QueryState) -> Router {
         }),
     )
     .route("/docs", get(docs))
+    .route(
+        "/metrics",
+        get(|| async { platform::telemetry::health::metrics_response() }),
+    )
     .fallback(|| async { AppError::not_found("no such endpoint") })
     .method_not_allowed_fallback(|| async {
         AppError::new(
@@ -85,6 +89,11 @@ pub fn router(state: QueryState) -> Router {
             "the query API only reads: use GET",
         )
     })
+    // Every request traced (continuing a `traceparent`) and timed.
+    .layer(axum::middleware::from_fn_with_state(
+        "query-api",
+        platform::telemetry::http::observe,
+    ))
     .with_state(state)
 }
 

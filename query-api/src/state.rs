@@ -63,6 +63,8 @@ pub struct QueryState {
     pub clock: Clock,
     /// The live streams open per subject.
     pub streams: Arc<StreamSlots>,
+    /// Checks `/readyz` runs besides the read store's.
+    pub readiness: platform::telemetry::Readiness,
 }
 
 impl std::fmt::Debug for QueryState {
@@ -96,7 +98,15 @@ impl QueryState {
             config,
             clock: Arc::new(system_clock),
             streams: Arc::new(StreamSlots::default()),
+            readiness: platform::telemetry::Readiness::default(),
         }
+    }
+
+    /// `/readyz` also runs `readiness` (the event log and registry of a
+    /// process that runs the projectors beside the API).
+    pub fn with_readiness(mut self, readiness: platform::telemetry::Readiness) -> Self {
+        self.readiness = readiness;
+        self
     }
 
     pub fn with_clock(mut self, clock: Clock) -> Self {

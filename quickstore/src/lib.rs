@@ -23,13 +23,16 @@
 //! - [`bench`] — `quickstore bench …`: throughput against raw baselines
 //!   measured in the same run.
 //! - [`shutdown`] — SIGINT/SIGTERM, installed before start-up work.
-//! - [`telemetry`] — tracing setup.
+//! - [`telemetry`] — tracing setup: logs, spans, OTLP export.
+//! - [`probes`] — what `/readyz` checks per role; the ops listener
+//!   (`QS_OPS_LISTEN`).
 
 pub mod bench;
 pub mod cli;
 pub mod dev;
 pub mod dlq_cmd;
 pub mod probe;
+pub mod probes;
 pub mod projections_cmd;
 pub mod query_cmd;
 pub mod read_side;

@@ -11,7 +11,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = quickstore::cli::Cli::parse();
-    quickstore::telemetry::init(cli.verbose);
+    let _telemetry = quickstore::telemetry::init(cli.verbose, cli.config.as_deref());
     match quickstore::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

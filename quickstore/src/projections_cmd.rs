@@ -90,6 +90,19 @@ pub async fn run(settings: Settings, args: ProjectionsRunArgs) -> Result<()> {
     ensure_inputs(&system).await?;
     let names: Vec<&str> = selected.iter().map(|p| p.name()).collect();
     eprintln!("projecting {} until SIGTERM/Ctrl-C", names.join(", "));
+    let ops = match &system.settings.ops_listen {
+        Some(listen) => {
+            let readiness =
+                crate::probes::read_store(crate::probes::base(&system), Arc::clone(&store));
+            let ops = crate::probes::OpsServer::start(listen, readiness).await?;
+            eprintln!(
+                "ops listener at {} (/metrics, /healthz, /readyz)",
+                ops.url()
+            );
+            Some(ops)
+        }
+        None => None,
+    };
     let service = ProjectorService::new(
         Arc::clone(&system.log),
         Arc::clone(&system.codec),
@@ -109,6 +122,9 @@ pub async fn run(settings: Settings, args: ProjectionsRunArgs) -> Result<()> {
     }
     // Each projector finishes its batch, commits and leaves its group.
     service.stop().await.context("stopping the projectors")?;
+    if let Some(ops) = ops {
+        ops.stop().await.context("stopping the ops listener")?;
+    }
     eprintln!("stopped");
     Ok(())
 }

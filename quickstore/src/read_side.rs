@@ -104,7 +104,11 @@ impl ReadSide {
             JwksConfig::default(),
         )
         .context("building the JWKS client")?;
-        let state = QueryState::new(Arc::clone(&store), verifier, options.query.clone());
+        let mut state = QueryState::new(Arc::clone(&store), verifier, options.query.clone());
+        if projectors.is_some() {
+            // Projectors in this process: the log and the registry too.
+            state = state.with_readiness(crate::probes::base(system));
+        }
         let listener = tokio::net::TcpListener::bind(&options.listen)
             .await
             .with_context(|| {

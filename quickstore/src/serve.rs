@@ -75,6 +75,7 @@ pub async fn run(settings: Settings, args: ServeArgs) -> Result<()> {
 
     let mut read = None;
     let mut projectors_only: Option<RunningService> = None;
+    let ops_store = read_store.clone();
     if let Some(store) = read_store {
         crate::projections_cmd::ensure_inputs(&system).await?;
         if has(ServiceRole::QueryApi) {
@@ -117,10 +118,33 @@ pub async fn run(settings: Settings, args: ServeArgs) -> Result<()> {
     if write.as_ref().is_some_and(|w| w.url().is_none()) {
         println!("QuickStore workers running: {}", role_names(&roles));
     }
+    // `/metrics`, `/healthz`, `/readyz` for every role, also the ones
+    // without an HTTP API of their own (QS_OPS_LISTEN; the Helm chart and
+    // docker-compose.yml probe and scrape it).
+    let ops = match &system.settings.ops_listen {
+        Some(listen) => {
+            let mut readiness = crate::probes::base(&system);
+            if let Some(store) = &ops_store {
+                readiness = crate::probes::read_store(readiness, Arc::clone(store));
+            }
+            if let Some(side) = write.as_ref().filter(|_| write_roles.command_processors) {
+                readiness =
+                    crate::probes::processors_restored(readiness, side.processor_progress.clone());
+            }
+            let ops = crate::probes::OpsServer::start(listen, readiness).await?;
+            println!(
+                "ops listener at {} (/metrics, /healthz, /readyz)",
+                ops.url()
+            );
+            Some(ops)
+        }
+        None => None,
+    };
 
     shutdown.received().await;
     // Stop taking requests first (the APIs drain), then the workers finish
-    // their batches and leave their groups.
+    // their batches and leave their groups; the ops listener goes last so
+    // probes see the drain.
     if let Some(side) = read {
         side.stop().await.context("stopping the read side")?;
     }
@@ -129,6 +153,9 @@ pub async fn run(settings: Settings, args: ServeArgs) -> Result<()> {
     }
     if let Some(side) = write {
         side.stop().await?;
+    }
+    if let Some(ops) = ops {
+        ops.stop().await?;
     }
     eprintln!("stopped");
     Ok(())

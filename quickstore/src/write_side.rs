@@ -212,6 +212,34 @@ impl WriteSide {
             processor!(Customer, Context::Customers, None);
         }
 
+        // Consumer lag (`quickstore_consumer_lag`) of the groups this
+        // process's roles consume, sampled until the stop.
+        let saga_group = WorkerConfig::new(&system.topics, &options.instance).group_id;
+        let watched: Vec<_> = crate::probes::write_side_groups(system, &saga_group)
+            .into_iter()
+            .filter(|g| {
+                if g.group == saga_group {
+                    options.roles.sagas
+                } else {
+                    options.roles.command_processors
+                }
+            })
+            .collect();
+        if !watched.is_empty() {
+            let sampler = tokio::spawn(platform::telemetry::lag::sample_lag(
+                Arc::clone(&system.log),
+                watched,
+                crate::probes::LAG_SAMPLE_EVERY,
+                stopped.clone(),
+            ));
+            workers.push((
+                "consumer lag sampler".into(),
+                tokio::spawn(async move {
+                    let _ = sampler.await;
+                    Ok(())
+                }),
+            ));
+        }
         // Without the saga role nothing moves the saga's progress; the
         // receiver then reports the defaults.
         let (saga_tx, saga_progress) = watch::channel(WorkerStats::default());
@@ -266,7 +294,13 @@ impl WriteSide {
                     )
                 })?;
             addr = Some(listener.local_addr()?);
-            let router = command_api::http::router(Arc::clone(&app));
+            // Ready once the broker and registry answer and, where this
+            // process runs them, the processors have restored their state.
+            let readiness = crate::probes::processors_restored(
+                crate::probes::base(system),
+                processor_progress.clone(),
+            );
+            let router = command_api::http::router_with(Arc::clone(&app), readiness);
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
             http = Some(tokio::spawn(command_api::http::serve(
                 listener,

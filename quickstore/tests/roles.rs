@@ -95,6 +95,8 @@ impl Role {
         let err = out.try_clone().expect("log file");
         let child = env
             .command(&data)
+            // Every role gets an ops listener (/metrics, /healthz, /readyz).
+            .env("QS_OPS_LISTEN", "127.0.0.1:0")
             .args(["serve", "--role", name])
             .args(extra)
             .stdout(out)
@@ -106,6 +108,19 @@ impl Role {
 
     fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The ops listener's URL, from the line the role prints.
+    fn ops_url(&self) -> String {
+        let out = self.output();
+        let line = out
+            .lines()
+            .find_map(|l| l.split("ops listener at ").nth(1))
+            .unwrap_or_else(|| panic!("role {} printed no ops listener:\n{out}", self.name));
+        line.split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     fn assert_running(&mut self) {
@@ -307,7 +322,40 @@ fn five_roles_in_five_processes_complete_an_order() {
         "the order did not complete across five processes; sagas log:\n{}",
         sagas.output()
     );
-    for role in [query_api, command_api, projectors, sagas, processor] {
+    // Every role is ready and exposes its metrics on its ops listener.
+    let roles = [query_api, command_api, projectors, sagas, processor];
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        for role in &roles {
+            let ops = role.ops_url();
+            let ready = http
+                .get(format!("{ops}/readyz"))
+                .send()
+                .await
+                .expect("readyz");
+            assert_eq!(
+                ready.status(),
+                200,
+                "{} not ready: {:?}",
+                role.name,
+                ready.text().await
+            );
+            let metrics = http
+                .get(format!("{ops}/metrics"))
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("metrics text");
+            assert!(
+                metrics.contains("quickstore_"),
+                "{} exposes no quickstore_ series",
+                role.name
+            );
+        }
+    });
+    for role in roles {
         role.stop();
     }
 }

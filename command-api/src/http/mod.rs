@@ -80,20 +80,33 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     documented_routes().split_for_parts().1
 }
 
-/// The router and its OpenAPI document.
+/// The router and its OpenAPI document (`/readyz` always ready: see
+/// [`router_with`]).
 pub fn router(state: SharedState) -> Router {
+    router_with(state, platform::telemetry::Readiness::default())
+}
+
+/// The router with `/healthz`, `/readyz` (running `readiness`) and
+/// `/metrics`, every request traced and timed (docs/observability.md).
+pub fn router_with(state: SharedState, readiness: platform::telemetry::Readiness) -> Router {
     let (router, api) = documented_routes().split_for_parts();
     let openapi = api.clone();
     let max_body = state.config.max_body_bytes;
     router
         .route("/openapi.json", get(move || async move { Json(openapi) }))
         .route("/docs", get(docs))
-        .route("/healthz", get(|| async { "ok" }))
+        .merge(platform::telemetry::ops_router(readiness))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency_middleware,
         ))
         .layer(DefaultBodyLimit::max(max_body))
+        // Outermost: the request span is current in every handler (the
+        // command bus injects it into the command's headers).
+        .layer(axum::middleware::from_fn_with_state(
+            "command-api",
+            platform::telemetry::http::observe,
+        ))
         .fallback(|| async { AppError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             AppError::new(

@@ -8,6 +8,7 @@ use platform::partitioner::partition_for_key;
 use schemas::{
     AggregateSnapshot, CommandEnvelope, CommandOutcome, CommandStatus, EventEnvelope, EventPayload,
 };
+use tracing::Instrument;
 
 use super::partition::{AggregateEntry, PartitionState};
 use super::{CommandProcessor, ProcessorError};
@@ -38,6 +39,9 @@ pub(super) struct Batch<A> {
     staged: HashMap<(i32, String), AggregateEntry<A>>,
     sent: Vec<Sent>,
     events: usize,
+    /// (command type, outcome label) per command, counted into
+    /// `quickstore_commands_total` once the transaction committed.
+    pub(super) tally: Vec<(String, &'static str)>,
 }
 
 impl<A> Default for Batch<A> {
@@ -46,6 +50,7 @@ impl<A> Default for Batch<A> {
             staged: HashMap::new(),
             sent: Vec::new(),
             events: 0,
+            tally: Vec::new(),
         }
     }
 }
@@ -103,6 +108,16 @@ impl<A: Aggregate> Batch<A> {
     }
 }
 
+/// The command's type as its record's header names it (`PlaceOrder`),
+/// for spans and metrics; `unknown` for a record without one.
+fn command_type_of(record: &LogRecord) -> String {
+    record
+        .header("command_type")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .map(|t| t.rsplit('.').next().unwrap_or(t).to_owned())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 /// A decoded command with its envelope.
 struct Incoming<C> {
     envelope: CommandEnvelope,
@@ -121,82 +136,121 @@ impl<A: Aggregate> CommandProcessor<A> {
         // inside one batch.
         let mut batch_outcomes: HashMap<String, CommandOutcome> = HashMap::new();
         for record in commands {
-            let partition = record.partition;
-            if !self.partitions.contains_key(&partition) {
-                // Records of a partition whose Assigned we did not see must
-                // not be decided against empty state.
-                let tp = platform::eventlog::TopicPartition::new(
-                    self.topology.commands.clone(),
-                    partition,
-                );
-                self.restore_partition(&tp).await?;
+            let command_type = command_type_of(record);
+            // One span per command, the child of the context its record
+            // carries (the HTTP request, or the saga step that sent it):
+            // a batch mixes many traces, so the command, not the batch, is
+            // the hop of a trace. The batch's transaction span links them.
+            let span = tracing::info_span!(
+                "command",
+                otel.name = %format!("process {command_type}"),
+                otel.kind = "consumer",
+                messaging.destination.name = %record.topic,
+                messaging.kafka.partition = record.partition,
+                messaging.kafka.offset = record.offset,
+                command_type = %command_type,
+                outcome = tracing::field::Empty,
+            );
+            platform::telemetry::continue_from(&span, &record.headers);
+            let outcome = self
+                .handle_command(member, record, batch, &mut batch_outcomes)
+                .instrument(span.clone())
+                .await?;
+            span.record("outcome", outcome);
+            batch.tally.push((command_type, outcome));
+        }
+        Ok(())
+    }
+
+    /// Decides one command record and stages what it produces; returns the
+    /// outcome's metric label.
+    async fn handle_command(
+        &mut self,
+        member: &mut Box<dyn GroupMember>,
+        record: &LogRecord,
+        batch: &mut Batch<A>,
+        batch_outcomes: &mut HashMap<String, CommandOutcome>,
+    ) -> Result<&'static str, ProcessorError> {
+        let partition = record.partition;
+        if !self.partitions.contains_key(&partition) {
+            // Records of a partition whose Assigned we did not see must
+            // not be decided against empty state.
+            let tp =
+                platform::eventlog::TopicPartition::new(self.topology.commands.clone(), partition);
+            self.restore_partition(&tp).await?;
+        }
+        let decoded = match record.value.as_deref() {
+            Some(bytes) => self.codec.decode_command::<A::Command>(bytes).await,
+            None => Err(schemas::CodecError::EmptyOrTooShort { len: 0 }),
+        };
+        let incoming = match decoded {
+            Ok((envelope, command)) => Incoming { envelope, command },
+            // The registry being unreachable says nothing about the
+            // command: abort the batch and retry, never refuse it.
+            Err(e @ schemas::CodecError::Registry(_)) => return Err(e.into()),
+            Err(e) => {
+                // A command we cannot read is refused, not retried
+                // forever: the outcome tells the sender why.
+                let outcome =
+                    self.refusal_outcome(record, None, "malformed-command", &e.to_string());
+                self.send_outcome(member, batch, partition, outcome, None, record)?;
+                return Ok("malformed");
             }
-            let decoded = match record.value.as_deref() {
-                Some(bytes) => self.codec.decode_command::<A::Command>(bytes).await,
-                None => Err(schemas::CodecError::EmptyOrTooShort { len: 0 }),
-            };
-            let incoming = match decoded {
-                Ok((envelope, command)) => Incoming { envelope, command },
-                // The registry being unreachable says nothing about the
-                // command: abort the batch and retry, never refuse it.
-                Err(e @ schemas::CodecError::Registry(_)) => return Err(e.into()),
-                Err(e) => {
-                    // A command we cannot read is refused, not retried
-                    // forever: the outcome tells the sender why.
-                    let outcome =
-                        self.refusal_outcome(record, None, "malformed-command", &e.to_string());
-                    self.send_outcome(member, batch, partition, outcome, None)?;
-                    continue;
-                }
-            };
-            if let Some(reason) = self.misrouted(record, &incoming.envelope) {
-                // Deciding it here would give its aggregate a second writer.
-                let outcome = self.refusal_outcome(
-                    record,
-                    Some(&incoming.envelope),
-                    "misrouted-command",
-                    &reason,
-                );
-                self.send_outcome(member, batch, partition, outcome, None)?;
-                continue;
-            }
-            let command_id = incoming.envelope.command_id.clone();
-            let first = batch_outcomes.get(&command_id).cloned().or_else(|| {
-                self.partitions
-                    .get(&partition)
-                    .and_then(|s| s.outcomes.get(&command_id).cloned())
-            });
-            if let Some(first) = first {
-                // A duplicate: answer with the first outcome, append nothing.
-                self.send_outcome(
-                    member,
-                    batch,
-                    partition,
-                    first,
-                    incoming.envelope.reply_to.clone(),
-                )?;
-                continue;
-            }
-            let facts = match &self.consultant {
-                Some(consultant) => {
-                    let entry = self.current(batch, partition, &incoming.envelope.aggregate_id);
-                    consultant
-                        .consult(&entry.state, &incoming.envelope, &incoming.command)
-                        .await?
-                }
-                None => A::Facts::default(),
-            };
-            let outcome = self.decide_one(member, batch, partition, record, &incoming, facts)?;
-            batch_outcomes.insert(command_id, outcome.clone());
+        };
+        if let Some(reason) = self.misrouted(record, &incoming.envelope) {
+            // Deciding it here would give its aggregate a second writer.
+            let outcome = self.refusal_outcome(
+                record,
+                Some(&incoming.envelope),
+                "misrouted-command",
+                &reason,
+            );
+            self.send_outcome(member, batch, partition, outcome, None, record)?;
+            return Ok("misrouted");
+        }
+        let command_id = incoming.envelope.command_id.clone();
+        let first = batch_outcomes.get(&command_id).cloned().or_else(|| {
+            self.partitions
+                .get(&partition)
+                .and_then(|s| s.outcomes.get(&command_id).cloned())
+        });
+        if let Some(first) = first {
+            // A duplicate: answer with the first outcome, append nothing.
             self.send_outcome(
                 member,
                 batch,
                 partition,
-                outcome,
+                first,
                 incoming.envelope.reply_to.clone(),
+                record,
             )?;
+            return Ok("duplicate");
         }
-        Ok(())
+        let facts = match &self.consultant {
+            Some(consultant) => {
+                let entry = self.current(batch, partition, &incoming.envelope.aggregate_id);
+                consultant
+                    .consult(&entry.state, &incoming.envelope, &incoming.command)
+                    .await?
+            }
+            None => A::Facts::default(),
+        };
+        let outcome = self.decide_one(member, batch, partition, record, &incoming, facts)?;
+        let label = match outcome.status {
+            CommandStatus::Accepted => "accepted",
+            CommandStatus::Rejected => "rejected",
+            CommandStatus::Conflict => "conflict",
+        };
+        batch_outcomes.insert(command_id, outcome.clone());
+        self.send_outcome(
+            member,
+            batch,
+            partition,
+            outcome,
+            incoming.envelope.reply_to.clone(),
+            record,
+        )?;
+        Ok(label)
     }
 
     /// The aggregate as this batch has left it so far.
@@ -273,6 +327,17 @@ impl<A: Aggregate> CommandProcessor<A> {
             }
         };
         let previous_version = entry.version;
+        // The events' hop of the trace: their records carry this span, so
+        // the saga and the projectors continue from it. (They become
+        // durable when the transaction commits: see its linked span.)
+        let append = tracing::info_span!(
+            "events.append",
+            otel.name = "append events",
+            otel.kind = "producer",
+            messaging.destination.name = %self.topology.events,
+            events = events.len(),
+        );
+        let _append = append.enter();
         for (index, event) in events.iter().enumerate() {
             let version = entry.version + 1;
             let mut event_envelope = EventEnvelope {
@@ -308,9 +373,8 @@ impl<A: Aggregate> CommandProcessor<A> {
                 .with_header("aggregate_id", id.clone())
                 .with_header("event_id", event_envelope.event_id.clone())
                 .with_header("correlation_id", envelope.correlation_id.clone());
-            if let Some(tp) = record.header("traceparent") {
-                out = out.with_header("traceparent", tp.to_vec());
-            }
+            // The command's span: projectors and the saga continue it.
+            platform::telemetry::propagation::propagate(&mut out.headers, &record.headers);
             out.timestamp_ms = Some(envelope.issued_at);
             // The aggregate's partition, explicitly: co-partitioning made
             // equal to the command's (checked in `misrouted`).
@@ -410,6 +474,7 @@ impl<A: Aggregate> CommandProcessor<A> {
         partition: i32,
         outcome: CommandOutcome,
         reply_to: Option<String>,
+        command: &LogRecord,
     ) -> Result<(), ProcessorError> {
         let bytes = self.codec.encode_record(
             &self.topology.outcomes,
@@ -419,6 +484,7 @@ impl<A: Aggregate> CommandProcessor<A> {
         let key = outcome.aggregate_id.clone();
         let mut out = OutgoingRecord::new(self.topology.outcomes.clone(), key, bytes.clone());
         out.partition = Some(partition);
+        platform::telemetry::propagation::propagate(&mut out.headers, &command.headers);
         member.send(out)?;
         if let Some(topic) = reply_to {
             // Saga replies are keyed by the saga (the correlation id) so
@@ -426,11 +492,9 @@ impl<A: Aggregate> CommandProcessor<A> {
             let reply_bytes =
                 self.codec
                     .encode_record(&topic, CommandOutcome::FULL_NAME, &outcome)?;
-            member.send(OutgoingRecord::new(
-                topic,
-                outcome.correlation_id.clone(),
-                reply_bytes,
-            ))?;
+            let mut reply = OutgoingRecord::new(topic, outcome.correlation_id.clone(), reply_bytes);
+            platform::telemetry::propagation::propagate(&mut reply.headers, &command.headers);
+            member.send(reply)?;
             batch.sent.push(Sent::Outcome { partition, outcome });
             batch.sent.push(Sent::Reply);
         } else {

@@ -28,6 +28,7 @@ use platform::eventlog::{
 };
 use schemas::AvroCodec;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::aggregate::Aggregate;
 use crate::topology::CommandTopology;
@@ -142,6 +143,9 @@ pub struct ProcessorStats {
     pub events: u64,
     pub transactions: u64,
     pub aborted_batches: u64,
+    /// Every partition assigned so far is restored (readiness: false
+    /// until the first assignment, and while rejoining).
+    pub restored: bool,
 }
 
 /// A command processor for aggregate `A`.
@@ -223,6 +227,7 @@ impl<A: Aggregate> CommandProcessor<A> {
                     // registry failure: forget everything in memory, rejoin
                     // as a new member and restore from the log.
                     tracing::warn!(error = %e, "recovering: rejoining the group");
+                    self.set_restored(false);
                     self.partitions.clear();
                     let _ = member.close().await;
                     member = loop {
@@ -245,6 +250,14 @@ impl<A: Aggregate> CommandProcessor<A> {
         }
         member.close().await?;
         Ok(self.stats)
+    }
+
+    /// Publishes whether the owned partitions are restored (`/readyz`).
+    fn set_restored(&mut self, restored: bool) {
+        self.stats.restored = restored;
+        if let Some(progress) = &self.progress {
+            progress.send_replace(self.stats);
+        }
     }
 
     async fn join(&self) -> Result<Box<dyn GroupMember>, ProcessorError> {
@@ -275,6 +288,7 @@ impl<A: Aggregate> CommandProcessor<A> {
                     for tp in tps {
                         self.restore_partition(&tp).await?;
                     }
+                    self.set_restored(true);
                 }
                 GroupEvent::Records(records) => commands.extend(records),
             }
@@ -348,14 +362,41 @@ impl<A: Aggregate> CommandProcessor<A> {
         commands: &[LogRecord],
     ) -> Result<(), ProcessorError> {
         let mut batch = batch::Batch::<A>::default();
-        member.begin().await?;
-        let result = self.fill_batch(member, commands, &mut batch).await;
+        let started = std::time::Instant::now();
+        // The transaction is not one trace's hop (it carries commands of
+        // many): its own span, linked to the span of every command in it.
+        let span = tracing::info_span!(
+            "command.transaction",
+            context = %self.topology.context,
+            commands = commands.len(),
+        );
+        for record in commands {
+            platform::telemetry::propagation::link_to(&span, &record.headers);
+        }
+        member.begin().instrument(span.clone()).await?;
+        let result = self
+            .fill_batch(member, commands, &mut batch)
+            .instrument(span.clone())
+            .await;
         if let Err(e) = result {
             let _ = member.abort_transaction().await;
             return Err(e);
         }
         let offsets = self.offsets_to_commit(commands);
-        let positions = member.commit_transaction(&offsets).await?;
+        let positions = member.commit_transaction(&offsets).instrument(span).await?;
+        let m = platform::telemetry::metrics();
+        let context = self.topology.context.as_str();
+        m.command_transaction_duration
+            .with_label_values(&[context])
+            .observe(started.elapsed().as_secs_f64());
+        m.command_batch_size
+            .with_label_values(&[context])
+            .observe(commands.len() as f64);
+        for (command_type, outcome) in &batch.tally {
+            m.commands
+                .with_label_values(&[context, command_type.as_str(), outcome])
+                .inc();
+        }
         self.stats.transactions += 1;
         self.stats.commands += commands.len() as u64;
         self.stats.events += batch.event_count() as u64;

@@ -34,6 +34,7 @@ use schemas::{
     OrderFulfillmentStep, SagaCommand, TopicNames,
 };
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::inputs::{route, InputTopics, Routed};
 use super::outgoing::Outgoing;
@@ -100,6 +101,21 @@ impl SagaError {
     }
 }
 
+/// The `step` label of a stage (`reserving_stock`).
+fn stage_label(stage: super::state::Stage) -> &'static str {
+    use super::state::Stage;
+    match stage {
+        Stage::ReservingStock => "reserving_stock",
+        Stage::AuthorizingPayment => "authorizing_payment",
+        Stage::SchedulingShipment => "scheduling_shipment",
+        Stage::AwaitingPickup => "awaiting_pickup",
+        Stage::InTransit => "in_transit",
+        Stage::Completed => "completed",
+        Stage::Rejected => "rejected",
+        Stage::Cancelled => "cancelled",
+    }
+}
+
 /// Counters for benchmarks and metrics.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct WorkerStats {
@@ -157,6 +173,9 @@ pub struct FulfillmentWorker {
     positions: HashMap<TopicPartition, i64>,
     stats: WorkerStats,
     progress: Option<watch::Sender<WorkerStats>>,
+    /// What this worker last added to `quickstore_saga_instances`, by
+    /// (state, step): the gauge is the sum over the process's workers.
+    reported: HashMap<(&'static str, &'static str), i64>,
 }
 
 impl std::fmt::Debug for FulfillmentWorker {
@@ -195,6 +214,7 @@ impl FulfillmentWorker {
             positions: HashMap::new(),
             stats: WorkerStats::default(),
             progress: None,
+            reported: HashMap::new(),
         }
     }
 
@@ -206,6 +226,17 @@ impl FulfillmentWorker {
     /// Runs until `shutdown` turns true (finishing the batch in hand) or
     /// an unrecoverable error.
     pub async fn run(mut self, shutdown: watch::Receiver<bool>) -> Result<WorkerStats, SagaError> {
+        let result = self.run_until(shutdown).await;
+        // A stopped worker holds no instances.
+        self.partitions.clear();
+        self.publish_instances();
+        result
+    }
+
+    async fn run_until(
+        &mut self,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<WorkerStats, SagaError> {
         self.check_co_partitioning().await?;
         let mut member = self.join().await?;
         while !*shutdown.borrow() && shutdown.has_changed().is_ok() {
@@ -215,6 +246,7 @@ impl FulfillmentWorker {
                     tracing::warn!(error = %e, "saga worker recovering: rejoining the group");
                     self.partitions.clear();
                     self.positions.clear();
+                    self.publish_instances();
                     let _ = member.close().await;
                     member = loop {
                         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -266,6 +298,9 @@ impl FulfillmentWorker {
         let events = member
             .poll(self.config.max_batch, self.config.poll_timeout)
             .await?;
+        // Instances change with inputs, rebalances and due deadlines only:
+        // recount then, not on every idle poll.
+        let changes = !events.is_empty() || !self.due_timers((self.clock)()).is_empty();
         let mut records: Vec<LogRecord> = Vec::new();
         for event in events {
             match event {
@@ -300,7 +335,40 @@ impl FulfillmentWorker {
                 GroupEvent::Records(batch) => records.extend(batch),
             }
         }
-        self.process(member, records).await
+        self.process(member, records).await?;
+        if changes {
+            self.publish_instances();
+        }
+        Ok(())
+    }
+
+    /// Recounts the live instances by (state, step) and moves
+    /// `quickstore_saga_instances` by the difference to the last report.
+    fn publish_instances(&mut self) {
+        let mut now: HashMap<(&'static str, &'static str), i64> = HashMap::new();
+        for sagas in self.partitions.values() {
+            for instance in sagas.sagas.values() {
+                let state = if instance.state.deadline_at.is_some() {
+                    "waiting"
+                } else {
+                    "active"
+                };
+                *now.entry((state, stage_label(instance.state.stage)))
+                    .or_insert(0) += 1;
+            }
+        }
+        let gauge = &platform::telemetry::metrics().saga_instances;
+        let keys: std::collections::HashSet<_> =
+            now.keys().chain(self.reported.keys()).copied().collect();
+        for key in keys {
+            let delta =
+                now.get(&key).copied().unwrap_or(0) - self.reported.get(&key).copied().unwrap_or(0);
+            let g = gauge.with_label_values(&[schemas::ORDER_FULFILLMENT, key.0, key.1]);
+            if delta != 0 {
+                g.add(delta);
+            }
+        }
+        self.reported = now;
     }
 
     /// Rebuilds the live sagas of partition `p` from their last steps.
@@ -411,7 +479,22 @@ impl FulfillmentWorker {
     ) -> Result<(), SagaError> {
         for record in records {
             batch.stats.inputs += 1;
-            let routed = route(&self.codec, &self.inputs, record).await?;
+            // The saga step continues the trace of the event or reply that
+            // caused it; the commands it sends carry this span on.
+            let span = tracing::info_span!(
+                "saga.step",
+                otel.name = "order-fulfillment step",
+                otel.kind = "consumer",
+                saga = schemas::ORDER_FULFILLMENT,
+                messaging.destination.name = %record.topic,
+                messaging.kafka.partition = record.partition,
+                messaging.kafka.offset = record.offset,
+            );
+            platform::telemetry::continue_from(&span, &record.headers);
+            let routed = route(&self.codec, &self.inputs, record)
+                .instrument(span.clone())
+                .await?;
+            let _entered = span.enter();
             match routed {
                 Routed::Ignored => {}
                 Routed::CartCheckedOut { envelope, event } => {
@@ -443,6 +526,14 @@ impl FulfillmentWorker {
                 .current(batch, *p, order_id)
                 .and_then(|i| i.state.deadline_at);
             if deadline.is_some_and(|d| d <= now) {
+                // A deadline starts a trace of its own: nothing upstream
+                // caused it.
+                let span = tracing::info_span!(
+                    "saga.deadline",
+                    saga = schemas::ORDER_FULFILLMENT,
+                    order_id = %order_id,
+                );
+                let _entered = span.enter();
                 batch.stats.timers_fired += 1;
                 let cause_ref = format!("deadline {}", deadline.unwrap_or_default());
                 self.advance(
@@ -594,6 +685,7 @@ impl FulfillmentWorker {
             .with_header("event_id", step.envelope.event_id.clone());
         out.partition = Some(p);
         out.timestamp_ms = Some(now);
+        platform::telemetry::inject_current(&mut out.headers);
         member.send(out)?;
         for command in &transition.commands {
             self.send_command(
@@ -637,11 +729,12 @@ impl FulfillmentWorker {
         let bytes = self
             .codec
             .encode_command(&topic, &envelope, &command.command)?;
-        let out = OutgoingRecord::new(topic, command.aggregate_id.clone(), bytes)
+        let mut out = OutgoingRecord::new(topic, command.aggregate_id.clone(), bytes)
             .with_header("command_type", command.command_type())
             .with_header("aggregate_type", command.aggregate_type)
             .with_header("command_id", command.command_id.clone())
             .with_header("correlation_id", correlation_id.to_owned());
+        platform::telemetry::inject_current(&mut out.headers);
         member.send(out)?;
         Ok(())
     }

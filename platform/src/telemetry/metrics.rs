@@ -1,0 +1,167 @@
+//! The `quickstore_*` Prometheus series (docs/observability.md lists each
+//! with its labels). One registry per process: every service of a process
+//! (`quickstore dev` runs them all) reports into it, and every `/metrics`
+//! of the process serves all of it.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Request and transaction latencies: 1 ms … 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Commands per transaction: 1 … the default batch cap (500) and beyond.
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
+
+/// Every series, registered once.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// `quickstore_http_request_duration_seconds{service, method, route, status}`.
+    pub http_request_duration: HistogramVec,
+    /// `quickstore_commands_total{context, command_type, outcome}`.
+    pub commands: IntCounterVec,
+    /// `quickstore_command_batch_size{context}`.
+    pub command_batch_size: HistogramVec,
+    /// `quickstore_command_transaction_duration_seconds{context}`.
+    pub command_transaction_duration: HistogramVec,
+    /// `quickstore_consumer_lag{group, topic, partition}`.
+    pub consumer_lag: IntGaugeVec,
+    /// `quickstore_saga_instances{saga, state, step}`.
+    pub saga_instances: IntGaugeVec,
+    /// `quickstore_projection_lag{projection}`.
+    pub projection_lag: IntGaugeVec,
+    /// `quickstore_dlq_size{projection, kind}`.
+    pub dlq_size: IntGaugeVec,
+}
+
+impl Metrics {
+    fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let http_request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "quickstore_http_request_duration_seconds",
+                "HTTP request latency by service, method, matched route template and status",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["service", "method", "route", "status"],
+        )?;
+        let commands = IntCounterVec::new(
+            Opts::new(
+                "quickstore_commands_total",
+                "Commands decided by the command processors, by outcome (counted when the transaction carrying the outcome committed)",
+            ),
+            &["context", "command_type", "outcome"],
+        )?;
+        let command_batch_size = HistogramVec::new(
+            HistogramOpts::new(
+                "quickstore_command_batch_size",
+                "Commands per committed command-processor transaction",
+            )
+            .buckets(BATCH_BUCKETS.to_vec()),
+            &["context"],
+        )?;
+        let command_transaction_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "quickstore_command_transaction_duration_seconds",
+                "Command-processor transaction latency, begin to committed",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["context"],
+        )?;
+        let consumer_lag = IntGaugeVec::new(
+            Opts::new(
+                "quickstore_consumer_lag",
+                "Records a consumer group has yet to consume, per partition (read_committed end minus the group's position)",
+            ),
+            &["group", "topic", "partition"],
+        )?;
+        let saga_instances = IntGaugeVec::new(
+            Opts::new(
+                "quickstore_saga_instances",
+                "Live saga instances held by this process's saga workers, by state (active, or waiting for a deadline) and step",
+            ),
+            &["saga", "state", "step"],
+        )?;
+        let projection_lag = IntGaugeVec::new(
+            Opts::new(
+                "quickstore_projection_lag",
+                "Events a projection has yet to project, summed over its input partitions",
+            ),
+            &["projection"],
+        )?;
+        let dlq_size = IntGaugeVec::new(
+            Opts::new(
+                "quickstore_dlq_size",
+                "Dead letters of a projection: parked keys now (kind=parked_keys), records dead-lettered since the process started (kind=dead_letters)",
+            ),
+            &["projection", "kind"],
+        )?;
+        registry.register(Box::new(http_request_duration.clone()))?;
+        registry.register(Box::new(commands.clone()))?;
+        registry.register(Box::new(command_batch_size.clone()))?;
+        registry.register(Box::new(command_transaction_duration.clone()))?;
+        registry.register(Box::new(consumer_lag.clone()))?;
+        registry.register(Box::new(saga_instances.clone()))?;
+        registry.register(Box::new(projection_lag.clone()))?;
+        registry.register(Box::new(dlq_size.clone()))?;
+        Ok(Self {
+            registry,
+            http_request_duration,
+            commands,
+            command_batch_size,
+            command_transaction_duration,
+            consumer_lag,
+            saga_instances,
+            projection_lag,
+            dlq_size,
+        })
+    }
+
+    /// Every series in the Prometheus text exposition format (0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "encoding metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+#[allow(
+    clippy::expect_used,
+    reason = "constant series definitions: a failure is a programming error caught by the first test"
+)]
+static METRICS: LazyLock<Metrics> =
+    LazyLock::new(|| Metrics::new().expect("the quickstore_* series are well formed"));
+
+/// The process's series.
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}
+
+/// The content type of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_series_renders_once_it_has_a_value() {
+        let m = metrics();
+        m.commands
+            .with_label_values(&["orders", "PlaceOrder", "accepted"])
+            .inc();
+        m.projection_lag.with_label_values(&["orders"]).set(0);
+        let text = m.render();
+        assert!(text.contains(
+            "quickstore_commands_total{command_type=\"PlaceOrder\",context=\"orders\",outcome=\"accepted\"}"
+        ));
+        assert!(text.contains("quickstore_projection_lag{projection=\"orders\"} 0"));
+    }
+}
