@@ -79,8 +79,13 @@ pub struct DeadLetterStatus {
 }
 
 pub async fn run(settings: Settings, args: StatusArgs) -> Result<()> {
+    // The projectors' serving generations and pending dead letters live in
+    // the read store; without it the rest of the report still stands.
     let store = match connect_read_store(&settings).await {
-        Ok(store) => Ok(store),
+        Ok(store) => match generations::ensure(store.as_ref()).await {
+            Ok(()) => Ok(store),
+            Err(e) => Err(e.to_string()),
+        },
         Err(e) => Err(format!("{e:#}")),
     };
     let system = System::connect(settings).await?;
