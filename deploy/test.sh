@@ -7,9 +7,11 @@
 # 2. fetches (cached) and starts, in parallel, a real Apache Kafka broker and
 #    a real CQL node (Apache Cassandra 5.0, for the read side) on loopback,
 # 3. starts a Confluent-REST schema registry on loopback (see below),
-# 4. builds the workspace once, then fmt, clippy -D warnings, every test
-#    (unit, conformance on both event-log adapters, processor crash tests),
-#    and the benchmarks in --quick mode,
+# 4. builds the workspace once, makes (cached) the Python venv the decoder
+#    checks use (deploy/python), then fmt, clippy -D warnings, every test
+#    (unit, conformance on both event-log adapters, processor crash tests,
+#    ops and export tests decoded by confluent-kafka), and the benchmarks in
+#    --quick mode,
 # 5. stops what it started, whatever happened.
 #
 # Schema registry: no real Confluent-compatible registry can be installed
@@ -78,6 +80,13 @@ if [[ -z "${QS_SCHEMA_REGISTRY_URL:-}" ]]; then
     || qs_die "the schema registry at $QS_SCHEMA_REGISTRY_URL does not answer"
 fi
 qs_log "schema registry at $QS_SCHEMA_REGISTRY_URL"
+
+# The standard non-Rust decoders the suite checks our topics with
+# (confluent-kafka + fastavro, pyarrow): a venv cached per requirements hash.
+qs_log "python venv for the decoder checks (deploy/python; cached)"
+need python3 "install Python >= 3.9 with venv (Debian: apt-get install -y python3 python3-venv)"
+QS_PYTHON="$("$ROOT/deploy/python/venv.sh")" || qs_die "deploy/python/venv.sh failed (see above)"
+export QS_PYTHON
 
 qs_log "format and lints ($(( $(date +%s) - T0 ))s)"
 cargo fmt --all -- --check

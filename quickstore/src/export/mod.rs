@@ -90,6 +90,22 @@ impl Bound {
     }
 }
 
+/// How far past `--to TIME` reading goes. Record timestamps are the
+/// events' `occurred_at`, set when the command was accepted, so within a
+/// partition they can be slightly out of order (concurrent requests, clock
+/// skew between API instances); and transaction markers carry the broker's
+/// time. Offsets-for-times finds where to start and roughly where to stop;
+/// the timestamp filter makes the bounds exact.
+const STRAGGLERS_MS: i64 = 60_000;
+
+/// Whether a record's timestamp is inside the time bounds (offset bounds
+/// are applied by the range read).
+fn within(timestamp: i64, from: Option<Bound>, to: Option<Bound>) -> bool {
+    let after_from = !matches!(from, Some(Bound::Time(t)) if timestamp < t);
+    let before_to = !matches!(to, Some(Bound::Time(t)) if timestamp >= t);
+    after_from && before_to
+}
+
 pub async fn run(settings: Settings, args: ExportArgs) -> Result<()> {
     let from = args
         .from
@@ -144,7 +160,11 @@ pub async fn run(settings: Settings, args: ExportArgs) -> Result<()> {
         let hi = match to {
             None => end,
             Some(Bound::Offset(o)) => o.min(end),
-            Some(Bound::Time(t)) => system.log.offset_for_time(&tp, t).await?.min(end),
+            Some(Bound::Time(t)) => system
+                .log
+                .offset_for_time(&tp, t.saturating_add(STRAGGLERS_MS))
+                .await?
+                .min(end),
         };
         if hi > lo {
             ranges.push((tp, lo, hi));
@@ -185,6 +205,9 @@ pub async fn run(settings: Settings, args: ExportArgs) -> Result<()> {
             let Some(value) = record.value.as_deref() else {
                 continue;
             };
+            if !within(record.timestamp_ms, from, to) {
+                continue;
+            }
             let (name, decoded) = system.codec.decode_value(value).await.with_context(|| {
                 format!(
                     "decoding {}-{}@{}",
@@ -242,4 +265,37 @@ fn resolve_types(system: &System, topic: &str, asked: &[String]) -> Result<Vec<S
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_parse_offsets_and_rfc3339_times() {
+        assert_eq!(Bound::parse("--from", "120").unwrap(), Bound::Offset(120));
+        assert_eq!(
+            Bound::parse("--to", "1970-01-01T00:00:01.5Z").unwrap(),
+            Bound::Time(1500)
+        );
+        assert_eq!(
+            Bound::parse("--to", "1970-01-01T01:00:00+01:00").unwrap(),
+            Bound::Time(0)
+        );
+        let err = Bound::parse("--from", "yesterday").unwrap_err().to_string();
+        assert!(err.contains("`--from 2026-11-22T07:00:00Z`"), "{err}");
+        assert!(Bound::parse("--from", "-3").is_err());
+        assert!(Bound::parse("--from", "99999999999999999999").is_err());
+    }
+
+    #[test]
+    fn time_bounds_are_half_open() {
+        let (from, to) = (Some(Bound::Time(10)), Some(Bound::Time(20)));
+        assert!(!within(9, from, to));
+        assert!(within(10, from, to));
+        assert!(within(19, from, to));
+        assert!(!within(20, from, to));
+        assert!(within(5, Some(Bound::Offset(7)), None));
+    }
 }
