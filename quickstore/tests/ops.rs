@@ -49,6 +49,15 @@ struct System {
     api: String,
 }
 
+fn cql() -> String {
+    let cql = std::env::var("QS_CQL_CONTACT_POINTS").unwrap_or_default();
+    assert!(
+        !cql.is_empty(),
+        "QS_CQL_CONTACT_POINTS is not set: these tests need a real CQL node (run deploy/test.sh)"
+    );
+    cql
+}
+
 fn bootstrap() -> String {
     let bootstrap = std::env::var("QS_KAFKA_BOOTSTRAP").unwrap_or_default();
     assert!(
@@ -109,6 +118,8 @@ impl System {
         let dir = tempfile::tempdir().expect("tempdir");
         let prefix = format!("ops-{}.", &uuid::Uuid::new_v4().simple().to_string()[..10]);
         let mut processes = Vec::new();
+        let cql = cql();
+        let keyspace = prefix.replace(['-', '.'], "_");
 
         let url_file = dir.path().join("registry.url");
         let mut registry = Command::new(env!("CARGO_BIN_EXE_quickstore"))
@@ -135,6 +146,9 @@ impl System {
             ("QS_SCHEMA_REGISTRY_URL", registry_url.as_str()),
             ("QS_TOPIC_PREFIX", prefix.as_str()),
             ("QS_PARTITIONS", "3"),
+            ("QS_READ_STORE", "cql"),
+            ("QS_CQL_CONTACT_POINTS", cql.as_str()),
+            ("QS_CQL_KEYSPACE", keyspace.as_str()),
             ("QS_DATA_DIR", &dir.path().display().to_string()),
         ]
         .into_iter()
@@ -162,6 +176,18 @@ impl System {
             .expect("starting quickstore serve");
         system.api = wait_for_file(&api_file, "quickstore serve", &mut serve);
         system._processes.push(Running(serve));
+        // The read side on the real CQL node: projector groups, serving
+        // generations and dead letters for `status`.
+        system.ok(&["schema", "apply"]);
+        let log = std::fs::File::create(system.dir.path().join("projections.log")).expect("log");
+        let projectors = system
+            .quickstore()
+            .args(["projections", "run"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting quickstore projections run");
+        system._processes.push(Running(projectors));
         system
     }
 
@@ -210,8 +236,19 @@ impl System {
         loop {
             let status: Value =
                 serde_json::from_str(&self.ok(&["status", "--json"])).expect("status JSON");
-            if status["sagas"]["total"] == 3 && status["sagas"]["open"] == 0 {
-                return;
+            let projected = status["groups"]
+                .as_array()
+                .expect("groups")
+                .iter()
+                .filter(|g| {
+                    g["group"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains(".projector.")
+                })
+                .all(|g| g["state"] == "Stable");
+            if status["sagas"]["total"] == 3 && status["sagas"]["open"] == 0 && projected {
+                break;
             }
             assert!(
                 Instant::now() < deadline,
@@ -219,6 +256,31 @@ impl System {
                 status["sagas"]
             );
             std::thread::sleep(Duration::from_millis(500));
+        }
+        // Then until every group's offsets stand still (the projectors catch
+        // up), so Kafka's tool and `status` can be compared.
+        let partitions = |status: &Value| -> Vec<Value> {
+            status["groups"]
+                .as_array()
+                .expect("groups")
+                .iter()
+                .map(|g| g["partitions"].clone())
+                .collect()
+        };
+        let mut last = Vec::new();
+        loop {
+            let status: Value =
+                serde_json::from_str(&self.ok(&["status", "--json"])).expect("status JSON");
+            let now = partitions(&status);
+            if now == last {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the groups did not settle in 120 s"
+            );
+            last = now;
+            std::thread::sleep(Duration::from_secs(2));
         }
     }
 
@@ -233,6 +295,39 @@ impl System {
         assert_eq!(code, 0, "kafka {tool} {args:?} failed:\n{out}\n{err}");
         out
     }
+}
+
+/// Like [`output`], but a command still running after `limit` is killed
+/// and fails the test (a doc block that never ends must not hang the suite).
+fn output_within(command: &mut Command, limit: Duration) -> (i32, String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = command
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .expect("the command starts");
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for the command") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "still running after {limit:?}, killed:\n--- stdout\n{}\n--- stderr\n{}",
+                std::fs::read_to_string(&out_path).unwrap_or_default(),
+                std::fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    (
+        status.code().unwrap_or(-1),
+        std::fs::read_to_string(&out_path).unwrap_or_default(),
+        std::fs::read_to_string(&err_path).unwrap_or_default(),
+    )
 }
 
 fn output(command: &mut Command) -> (i32, String, String) {
@@ -267,16 +362,52 @@ fn topics_apply_status_and_export_on_real_kafka() {
     let system = System::start();
     system.place_orders();
 
-    // topics apply: creates what serve did not (the projectors' dead-letter
-    // topics), then finds nothing to report.
-    let out = system.ok(&["topics", "apply"]);
-    let dlq = system.topic("projector.orders.dlq");
-    assert!(
-        out.lines().any(|l| l.starts_with(&format!("{dlq} "))
-            && l.contains("dead-letters")
-            && l.trim_end().ends_with("created")),
-        "apply did not create the dead-letter topics:\n{out}"
+    // topics apply on an installation without topics (a fresh prefix on the
+    // same broker): --check reports every one missing and creates nothing,
+    // apply creates them all, then --check finds nothing to report.
+    let fresh = format!("{}fresh.", system.prefix);
+    let in_fresh = |args: &[&str]| {
+        output(
+            system
+                .quickstore()
+                .args(args)
+                .env("QS_TOPIC_PREFIX", &fresh),
+        )
+    };
+    let (code, out, err) = in_fresh(&["topics", "apply", "--check"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.trim_end().ends_with("missing"))
+            .count(),
+        30,
+        "{out}"
     );
+    assert!(err.contains("30 of 30 topics differ"), "{err}");
+    let (code, out, err) = in_fresh(&["topics", "apply"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.trim_end().ends_with("created"))
+            .count(),
+        30,
+        "{out}"
+    );
+    let (code, out, err) = in_fresh(&["topics", "apply", "--check", "--json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let checks: Value = serde_json::from_str(&out).expect("JSON");
+    assert!(
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] == "ok" && c["drift"].as_array().unwrap().is_empty()),
+        "{checks}"
+    );
+
+    // The running system: serve and the projectors created their topics;
+    // apply finds them as specified.
+    system.ok(&["topics", "apply"]);
     let out = system.ok(&["topics", "apply", "--check"]);
     for (topic, kind) in [
         ("orders.events", "events"),
@@ -456,6 +587,13 @@ fn check_status(system: &System) {
         dlq.iter().all(|d| d["records"] == 0 && d["pending"] == 0),
         "{dlq:?}"
     );
+    let projector = format!("{}projector.orders.g1", system.prefix);
+    let orders = groups
+        .iter()
+        .find(|g| g["group"] == projector.as_str())
+        .expect("the orders projector's group");
+    assert_eq!(orders["state"], "Stable", "{orders}");
+    assert_eq!(orders["lag"], 0, "{orders}");
     assert_eq!(status["sagas"]["open"], 0);
     assert_eq!(status["sagas"]["total"], 3);
 
@@ -741,7 +879,7 @@ fn check_docs(system: &System) {
                 .env("PATH", &path)
                 .current_dir(&work)
                 .stdin(Stdio::null());
-            let (code, out, err) = output(&mut command);
+            let (code, out, err) = output_within(&mut command, Duration::from_secs(180));
             assert_eq!(
                 code, 0,
                 "{doc}: this block failed:\n{block}\n--- stdout\n{out}\n--- stderr\n{err}"
@@ -846,6 +984,21 @@ fn topics_apply_status_and_export_on_the_embedded_log() {
         .all(|r| r["aggregate_type"] == "Product" && r["hash"].as_str().unwrap().len() == 64));
     assert!(
         err.contains(&format!("exported {} events", rows.len())),
+        "{err}"
+    );
+
+    // A topic of commands is not an event topic: refused, saying which are.
+    let (code, _, err) = output(quickstore().args([
+        "events",
+        "export",
+        "--topic",
+        "catalog.commands",
+        "--format",
+        "jsonl",
+    ]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("is not an event") && err.contains("export reads event topics"),
         "{err}"
     );
 }
