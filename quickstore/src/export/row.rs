@@ -219,3 +219,57 @@ fn number(f: f64) -> Result<Json, RowError> {
         .map(Json::Number)
         .ok_or(RowError::Number(f))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn avro_values_map_to_plain_json() {
+        let value = Value::Record(vec![
+            ("price_minor".into(), Value::Long(1299)),
+            ("at".into(), Value::TimestampMillis(1_700_000_000_123)),
+            ("hash".into(), Value::Bytes(vec![0x00, 0xab, 0xff])),
+            ("stage".into(), Value::Enum(2, "IN_TRANSIT".into())),
+            (
+                "note".into(),
+                Value::Union(1, Box::new(Value::String("x".into()))),
+            ),
+            ("none".into(), Value::Union(0, Box::new(Value::Null))),
+            (
+                "lines".into(),
+                Value::Array(vec![Value::Int(1), Value::Int(2)]),
+            ),
+        ]);
+        assert_eq!(
+            to_json(value).unwrap(),
+            serde_json::json!({
+                "price_minor": 1299, "at": 1_700_000_000_123_i64, "hash": "00abff",
+                "stage": "IN_TRANSIT", "note": "x", "none": null, "lines": [1, 2]
+            })
+        );
+        assert!(to_json(Value::Double(f64::NAN)).is_err());
+    }
+
+    #[test]
+    fn a_record_without_an_event_envelope_is_refused_with_where_it_is() {
+        let origin = Origin {
+            topic: "orders.commands",
+            partition: 1,
+            offset: 7,
+            timestamp: 0,
+        };
+        let err = Row::from_value(
+            &origin,
+            "com.quickstore.orders.PlaceOrder".into(),
+            Value::Record(vec![("x".into(), Value::Null)]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("orders.commands-1@7") && err.contains("export reads event topics"),
+            "{err}"
+        );
+    }
+}

@@ -238,3 +238,24 @@ impl<W: Write + Send> std::fmt::Debug for Parquet<W> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_are_quoted_as_rfc_4180_says() {
+        assert_eq!(quote("plain"), "plain");
+        assert_eq!(quote("a,b"), "\"a,b\"");
+        assert_eq!(quote("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(quote("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn the_parquet_schema_has_one_column_per_csv_column() {
+        let schema = parse_message_type(PARQUET_SCHEMA).unwrap();
+        let names: Vec<&str> = schema.get_fields().iter().map(|f| f.name()).collect();
+        assert_eq!(names, COLUMNS.to_vec());
+    }
+}
