@@ -9,10 +9,12 @@
 # 3. starts a Confluent-REST schema registry on loopback (see below),
 # 4. builds the workspace once, validates the deployment files
 #    (docker-compose.yml, the Helm chart, the Dockerfile's build steps; the
-#    validators are fetched once into the cache, see deploy/tools/), then
+#    validators are fetched once into the cache, see deploy/tools/), makes
+#    (cached) the Python venv the decoder checks use (deploy/python), then
 #    fmt, clippy -D warnings, every test (unit, conformance on both
 #    event-log adapters, processor crash tests, five roles in five
-#    processes), and the benchmarks in --quick mode,
+#    processes, ops and export tests decoded by confluent-kafka), and the
+#    benchmarks in --quick mode,
 # 5. stops what it started, whatever happened.
 #
 # Schema registry: no real Confluent-compatible registry can be installed
@@ -94,6 +96,13 @@ wait "$TOOLS_PID" || { cat "$TOOLS_ENV.log" >&2; qs_die "fetching the deployment
 # shellcheck disable=SC1090
 source "$TOOLS_ENV"
 "$ROOT/deploy/tools/validate-deploy.sh" ./target/debug/quickstore
+
+# The standard non-Rust decoders the suite checks our topics with
+# (confluent-kafka + fastavro, pyarrow): a venv cached per requirements hash.
+qs_log "python venv for the decoder checks (deploy/python; cached)"
+need python3 "install Python >= 3.9 with venv (Debian: apt-get install -y python3 python3-venv)"
+QS_PYTHON="$("$ROOT/deploy/python/venv.sh")" || qs_die "deploy/python/venv.sh failed (see above)"
+export QS_PYTHON
 
 qs_log "format and lints ($(( $(date +%s) - T0 ))s)"
 cargo fmt --all -- --check

@@ -32,8 +32,21 @@ pub enum Command {
     /// processors, saga); `--role` picks parts, one process per role in
     /// production (docker-compose.yml, deploy/helm).
     Serve(ServeArgs),
-    /// Lists the topics of the configured event log with their end offsets.
-    Topics,
+    /// Lists the topics of the configured event log with their end offsets;
+    /// `topics apply` creates or checks every topic QuickStore uses.
+    Topics {
+        #[command(subcommand)]
+        command: Option<TopicsCommand>,
+    },
+    /// Every QuickStore consumer group with its state, members and lag per
+    /// partition, dead letters per projection, the saga backlog (the names
+    /// are the ones kafka-consumer-groups.sh shows).
+    Status(StatusArgs),
+    /// The event topics for analysts: export decoded events.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
     /// The read side's projectors: run them, see their lag, rebuild a
     /// projection into a new table generation.
     Projections {
@@ -340,4 +353,38 @@ pub struct DlqRetryArgs {
     /// Seconds to wait for the projector's acknowledgement.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     pub timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopicsCommand {
+    /// Creates every topic QuickStore uses that is missing (partitions,
+    /// retention, compaction, replication factor and min.insync.replicas from
+    /// the settings) and reports how existing topics differ from their spec,
+    /// with the command that fixes each difference. Exit code 1 on drift;
+    /// nothing existing is changed.
+    Apply(TopicsApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TopicsApplyArgs {
+    /// Only check: create nothing, report missing topics as drift.
+    #[arg(long)]
+    pub check: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Decodes the records of a topic through the schema registry and writes
+    /// one row per event: envelope fields and payload (read_committed).
+    Export(crate::export::ExportArgs),
 }

@@ -15,7 +15,10 @@
 //! - [`register`] — `quickstore registry register`: the contract's
 //!   schemas into a Confluent registry (a deployment's init job).
 //! - [`probe`] — `quickstore probe URL`: a container health check.
-//! - [`topics`] — `quickstore topics`: what the log holds.
+//! - [`topics`] — `quickstore topics`: what the log holds; `topics apply`:
+//!   every topic with its spec, drift reported.
+//! - [`status`] — `quickstore status`: groups, lag, dead letters, sagas.
+//! - [`export`] — `quickstore events export`: decoded events for analysts.
 //! - [`projections_cmd`] — `quickstore projections run|status|rebuild`:
 //!   the read side's projectors.
 //! - [`dlq_cmd`] — `quickstore dlq list|retry`: the projectors' dead
@@ -31,6 +34,7 @@ pub mod bench;
 pub mod cli;
 pub mod dev;
 pub mod dlq_cmd;
+pub mod export;
 pub mod probe;
 pub mod probes;
 pub mod projections_cmd;
@@ -42,13 +46,15 @@ pub mod schema;
 pub mod seed;
 pub mod serve;
 pub mod shutdown;
+pub mod status;
 pub mod system;
 pub mod telemetry;
 pub mod topics;
 pub mod write_side;
 
 use cli::{
-    BenchCommand, Cli, Command, DlqCommand, ProjectionsCommand, RegistryCommand, SchemaCommand,
+    BenchCommand, Cli, Command, DlqCommand, EventsCommand, ProjectionsCommand, RegistryCommand,
+    SchemaCommand, TopicsCommand,
 };
 
 /// Runs one CLI invocation.
@@ -57,7 +63,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => dev::run(settings, args).await,
         Command::Serve(args) => serve::run(settings, args).await,
-        Command::Topics => topics::run(settings).await,
+        Command::Topics { command: None } => topics::run(settings).await,
+        Command::Topics {
+            command: Some(TopicsCommand::Apply(args)),
+        } => topics::apply(settings, args).await,
+        Command::Status(args) => status::run(settings, args).await,
+        Command::Events {
+            command: EventsCommand::Export(args),
+        } => export::run(settings, args).await,
         Command::Projections { command } => match command {
             ProjectionsCommand::Run(args) => projections_cmd::run(settings, args).await,
             ProjectionsCommand::Status => projections_cmd::status(settings).await,

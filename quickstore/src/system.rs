@@ -114,7 +114,8 @@ impl System {
     pub fn contract_topics(&self) -> Vec<TopicSpec> {
         let mut specs: Vec<TopicSpec> = Vec::new();
         for context in Context::ALL {
-            for spec in self.topology(context.as_str()).specs() {
+            for mut spec in self.topology(context.as_str()).specs() {
+                spec.min_insync_replicas = Some(self.settings.min_insync_replicas);
                 if !specs.iter().any(|s| s.name == spec.name) {
                     specs.push(spec);
                 }

@@ -183,6 +183,8 @@ pub fn saga_topics(system: &System) -> Vec<TopicSpec> {
         },
     );
     replies.replication_factor = system.settings.replication_factor;
+    events.min_insync_replicas = Some(system.settings.min_insync_replicas);
+    replies.min_insync_replicas = Some(system.settings.min_insync_replicas);
     vec![events, replies]
 }
 

@@ -44,8 +44,9 @@ use futures::stream::BoxStream;
 
 pub use error::LogError;
 pub use types::{
-    Cleanup, CommittedOffset, GroupConfig, GroupEvent, Header, LogRecord, OffsetCommit,
-    OutgoingRecord, RecordPosition, TopicPartition, TopicSpec,
+    Cleanup, CommittedOffset, GroupConfig, GroupDescription, GroupEvent, GroupMemberDescription,
+    Header, LogRecord, OffsetCommit, OutgoingRecord, RecordPosition, TopicDescription,
+    TopicPartition, TopicSpec,
 };
 
 /// The log: topic administration, range reads, producers and group members.
@@ -61,6 +62,25 @@ pub trait EventLog: Send + Sync + Debug + 'static {
 
     /// Number of partitions of `topic`.
     async fn partition_count(&self, topic: &str) -> Result<i32, LogError>;
+
+    /// Partitions, replication factor and effective configs of `topic`
+    /// ([`LogError::UnknownTopic`] if it does not exist): what operators
+    /// compare with the [`TopicSpec`] the topic should have.
+    async fn describe_topic(&self, topic: &str) -> Result<TopicDescription, LogError>;
+
+    /// The state and members of consumer group `group` as its coordinator
+    /// sees them now (state `Dead` and no members for a group it does not
+    /// know). Diagnostics only: nothing decides on it.
+    async fn describe_group(&self, group: &str) -> Result<GroupDescription, LogError>;
+
+    /// The first offset of `tp` whose record timestamp is at or after
+    /// `timestamp_ms` (Kafka's offsets-for-times), or the partition's
+    /// [`EventLog::end_offset`] when no record is that late.
+    async fn offset_for_time(
+        &self,
+        tp: &TopicPartition,
+        timestamp_ms: i64,
+    ) -> Result<i64, LogError>;
 
     /// The read_committed end of a partition: the offset after the last
     /// record a read_committed reader can see now (Kafka's last stable

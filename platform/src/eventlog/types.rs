@@ -1,5 +1,6 @@
 //! Plain data carried across the event-log port.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -60,6 +61,71 @@ impl TopicSpec {
             min_insync_replicas: None,
         }
     }
+}
+
+impl TopicSpec {
+    /// The topic-level configs this spec asks for, as Kafka names them:
+    /// what the Kafka adapter creates a topic with and what
+    /// `quickstore topics apply` compares a topic's actual configs with.
+    pub fn configs(&self) -> Vec<(&'static str, String)> {
+        let mut configs = match self.cleanup {
+            Cleanup::KeepForever => vec![
+                ("cleanup.policy", "delete".to_owned()),
+                ("retention.ms", "-1".to_owned()),
+                ("retention.bytes", "-1".to_owned()),
+            ],
+            // The log cleaner never touches the active segment, and by
+            // default a segment rolls only at 1 GiB or after 7 days: a
+            // snapshot changelog would then be read in full by every
+            // restore. Rolling hourly lets compaction keep restores
+            // proportional to aggregates.
+            Cleanup::Compact => vec![
+                ("cleanup.policy", "compact".to_owned()),
+                ("segment.ms", "3600000".to_owned()),
+            ],
+            Cleanup::Delete { retention } => vec![
+                ("cleanup.policy", "delete".to_owned()),
+                ("retention.ms", retention.as_millis().to_string()),
+            ],
+        };
+        if let Some(min_isr) = self.min_insync_replicas {
+            configs.push(("min.insync.replicas", min_isr.to_string()));
+        }
+        configs
+    }
+}
+
+/// A topic as the log has it (`quickstore topics apply` compares it with
+/// its [`TopicSpec`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicDescription {
+    pub name: String,
+    pub partitions: i32,
+    /// Replicas of each partition (the smallest, if they differ).
+    pub replication_factor: i16,
+    /// Effective topic configs by Kafka name (`cleanup.policy`,
+    /// `retention.ms`, `min.insync.replicas`, …), broker defaults included.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// A consumer group as the log's coordinator sees it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    pub group: String,
+    /// Kafka's state names: `Stable`, `Empty`, `PreparingRebalance`,
+    /// `CompletingRebalance`, `Dead` (also: a group the coordinator does not
+    /// know).
+    pub state: String,
+    pub members: Vec<GroupMemberDescription>,
+}
+
+/// One member of a group (the CONSUMER-ID, HOST, CLIENT-ID columns of
+/// `kafka-consumer-groups.sh --describe --members`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMemberDescription {
+    pub member_id: String,
+    pub client_id: String,
+    pub host: String,
 }
 
 /// A record header (Kafka headers; tools filter on them without decoding).

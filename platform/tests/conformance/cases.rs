@@ -738,6 +738,21 @@ impl platform::eventlog::EventLog for ClosedLog {
     async fn end_offset(&self, _: &TopicPartition) -> Result<i64, LogError> {
         Err(LogError::Closed)
     }
+    async fn describe_topic(
+        &self,
+        _: &str,
+    ) -> Result<platform::eventlog::TopicDescription, LogError> {
+        Err(LogError::Closed)
+    }
+    async fn describe_group(
+        &self,
+        _: &str,
+    ) -> Result<platform::eventlog::GroupDescription, LogError> {
+        Err(LogError::Closed)
+    }
+    async fn offset_for_time(&self, _: &TopicPartition, _: i64) -> Result<i64, LogError> {
+        Err(LogError::Closed)
+    }
     async fn start_offset(&self, _: &TopicPartition) -> Result<i64, LogError> {
         Err(LogError::Closed)
     }
@@ -873,5 +888,115 @@ pub async fn positions_reach_the_end(h: &mut Harness) -> Result<()> {
         );
     }
     member.close().await?;
+    Ok(())
+}
+
+/// `describe_topic` reports a topic's partitions, replication factor and
+/// the configs its spec asked for (in Kafka's names, on both adapters);
+/// `describe_group` names a live member and `Empty`/`Dead` otherwise;
+/// `offset_for_time` finds the first record at or after a timestamp and
+/// the end past the last one.
+pub async fn topic_and_group_descriptions(h: &mut Harness) -> Result<()> {
+    use platform::eventlog::{Cleanup, TopicSpec};
+    let mut specs = Vec::new();
+    for (base, cleanup) in [
+        ("describe.events", Cleanup::KeepForever),
+        ("describe.snapshots", Cleanup::Compact),
+        (
+            "describe.commands",
+            Cleanup::Delete {
+                retention: Duration::from_secs(3600),
+            },
+        ),
+    ] {
+        let mut spec = TopicSpec::new(h.name(base), 2, cleanup);
+        spec.min_insync_replicas = Some(1);
+        specs.push(spec);
+    }
+    h.log.create_topics(&specs).await?;
+    for spec in &specs {
+        let described = h.log.describe_topic(&spec.name).await?;
+        ensure!(described.name == spec.name, "name {}", described.name);
+        ensure!(
+            described.partitions == 2,
+            "partitions {}",
+            described.partitions
+        );
+        ensure!(
+            described.replication_factor == 1,
+            "replication factor {}",
+            described.replication_factor
+        );
+        for (key, value) in spec.configs() {
+            ensure!(
+                described.configs.get(key) == Some(&value),
+                "{}: {key} = {:?}, spec says {value}",
+                spec.name,
+                described.configs.get(key)
+            );
+        }
+    }
+    match h.log.describe_topic(&h.name("no-such-topic")).await {
+        Err(LogError::UnknownTopic(_)) => {}
+        other => anyhow::bail!("describing a missing topic gave {other:?}"),
+    }
+
+    let topic = specs[0].name.clone();
+    let group = h.name("g-describe");
+    let unknown = h.log.describe_group(&group).await?;
+    ensure!(
+        unknown.state == "Dead" && unknown.members.is_empty(),
+        "unknown group: {unknown:?}"
+    );
+    let mut member = h
+        .log
+        .join_group(h.group_config(&group, vec![topic.clone()]))
+        .await?;
+    poll_until(member.as_mut(), Duration::from_secs(30), |s| {
+        !s.assigned.is_empty()
+    })
+    .await?;
+    let live = h.log.describe_group(&group).await?;
+    ensure!(
+        live.state == "Stable" && live.members.len() == 1,
+        "group with one member: {live:?}"
+    );
+    member.close().await?;
+
+    let producer = h.log.producer("conformance").await?;
+    let tp = TopicPartition::new(topic.clone(), 0);
+    let mut times = Vec::new();
+    // Hours in the past: brokers refuse timestamps far in the future.
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis(),
+    )?;
+    let hour = 3_600_000;
+    for (i, ts) in [now - 3 * hour, now - 2 * hour, now - hour]
+        .into_iter()
+        .enumerate()
+    {
+        let mut record = OutgoingRecord::new(topic.clone(), format!("k{i}"), format!("v{i}"));
+        record.partition = Some(0);
+        record.timestamp_ms = Some(ts);
+        let position = producer.send(record).await?;
+        times.push((ts, position.offset));
+    }
+    for (ts, offset) in &times {
+        let found = h.log.offset_for_time(&tp, *ts).await?;
+        ensure!(
+            found == *offset,
+            "at {ts}: offset {found}, expected {offset}"
+        );
+        let between = h.log.offset_for_time(&tp, ts - 1).await?;
+        ensure!(
+            between == *offset,
+            "just before {ts}: {between}, expected {offset}"
+        );
+    }
+    let end = h.log.end_offset(&tp).await?;
+    let after = h.log.offset_for_time(&tp, now + hour).await?;
+    ensure!(after == end, "after the last record: {after}, end {end}");
     Ok(())
 }

@@ -38,6 +38,7 @@ fn main() {
         case!(follow_delivers_what_commits_after_the_call),
         case!(follow_ends_when_dropped),
         case!(positions_reach_the_end),
+        case!(topic_and_group_descriptions),
     ];
     let mut trials = Vec::new();
     for adapter in [Adapter::Embedded, Adapter::Kafka] {

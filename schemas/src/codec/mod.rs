@@ -562,6 +562,15 @@ impl AvroCodec {
         self.decode_record(bytes).await
     }
 
+    /// Decodes any record with its own writer schema, unresolved — what a
+    /// generic reader (confluent-kafka's `AvroDeserializer`, kcat) sees —
+    /// with its record's full name. For exports.
+    pub async fn decode_value(&self, bytes: &[u8]) -> Result<(String, Value), CodecError> {
+        let writer = self.writer(wire::schema_id(bytes)?).await?;
+        let value = self.decode_body(&writer, None, bytes)?;
+        Ok((writer.full_name.clone(), value))
+    }
+
     /// The record's fully-qualified name from its schema id (for routing
     /// without decoding the body).
     pub async fn record_name(&self, bytes: &[u8]) -> Result<String, CodecError> {

@@ -197,6 +197,16 @@ impl Coordinator {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The group's state in Kafka's words and its member ids (diagnostics).
+    pub fn describe(&self, group_id: &str) -> (String, Vec<String>) {
+        let state = self.lock();
+        match state.groups.get(group_id) {
+            None => ("Dead".to_owned(), Vec::new()),
+            Some(group) if group.members.is_empty() => ("Empty".to_owned(), Vec::new()),
+            Some(group) => ("Stable".to_owned(), group.members.keys().cloned().collect()),
+        }
+    }
+
     /// Adds a new member. `topics` is the subscription with partition
     /// counts, sorted and deduplicated by the caller.
     pub fn join(

@@ -103,8 +103,8 @@ use self::store::ReadSpan;
 use self::topics::TopicRegistry;
 use self::writer::{Op, Prepared, Writer};
 use crate::eventlog::{
-    CommittedOffset, EventLog, GroupConfig, GroupMember, LogError, LogRecord, OutgoingRecord,
-    Producer, TopicPartition, TopicSpec,
+    CommittedOffset, EventLog, GroupConfig, GroupDescription, GroupMember, GroupMemberDescription,
+    LogError, LogRecord, OutgoingRecord, Producer, TopicDescription, TopicPartition, TopicSpec,
 };
 use crate::partitioner::partition_for_key;
 
@@ -268,6 +268,58 @@ impl EventLog for EmbeddedLog {
 
     async fn end_offset(&self, tp: &TopicPartition) -> Result<i64, LogError> {
         self.inner.shared.topics.get_tp(tp)?.end(tp.partition)
+    }
+
+    async fn describe_topic(&self, topic: &str) -> Result<TopicDescription, LogError> {
+        let state = self.inner.shared.topics.get(topic)?;
+        // One process, one copy: the replication factor and the in-sync
+        // minimum are 1. The cleanup is the one the topic was created with,
+        // reported in Kafka's config names so one drift check fits both.
+        let mut spec = TopicSpec::new(topic, state.partition_count(), state.cleanup);
+        spec.min_insync_replicas = Some(1);
+        Ok(TopicDescription {
+            name: topic.to_owned(),
+            partitions: spec.partitions,
+            replication_factor: 1,
+            configs: spec
+                .configs()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        })
+    }
+
+    async fn describe_group(&self, group: &str) -> Result<GroupDescription, LogError> {
+        let (state, members) = self.inner.coordinator.describe(group);
+        Ok(GroupDescription {
+            group: group.to_owned(),
+            state,
+            members: members
+                .into_iter()
+                .map(|member_id| GroupMemberDescription {
+                    member_id,
+                    client_id: "-".to_owned(),
+                    host: "-".to_owned(),
+                })
+                .collect(),
+        })
+    }
+
+    async fn offset_for_time(
+        &self,
+        tp: &TopicPartition,
+        timestamp_ms: i64,
+    ) -> Result<i64, LogError> {
+        // No time index: a scan, which is fine for the one-process log.
+        let end = self.end_offset(tp).await?;
+        let mut records = self.read_range(tp.clone(), 0, end);
+        while let Some(record) = records.next().await {
+            let record = record?;
+            if record.timestamp_ms >= timestamp_ms {
+                return Ok(record.offset);
+            }
+        }
+        Ok(end)
     }
 
     async fn start_offset(&self, tp: &TopicPartition) -> Result<i64, LogError> {

@@ -163,11 +163,7 @@ pub(crate) fn load_topics(db: &Database) -> Result<Vec<TopicState>, LogError> {
             };
             ends.push(end);
         }
-        out.push(TopicState::new(
-            name.to_owned(),
-            &ends,
-            cleanup == Cleanup::Compact,
-        ));
+        out.push(TopicState::new(name.to_owned(), &ends, cleanup));
     }
     Ok(out)
 }

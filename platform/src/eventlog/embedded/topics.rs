@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use crate::eventlog::{LogError, TopicPartition};
+use crate::eventlog::{Cleanup, LogError, TopicPartition};
 
 /// One topic. Topics are never deleted and their partition count never
 /// changes, so an `Arc<TopicState>` cached by a member stays valid forever.
@@ -15,6 +15,8 @@ pub(crate) struct TopicState {
     pub name: String,
     /// `Cleanup::Compact`: the writer keeps only the latest record per key.
     pub compacted: bool,
+    /// What the topic was created with (`describe_topic` reports it).
+    pub cleanup: Cleanup,
     partitions: Box<[PartitionState]>,
 }
 
@@ -31,7 +33,7 @@ struct PartitionState {
 
 impl TopicState {
     /// `ends[p]` is partition p's end offset as found on disk.
-    pub fn new(name: String, ends: &[i64], compacted: bool) -> Self {
+    pub fn new(name: String, ends: &[i64], cleanup: Cleanup) -> Self {
         let partitions = ends
             .iter()
             .map(|&end| PartitionState {
@@ -41,7 +43,8 @@ impl TopicState {
             .collect();
         Self {
             name,
-            compacted,
+            compacted: cleanup == Cleanup::Compact,
+            cleanup,
             partitions,
         }
     }

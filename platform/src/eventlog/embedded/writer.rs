@@ -23,7 +23,7 @@ use tokio::sync::{oneshot, OwnedRwLockReadGuard};
 use super::store::{self, db_err, LATEST, OFFSETS, RECORDS, TOPICS};
 use super::topics::TopicState;
 use super::Shared;
-use crate::eventlog::{Cleanup, LogError, OffsetCommit, RecordPosition, TopicSpec};
+use crate::eventlog::{LogError, OffsetCommit, RecordPosition, TopicSpec};
 
 /// A record validated and encoded by the caller, ready to be appended.
 #[derive(Debug)]
@@ -340,11 +340,9 @@ fn create_topics(shared: &Shared, specs: &[TopicSpec]) -> Result<(), LogError> {
     txn.commit().map_err(db_err)?;
     for spec in missing {
         let ends = vec![0; usize::try_from(spec.partitions).unwrap_or(0)];
-        shared.topics.insert(TopicState::new(
-            spec.name.clone(),
-            &ends,
-            spec.cleanup == Cleanup::Compact,
-        ));
+        shared
+            .topics
+            .insert(TopicState::new(spec.name.clone(), &ends, spec.cleanup));
     }
     Ok(())
 }

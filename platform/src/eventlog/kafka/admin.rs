@@ -1,9 +1,9 @@
 //! Topic administration and offset look-ups.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
@@ -11,7 +11,10 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::convert::{blocking, kafka_error};
 use super::KafkaConfig;
-use crate::eventlog::{Cleanup, CommittedOffset, LogError, TopicPartition, TopicSpec};
+use crate::eventlog::{
+    CommittedOffset, GroupDescription, GroupMemberDescription, LogError, TopicDescription,
+    TopicPartition, TopicSpec,
+};
 
 pub(super) struct Admin {
     client: Arc<AdminClient<DefaultClientContext>>,
@@ -50,7 +53,8 @@ impl Admin {
     }
 
     pub(super) async fn create_topics(&self, specs: &[TopicSpec]) -> Result<(), LogError> {
-        let configs: Vec<Vec<(&'static str, String)>> = specs.iter().map(topic_configs).collect();
+        let configs: Vec<Vec<(&'static str, String)>> =
+            specs.iter().map(TopicSpec::configs).collect();
         let new_topics: Vec<NewTopic<'_>> = specs
             .iter()
             .zip(&configs)
@@ -196,6 +200,122 @@ impl Admin {
         blocking(move || fetch_watermarks_retrying(&client, &tp, timeout)).await
     }
 
+    /// Partitions and replicas from metadata, configs from DescribeConfigs
+    /// (every entry, broker defaults included, as `kafka-configs.sh
+    /// --describe --all` prints them).
+    pub(super) async fn describe_topic(&self, topic: &str) -> Result<TopicDescription, LogError> {
+        let client = Arc::clone(&self.metadata);
+        let timeout = self.config.operation_timeout;
+        let name = topic.to_owned();
+        let (partitions, replication_factor) = blocking(move || {
+            let md = client
+                .fetch_metadata(Some(&name), timeout)
+                .map_err(|e| kafka_error(&name, &e))?;
+            let Some(t) = md.topics().iter().find(|t| t.name() == name) else {
+                return Err(LogError::UnknownTopic(name));
+            };
+            if t.error().is_some() || t.partitions().is_empty() {
+                return Err(LogError::UnknownTopic(name));
+            }
+            let replicas = t
+                .partitions()
+                .iter()
+                .map(|p| p.replicas().len())
+                .min()
+                .unwrap_or(0);
+            Ok((
+                i32::try_from(t.partitions().len()).unwrap_or(i32::MAX),
+                i16::try_from(replicas).unwrap_or(i16::MAX),
+            ))
+        })
+        .await?;
+        let options = AdminOptions::new().request_timeout(Some(self.config.operation_timeout));
+        let results = self
+            .client
+            .describe_configs(&[ResourceSpecifier::Topic(topic)], &options)
+            .await
+            .map_err(|e| kafka_error("describe_configs", &e))?;
+        let mut configs = BTreeMap::new();
+        for result in results {
+            let resource = result.map_err(|code| {
+                LogError::Kafka(format!("describing the configs of topic {topic}: {code}"))
+            })?;
+            for entry in resource.entries {
+                if let Some(value) = entry.value {
+                    configs.insert(entry.name, value);
+                }
+            }
+        }
+        Ok(TopicDescription {
+            name: topic.to_owned(),
+            partitions,
+            replication_factor,
+            configs,
+        })
+    }
+
+    /// ListGroups/DescribeGroups through librdkafka: the state and members
+    /// `kafka-consumer-groups.sh --describe --state/--members` shows.
+    pub(super) async fn describe_group(&self, group: &str) -> Result<GroupDescription, LogError> {
+        let client = Arc::clone(&self.metadata);
+        let timeout = self.config.operation_timeout;
+        let group = group.to_owned();
+        blocking(move || {
+            let list = client
+                .fetch_group_list(Some(&group), timeout)
+                .map_err(|e| kafka_error(&format!("describing group {group}"), &e))?;
+            let Some(found) = list.groups().iter().find(|g| g.name() == group) else {
+                return Ok(GroupDescription {
+                    group,
+                    state: "Dead".to_owned(),
+                    members: Vec::new(),
+                });
+            };
+            Ok(GroupDescription {
+                state: found.state().to_owned(),
+                members: found
+                    .members()
+                    .iter()
+                    .map(|m| GroupMemberDescription {
+                        member_id: m.id().to_owned(),
+                        client_id: m.client_id().to_owned(),
+                        host: m.client_host().to_owned(),
+                    })
+                    .collect(),
+                group,
+            })
+        })
+        .await
+    }
+
+    /// ListOffsets by timestamp; "none that late" becomes the partition's
+    /// read_committed end.
+    pub(super) async fn offset_for_time(
+        &self,
+        tp: &TopicPartition,
+        timestamp_ms: i64,
+    ) -> Result<i64, LogError> {
+        let client = Arc::clone(&self.metadata);
+        let timeout = self.config.operation_timeout;
+        let tp = tp.clone();
+        blocking(move || {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(timestamp_ms))
+                .map_err(|e| kafka_error(&tp.to_string(), &e))?;
+            let found = client
+                .offsets_for_times(tpl, timeout)
+                .map_err(|e| kafka_error(&format!("offsets for times of {tp}"), &e))?;
+            let offset = found
+                .find_partition(&tp.topic, tp.partition)
+                .map(|e| e.offset());
+            match offset {
+                Some(Offset::Offset(o)) if o >= 0 => Ok(o),
+                _ => fetch_watermarks_retrying(&client, &tp, timeout).map(|(_, high)| high),
+            }
+        })
+        .await
+    }
+
     pub(super) async fn committed_offsets(
         &self,
         group: &str,
@@ -236,36 +356,6 @@ impl Admin {
         })
         .await
     }
-}
-
-fn topic_configs(spec: &TopicSpec) -> Vec<(&'static str, String)> {
-    let mut configs = match spec.cleanup {
-        Cleanup::KeepForever => {
-            vec![
-                ("cleanup.policy", "delete".to_owned()),
-                ("retention.ms", "-1".to_owned()),
-                ("retention.bytes", "-1".to_owned()),
-            ]
-        }
-        // The log cleaner never touches the active segment, and by default
-        // a segment rolls only at 1 GiB or after 7 days: a snapshot
-        // changelog would then be read in full by every restore. Rolling
-        // hourly lets compaction keep restores proportional to aggregates.
-        Cleanup::Compact => vec![
-            ("cleanup.policy", "compact".to_owned()),
-            ("segment.ms", "3600000".to_owned()),
-        ],
-        Cleanup::Delete { retention } => {
-            vec![
-                ("cleanup.policy", "delete".to_owned()),
-                ("retention.ms", retention.as_millis().to_string()),
-            ]
-        }
-    };
-    if let Some(min_isr) = spec.min_insync_replicas {
-        configs.push(("min.insync.replicas", min_isr.to_string()));
-    }
-    configs
 }
 
 /// Watermarks, retrying the errors a partition gives while its leadership

@@ -33,8 +33,8 @@ use futures::stream::BoxStream;
 use rdkafka::ClientConfig;
 
 use super::{
-    CommittedOffset, EventLog, GroupConfig, GroupMember, LogError, LogRecord, Producer,
-    TopicPartition, TopicSpec,
+    CommittedOffset, EventLog, GroupConfig, GroupDescription, GroupMember, LogError, LogRecord,
+    Producer, TopicDescription, TopicPartition, TopicSpec,
 };
 
 /// How to reach the cluster.
@@ -152,6 +152,22 @@ impl EventLog for KafkaLog {
 
     async fn partition_count(&self, topic: &str) -> Result<i32, LogError> {
         self.cached_partition_count(topic).await
+    }
+
+    async fn describe_topic(&self, topic: &str) -> Result<TopicDescription, LogError> {
+        self.inner.admin.describe_topic(topic).await
+    }
+
+    async fn describe_group(&self, group: &str) -> Result<GroupDescription, LogError> {
+        self.inner.admin.describe_group(group).await
+    }
+
+    async fn offset_for_time(
+        &self,
+        tp: &TopicPartition,
+        timestamp_ms: i64,
+    ) -> Result<i64, LogError> {
+        self.inner.admin.offset_for_time(tp, timestamp_ms).await
     }
 
     async fn end_offset(&self, tp: &TopicPartition) -> Result<i64, LogError> {
