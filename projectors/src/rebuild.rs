@@ -88,6 +88,7 @@ pub struct RebuildOptions {
     pub reset_timeout: Duration,
     pub max_batch: usize,
     pub dead_letter_replication: i16,
+    pub dead_letter_min_insync: Option<i16>,
 }
 
 impl Default for RebuildOptions {
@@ -102,6 +103,7 @@ impl Default for RebuildOptions {
             reset_timeout: Duration::from_secs(60),
             max_batch: 1000,
             dead_letter_replication: 1,
+            dead_letter_min_insync: None,
         }
     }
 }
@@ -393,6 +395,7 @@ pub async fn rebuild(
     let tables = projection.tables();
     let mut dlq_spec = TopicSpec::new(dead_letter_topic(&topics, name), 1, Cleanup::KeepForever);
     dlq_spec.replication_factor = options.dead_letter_replication;
+    dlq_spec.min_insync_replicas = options.dead_letter_min_insync;
     log.create_topics(&[dlq_spec.clone()]).await?;
     let dlq_tp = TopicPartition::new(dlq_spec.name.clone(), 0);
     let inputs = projection.topics(&topics);
@@ -433,6 +436,7 @@ pub async fn rebuild(
     config.role = Role::Rebuild;
     config.max_batch = options.max_batch;
     config.dead_letter_replication = options.dead_letter_replication;
+    config.dead_letter_min_insync = options.dead_letter_min_insync;
     let (stats_tx, stats) = watch::channel(ProjectorStats::default());
     let (stop, stopped) = watch::channel(false);
     let projector = Projector::new(

@@ -126,6 +126,10 @@ pub struct ProjectorConfig {
     pub control_interval: Duration,
     /// Replication factor of the dead-letter topic when it is created.
     pub dead_letter_replication: i16,
+    /// Its `min.insync.replicas` (`None`: the broker's default), the same
+    /// as `quickstore topics apply` sets, so a topic the projector created
+    /// shows no drift.
+    pub dead_letter_min_insync: Option<i16>,
 }
 
 impl ProjectorConfig {
@@ -140,6 +144,7 @@ impl ProjectorConfig {
             backoff: Duration::from_millis(100),
             control_interval: Duration::from_secs(1),
             dead_letter_replication: 1,
+            dead_letter_min_insync: None,
         }
     }
 }
@@ -395,6 +400,7 @@ impl Projector {
             Cleanup::KeepForever,
         );
         spec.replication_factor = self.config.dead_letter_replication;
+        spec.min_insync_replicas = self.config.dead_letter_min_insync;
         spec
     }
 

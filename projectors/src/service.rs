@@ -55,6 +55,7 @@ pub struct ServiceConfig {
     pub backoff: Duration,
     pub control_interval: Duration,
     pub dead_letter_replication: i16,
+    pub dead_letter_min_insync: Option<i16>,
 }
 
 impl Default for ServiceConfig {
@@ -69,6 +70,7 @@ impl Default for ServiceConfig {
             backoff: Duration::from_millis(100),
             control_interval: Duration::from_secs(1),
             dead_letter_replication: 1,
+            dead_letter_min_insync: None,
         }
     }
 }
@@ -494,6 +496,7 @@ impl Supervisor {
         config.backoff = self.config.backoff;
         config.control_interval = self.config.control_interval;
         config.dead_letter_replication = self.config.dead_letter_replication;
+        config.dead_letter_min_insync = self.config.dead_letter_min_insync;
         {
             let mut shared = self.shared();
             let finished = std::mem::take(&mut shared.current);

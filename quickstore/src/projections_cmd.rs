@@ -40,6 +40,7 @@ pub fn resolve(names: &[String]) -> Result<Vec<Arc<dyn Projection>>> {
 pub fn service_config(settings: &Settings) -> ServiceConfig {
     ServiceConfig {
         dead_letter_replication: settings.replication_factor,
+        dead_letter_min_insync: Some(settings.min_insync_replicas),
         ..ServiceConfig::default()
     }
 }
@@ -283,6 +284,7 @@ pub async fn rebuild(settings: Settings, args: ProjectionsRebuildArgs) -> Result
             RebuildOptions::default().handoff_grace
         },
         dead_letter_replication: replication,
+        dead_letter_min_insync: Some(system.settings.min_insync_replicas),
         ..RebuildOptions::default()
     };
     let (progress, mut updates) = watch::channel(RebuildProgress::default());
