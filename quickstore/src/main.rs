@@ -10,6 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    exit_quietly_when_stdout_closes();
     let cli = quickstore::cli::Cli::parse();
     let _telemetry = quickstore::telemetry::init(cli.verbose, cli.config.as_deref());
     match quickstore::run(cli).await {
@@ -19,4 +20,24 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `quickstore status | head`: once the reader has gone, `println!` fails
+/// with EPIPE and panics. Rust ignores SIGPIPE (and the crate forbids the
+/// `unsafe` to restore it), so end the way a Unix tool killed by SIGPIPE
+/// does — silently, status 141 — instead of printing a panic.
+fn exit_quietly_when_stdout_closes() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
 }
