@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use platform::pii::KeyStore;
 use platform::readstore::ReadStore;
 
 use crate::generations::GenerationCache;
@@ -63,6 +64,9 @@ pub struct QueryState {
     pub clock: Clock,
     /// The live streams open per subject.
     pub streams: Arc<StreamSlots>,
+    /// Customers' data keys: sealed personal fields are opened (or shown
+    /// `[erased]`) as answers are built (ADR 0014).
+    pub keys: Arc<KeyStore>,
 }
 
 impl std::fmt::Debug for QueryState {
@@ -89,14 +93,26 @@ impl QueryState {
         let mut config = config;
         config.max_page = config.max_page.max(1);
         config.default_page = config.default_page.clamp(1, config.max_page);
+        let keys = Arc::new(KeyStore::new(
+            Arc::clone(&store),
+            platform::pii::keystore::DEFAULT_TTL,
+        ));
         Self {
             store,
+            keys,
             generations: Arc::new(GenerationCache::new(config.generation_refresh)),
             verifier: Arc::new(verifier),
             config,
             clock: Arc::new(system_clock),
             streams: Arc::new(StreamSlots::default()),
         }
+    }
+
+    /// Shares `keys` (its cache) instead of a key store of its own over
+    /// the same read store.
+    pub fn with_keys(mut self, keys: Arc<KeyStore>) -> Self {
+        self.keys = keys;
+        self
     }
 
     pub fn with_clock(mut self, clock: Clock) -> Self {

@@ -10,8 +10,12 @@ use anyhow::{bail, Context as _, Result};
 use crate::cli::ProbeArgs;
 
 pub async fn run(args: ProbeArgs) -> Result<()> {
-    let url = reqwest::Url::parse(&args.url)
-        .with_context(|| format!("`{}` is not a URL (e.g. http://127.0.0.1:8080/readyz)", args.url))?;
+    let url = reqwest::Url::parse(&args.url).with_context(|| {
+        format!(
+            "`{}` is not a URL (e.g. http://127.0.0.1:8080/readyz)",
+            args.url
+        )
+    })?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_millis(args.timeout_ms))
         .build()?;
@@ -23,7 +27,10 @@ pub async fn run(args: ProbeArgs) -> Result<()> {
     let status = response.status();
     if !status.is_success() {
         let body = response.text().await.unwrap_or_default();
-        bail!("{url} answered {status}: {}", body.chars().take(500).collect::<String>());
+        bail!(
+            "{url} answered {status}: {}",
+            body.chars().take(500).collect::<String>()
+        );
     }
     Ok(())
 }

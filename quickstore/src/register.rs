@@ -20,7 +20,11 @@ pub async fn run(settings: Settings) -> Result<()> {
     system.codec.register_contract(&system.topics).await?;
     println!(
         "registered the contract's schemas at {}",
-        system.settings.schema_registry_url.as_deref().unwrap_or_default()
+        system
+            .settings
+            .schema_registry_url
+            .as_deref()
+            .unwrap_or_default()
     );
     Ok(())
 }

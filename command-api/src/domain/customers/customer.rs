@@ -54,36 +54,33 @@ fn check(field: &'static str, result: Result<(), &'static str>) -> Result<(), Cu
 }
 
 fn check_phone(phone: Option<&String>) -> Result<(), CustomerError> {
-    phone.map_or(Ok(()), |p| check("phone", validate::phone(p)))
+    phone.map_or(Ok(()), |p| {
+        check("phone", validate::personal(p, validate::phone))
+    })
+}
+
+/// A name: sealed (checked at the edge) or clear and checked here.
+fn check_name(name: &str) -> Result<(), CustomerError> {
+    check(
+        "display_name",
+        validate::personal(name, |v| validate::text(v, MAX_TEXT)),
+    )
 }
 
 fn check_address(address: &PostalAddress) -> Result<(), CustomerError> {
-    check(
-        "default_address.recipient",
-        validate::text(&address.recipient, MAX_TEXT),
-    )?;
-    check(
-        "default_address.line1",
-        validate::text(&address.line1, MAX_TEXT),
-    )?;
-    if let Some(line2) = &address.line2 {
-        check("default_address.line2", validate::text(line2, MAX_TEXT))?;
-    }
-    check(
-        "default_address.city",
-        validate::text(&address.city, MAX_TEXT),
-    )?;
-    if let Some(region) = &address.region {
-        check("default_address.region", validate::text(region, MAX_TEXT))?;
-    }
-    check(
-        "default_address.postal_code",
-        validate::text(&address.postal_code, 20),
-    )?;
-    check(
-        "default_address.country",
-        validate::country(&address.country),
-    )
+    validate::address(address).map_err(|(sub, reason)| CustomerError::InvalidField {
+        field: match sub {
+            "recipient" => "default_address.recipient",
+            "line1" => "default_address.line1",
+            "line2" => "default_address.line2",
+            "city" => "default_address.city",
+            "region" => "default_address.region",
+            "postal_code" => "default_address.postal_code",
+            "country" => "default_address.country",
+            _ => "default_address",
+        },
+        reason,
+    })
 }
 
 impl Customer {
@@ -99,12 +96,19 @@ impl Customer {
         if self.registered {
             return Err(CustomerError::AlreadyRegistered);
         }
-        check("email", validate::email(&c.email))?;
-        check("display_name", validate::text(&c.display_name, MAX_TEXT))?;
+        check("email", validate::personal(&c.email, validate::email))?;
+        check_name(&c.display_name)?;
         check_phone(c.phone.as_ref())?;
+        // A sealed e-mail was normalized before sealing (lower-casing the
+        // ciphertext would break it).
+        let email = if platform::pii::is_sealed(&c.email) {
+            c.email.clone()
+        } else {
+            c.email.to_lowercase()
+        };
         Ok(vec![CustomersEvent::CustomerRegistered(
             CustomerRegistered {
-                email: c.email.to_lowercase(),
+                email,
                 display_name: c.display_name.clone(),
                 phone: c.phone.clone(),
                 roles: vec![Role::Customer],
@@ -117,7 +121,7 @@ impl Customer {
         c: &UpdateCustomerProfile,
     ) -> Result<Vec<CustomersEvent>, CustomerError> {
         self.existing()?;
-        check("display_name", validate::text(&c.display_name, MAX_TEXT))?;
+        check_name(&c.display_name)?;
         check_phone(c.phone.as_ref())?;
         if let Some(address) = &c.default_address {
             check_address(address)?;

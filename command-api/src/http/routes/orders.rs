@@ -20,6 +20,7 @@ use crate::domain::orders::{totals, PricingError};
 use crate::http::caller::Caller;
 use crate::http::dto::{self, AddressDto, PaymentMethodDto};
 use crate::http::json::ApiJson;
+use crate::http::pii;
 use crate::http::problem::{AppError, Problem};
 use crate::http::state::SharedState;
 use crate::http::submit::{self, CommandAccepted, Outgoing, RequestKey};
@@ -136,6 +137,8 @@ async fn place_order(
     }
     let totals = totals(&lines).map_err(|e| pricing_error(e, "lines"))?;
     let shipping_address = body.shipping_address.into_address("shipping_address")?;
+    let data_key = pii::key_for(&state, &customer_id).await?;
+    let shipping_address = pii::seal_address(&data_key, &customer_id, shipping_address)?;
     let token = body.payment.tokenize(&state, "payment").await?;
     let key = key.map(|Extension(k)| k);
     let order_id = order_id(key.as_ref());
@@ -455,8 +458,11 @@ async fn checkout(
     Path(customer_id): Path<String>,
     ApiJson(body): ApiJson<CheckoutRequest>,
 ) -> Result<Response, AppError> {
+    dto::path_id(&customer_id, "customer_id")?;
     caller.may_act_for(&customer_id)?;
     let shipping_address = body.shipping_address.into_address("shipping_address")?;
+    let data_key = pii::key_for(&state, &customer_id).await?;
+    let shipping_address = pii::seal_address(&data_key, &customer_id, shipping_address)?;
     let token = body.payment.tokenize(&state, "payment").await?;
     let order_id = order_id(key.as_ref().map(|Extension(k)| k));
     let command = OrdersCommand::CheckoutCart(CheckoutCart {
