@@ -112,7 +112,8 @@ pub struct RoleRequest {
 #[utoipa::path(put, path = "/customers/{customer_id}/profile", tag = "customers", request_body = ProfileRequest,
     responses((status = 200, body = CommandAccepted), (status = 202, body = CommandPending),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem), (status = 422, body = Problem)),
+        (status = 409, body = Problem), (status = 410, body = Problem, description = "customer-erased: the customer was forgotten"),
+        (status = 422, body = Problem)),
     security(("bearer" = [])))]
 async fn update_profile(
     State(state): State<SharedState>,

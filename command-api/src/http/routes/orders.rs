@@ -104,8 +104,9 @@ async fn priced(
 #[utoipa::path(post, path = "/orders", tag = "orders", request_body = PlaceOrderRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
     responses((status = 201, body = OrderAccepted), (status = 400, body = Problem),
-        (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
-        (status = 202, body = submit::CommandPending)),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 410, body = Problem, description = "customer-erased: the customer was forgotten"),
+        (status = 422, body = Problem), (status = 202, body = submit::CommandPending)),
     security(("bearer" = [])))]
 async fn place_order(
     State(state): State<SharedState>,
@@ -448,6 +449,7 @@ async fn remove_cart_line(
 /// the checkout policy; follow `/orders/{order_id}`).
 #[utoipa::path(post, path = "/carts/{customer_id}/checkout", tag = "carts", request_body = CheckoutRequest,
     responses((status = 200, body = OrderAccepted), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 410, body = Problem, description = "customer-erased: the customer was forgotten"),
         (status = 422, body = Problem)),
     security(("bearer" = [])))]
 async fn checkout(
