@@ -4,7 +4,7 @@
 //! these tests hold the two together. The files' own validity (Compose
 //! Specification, Kubernetes schemas) is checked by
 //! deploy/tools/validate-deploy.sh in the README test command.
-#![allow(clippy::expect_used, reason = "test code")]
+#![allow(clippy::expect_used, clippy::panic, reason = "test code")]
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
