@@ -259,6 +259,48 @@ mod tests {
         assert_eq!(state.roles, vec![Role::Customer]);
     }
 
+    /// Sealed personal fields (ADR 0014) were checked in clear at the edge:
+    /// the aggregate carries them as they are — never lower-cased (that
+    /// would break the ciphertext), never refused for their shape.
+    #[test]
+    fn sealed_personal_fields_are_carried_opaquely() {
+        let key = platform::pii::DataKey::generate().unwrap();
+        let seal =
+            |field: &str, clear: &str| platform::pii::seal(&key, "c-1", field, clear).unwrap();
+        let (email, name, phone) = (
+            seal("email", "ada@example.com"),
+            seal("display_name", "Ada"),
+            seal("phone", "+49 30 1234567"),
+        );
+        AggregateTest::<Customer>::given_no_history()
+            .when(register(&email, &name, Some(&phone)))
+            .then_expect_events(vec![CustomersEvent::CustomerRegistered(
+                CustomerRegistered {
+                    email: email.clone(),
+                    display_name: name.clone(),
+                    phone: Some(phone.clone()),
+                    roles: vec![Role::Customer],
+                },
+            )]);
+        let mut sealed = address("GB");
+        sealed.recipient = seal("address.recipient", "Ada Lovelace");
+        sealed.postal_code = seal("address.postal_code", "SW1Y 4JH");
+        let state = AggregateTest::<Customer>::given(vec![registered()])
+            .when(update(&name, Some(sealed.clone())))
+            .then_expect_events(vec![CustomersEvent::CustomerProfileUpdated(
+                CustomerProfileUpdated {
+                    display_name: name.clone(),
+                    phone: None,
+                    default_address: Some(sealed),
+                },
+            )]);
+        assert_eq!(state.display_name, name);
+        // Clear values keep their checks: a bad country is still refused.
+        AggregateTest::<Customer>::given(vec![registered()])
+            .when(update(&name, Some(address("gb"))))
+            .then_expect_error("invalid-field");
+    }
+
     #[test]
     fn register_refusals() {
         AggregateTest::<Customer>::given(vec![registered()])
