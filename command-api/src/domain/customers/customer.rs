@@ -263,6 +263,7 @@ mod tests {
     /// the aggregate carries them as they are — never lower-cased (that
     /// would break the ciphertext), never refused for their shape.
     #[test]
+    #[allow(clippy::unwrap_used, reason = "test code")]
     fn sealed_personal_fields_are_carried_opaquely() {
         let key = platform::pii::DataKey::generate().unwrap();
         let seal =
