@@ -20,6 +20,8 @@
 //! - [`readstore`] — the read-store port: typed query-first tables,
 //!   last-write-wins by write timestamp (idempotent projections), paging;
 //!   adapters for ScyllaDB/Cassandra (`scylla` driver) and embedded (redb).
+//! - [`pii`] — crypto-shredding: per-customer data keys on the read store,
+//!   sealed personal fields, reveal-or-erase for readers (ADR 0014).
 //! - [`auth`] — argon2id passwords, the credential store (memory | redb),
 //!   ES256 access tokens with a JWKS, rotating refresh tokens with reuse
 //!   detection, logout, and the local [`auth::Verifier`] every service runs.
@@ -33,6 +35,7 @@ pub mod auth;
 pub mod config;
 pub mod eventlog;
 pub mod partitioner;
+pub mod pii;
 pub mod readstore;
 pub mod telemetry;
 #[cfg(feature = "testing")]

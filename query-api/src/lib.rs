@@ -39,6 +39,7 @@ pub mod ids;
 pub mod jwks;
 pub mod openapi;
 pub mod pagination;
+pub mod pii;
 pub mod problem;
 pub mod reads;
 pub mod routes;

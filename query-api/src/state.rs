@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use platform::pii::KeyStore;
 use platform::readstore::ReadStore;
 
 use crate::generations::GenerationCache;
@@ -65,6 +66,9 @@ pub struct QueryState {
     pub streams: Arc<StreamSlots>,
     /// Checks `/readyz` runs besides the read store's.
     pub readiness: platform::telemetry::Readiness,
+    /// Customers' data keys: sealed personal fields are opened (or shown
+    /// `[erased]`) as answers are built (ADR 0014).
+    pub keys: Arc<KeyStore>,
 }
 
 impl std::fmt::Debug for QueryState {
@@ -91,8 +95,13 @@ impl QueryState {
         let mut config = config;
         config.max_page = config.max_page.max(1);
         config.default_page = config.default_page.clamp(1, config.max_page);
+        let keys = Arc::new(KeyStore::new(
+            Arc::clone(&store),
+            platform::pii::keystore::DEFAULT_TTL,
+        ));
         Self {
             store,
+            keys,
             generations: Arc::new(GenerationCache::new(config.generation_refresh)),
             verifier: Arc::new(verifier),
             config,
@@ -106,6 +115,13 @@ impl QueryState {
     /// process that runs the projectors beside the API).
     pub fn with_readiness(mut self, readiness: platform::telemetry::Readiness) -> Self {
         self.readiness = readiness;
+        self
+    }
+
+    /// Shares `keys` (its cache) instead of a key store of its own over
+    /// the same read store.
+    pub fn with_keys(mut self, keys: Arc<KeyStore>) -> Self {
+        self.keys = keys;
         self
     }
 

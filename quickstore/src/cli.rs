@@ -68,6 +68,12 @@ pub enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Customers' personal data: forget a customer (crypto-shredding, see
+    /// docs/privacy.md), or see whether they have a data key.
+    Customers {
+        #[command(subcommand)]
+        command: CustomersCommand,
+    },
     /// Exits 0 if URL answers 2xx (a container health check without curl).
     Probe(ProbeArgs),
     /// The embedded schema registry.
@@ -324,6 +330,23 @@ pub struct ProjectionsRebuildArgs {
     /// generation are not left without tables.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub drop_after: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CustomersCommand {
+    /// Deletes the customer's data key from the key store on the configured
+    /// read store: their personal fields in the log, the read models and
+    /// backups read `[erased]` from then on; the log is not rewritten
+    /// (every hash still verifies) and new personal data for them is refused.
+    Forget(CustomerIdArgs),
+    /// Whether the customer has a data key (active, forgotten, or none).
+    Key(CustomerIdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CustomerIdArgs {
+    /// The customer id (what registration returned as `customer_id`).
+    pub customer_id: String,
 }
 
 #[derive(Debug, Subcommand)]

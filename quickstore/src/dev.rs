@@ -65,6 +65,9 @@ pub async fn run(mut settings: Settings, args: DevArgs) -> Result<()> {
     {
         options.listen = "127.0.0.1:0".into();
     }
+    // One key store for both sides: the command API seals with it, the query API reveals.
+    let keys = crate::customers_cmd::key_store(&store).await?;
+    options.keys = Some(Arc::clone(&keys));
     let side = WriteSide::start(&system, options).await?;
     let projection_names: Vec<&str> = projectors::projections::all()
         .iter()
@@ -76,6 +79,7 @@ pub async fn run(mut settings: Settings, args: DevArgs) -> Result<()> {
         format!("{}/.well-known/jwks.json", side.api_url()?),
     );
     read_options.service = service_config;
+    read_options.keys = Some(keys);
     if tokio::net::TcpListener::bind(&read_options.listen)
         .await
         .is_err()

@@ -23,6 +23,8 @@
 //!   the read side's projectors.
 //! - [`dlq_cmd`] — `quickstore dlq list|retry`: the projectors' dead
 //!   letters.
+//! - [`customers_cmd`] — `quickstore customers forget|key`: erasing a
+//!   customer's personal data by deleting their data key (ADR 0014).
 //! - [`bench`] — `quickstore bench …`: throughput against raw baselines
 //!   measured in the same run.
 //! - [`shutdown`] — SIGINT/SIGTERM, installed before start-up work.
@@ -32,6 +34,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod customers_cmd;
 pub mod dev;
 pub mod dlq_cmd;
 pub mod export;
@@ -53,8 +56,8 @@ pub mod topics;
 pub mod write_side;
 
 use cli::{
-    BenchCommand, Cli, Command, DlqCommand, EventsCommand, ProjectionsCommand, RegistryCommand,
-    SchemaCommand, TopicsCommand,
+    BenchCommand, Cli, Command, CustomersCommand, DlqCommand, EventsCommand, ProjectionsCommand,
+    RegistryCommand, SchemaCommand, TopicsCommand,
 };
 
 /// Runs one CLI invocation.
@@ -90,6 +93,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Registry {
             command: RegistryCommand::Register,
         } => register::run(settings).await,
+        Command::Customers { command } => match command {
+            CustomersCommand::Forget(args) => customers_cmd::forget(settings, args).await,
+            CustomersCommand::Key(args) => customers_cmd::key(settings, args).await,
+        },
         Command::Probe(args) => probe::run(args).await,
         Command::Bench {
             command: BenchCommand::Log(args),

@@ -31,6 +31,9 @@ pub struct ReadSideOptions {
     pub service: ServiceConfig,
     /// The projections to run (`None`: all; `Some(empty)`: serve queries only).
     pub projections: Option<Vec<Arc<dyn Projection>>>,
+    /// The customer data keys that reveal personal fields (ADR 0014);
+    /// `None`: a key store over this read side's store.
+    pub keys: Option<Arc<platform::pii::KeyStore>>,
 }
 
 impl ReadSideOptions {
@@ -41,6 +44,7 @@ impl ReadSideOptions {
             query: QueryConfig::default(),
             service: ServiceConfig::default(),
             projections: None,
+            keys: None,
         }
     }
 
@@ -104,7 +108,12 @@ impl ReadSide {
             JwksConfig::default(),
         )
         .context("building the JWKS client")?;
-        let mut state = QueryState::new(Arc::clone(&store), verifier, options.query.clone());
+        let keys = match &options.keys {
+            Some(keys) => Arc::clone(keys),
+            None => crate::customers_cmd::key_store(&store).await?,
+        };
+        let mut state =
+            QueryState::new(Arc::clone(&store), verifier, options.query.clone()).with_keys(keys);
         if projectors.is_some() {
             // Projectors in this process: the log and the registry too.
             state = state.with_readiness(crate::probes::base(system));

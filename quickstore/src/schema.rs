@@ -28,11 +28,18 @@ pub struct Migration {
 }
 
 /// Every file of `deploy/cql/schema/`, in version order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    file: "V001__read_models.cql",
-    text: include_str!("../../deploy/cql/schema/V001__read_models.cql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        file: "V001__read_models.cql",
+        text: include_str!("../../deploy/cql/schema/V001__read_models.cql"),
+    },
+    Migration {
+        version: 2,
+        file: "V002__customer_keys.cql",
+        text: include_str!("../../deploy/cql/schema/V002__customer_keys.cql"),
+    },
+];
 
 /// What was applied, per version (generation 0, like the other metadata).
 pub const SCHEMA_MIGRATIONS: TableDef = TableDef {
@@ -48,10 +55,12 @@ pub const SCHEMA_MIGRATIONS: TableDef = TableDef {
 
 const KEYSPACE: &str = "${keyspace}";
 
-/// The metadata tables (generation 0).
+/// The metadata tables (generation 0), the customers' data keys among
+/// them (not derived from the log: never rebuilt, ADR 0014).
 pub fn meta_tables() -> Vec<TableDef> {
     let mut tables = vec![SCHEMA_MIGRATIONS];
     tables.extend_from_slice(projectors::meta_tables());
+    tables.push(platform::pii::CUSTOMER_KEYS);
     tables
 }
 

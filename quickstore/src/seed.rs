@@ -66,6 +66,14 @@ pub async fn user(
             (store, email.to_owned(), customer_id.clone(), roles.to_vec());
         tokio::task::spawn_blocking(move || store.register(&email, &id, &phc, &roles)).await??;
     }
+    // Sealed like the HTTP API's registrations (ADR 0014).
+    let data_key = state
+        .keys
+        .get_or_create(&customer_id, state.now_ms())
+        .await?;
+    let seal =
+        |field: &str, clear: &str| platform::pii::seal(&data_key, &customer_id, field, clear);
+    use command_api::http::pii::field;
     decided(
         state,
         Outgoing {
@@ -73,8 +81,8 @@ pub async fn user(
             aggregate_type: "Customer",
             aggregate_id: customer_id.clone(),
             command: AnyCommand::Customers(CustomersCommand::RegisterCustomer(RegisterCustomer {
-                email: platform::auth::normalize_email(email),
-                display_name: display_name.to_owned(),
+                email: seal(field::EMAIL, &platform::auth::normalize_email(email))?,
+                display_name: seal(field::DISPLAY_NAME, display_name)?,
                 phone: None,
             })),
             actor: SEED_ACTOR.into(),

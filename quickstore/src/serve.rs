@@ -40,7 +40,11 @@ pub async fn run(settings: Settings, args: ServeArgs) -> Result<()> {
             settings.command_api_listen
         )
     });
-    let read_store = if has(ServiceRole::Projectors) || has(ServiceRole::QueryApi) {
+    // The command API needs the read store too: the customers' data keys live there (ADR 0014).
+    let read_store = if has(ServiceRole::Projectors)
+        || has(ServiceRole::QueryApi)
+        || has(ServiceRole::CommandApi)
+    {
         Some(connect_read_store(&settings).await?)
     } else {
         None
@@ -55,6 +59,11 @@ pub async fn run(settings: Settings, args: ServeArgs) -> Result<()> {
             options.listen.clone_from(listen);
         }
         options.instance.clone_from(&args.instance);
+        if write_roles.command_api {
+            if let Some(store) = &read_store {
+                options.keys = Some(crate::customers_cmd::key_store(store).await?);
+            }
+        }
         options.simulated_couriers = (1..=args.simulated_couriers)
             .map(|i| format!("simulated-courier-{i}"))
             .collect();
@@ -75,7 +84,10 @@ pub async fn run(settings: Settings, args: ServeArgs) -> Result<()> {
 
     let mut read = None;
     let mut projectors_only: Option<RunningService> = None;
+    // Readiness checks the read store wherever a role uses it.
     let ops_store = read_store.clone();
+    let read_store =
+        read_store.filter(|_| has(ServiceRole::Projectors) || has(ServiceRole::QueryApi));
     if let Some(store) = read_store {
         crate::projections_cmd::ensure_inputs(&system).await?;
         if has(ServiceRole::QueryApi) {

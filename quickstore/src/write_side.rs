@@ -8,6 +8,7 @@
 //! Deployment per role): [`WriteRoles`] picks the parts, and the parts only
 //! meet through the event log, so any split gives the same behaviour.
 
+use platform::pii::KeyStore;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,6 +111,10 @@ pub struct WriteSideOptions {
     pub max_batch: usize,
     /// Argon2 parameters: production-strength unless a test asks for speed.
     pub fast_password_hashing: bool,
+    /// The per-customer data keys (ADR 0014), on the read store. `serve`
+    /// and `dev` always pass the read store's; `None` keeps them in memory
+    /// for this process only (tests of the write side alone).
+    pub keys: Option<Arc<KeyStore>>,
 }
 
 impl std::fmt::Debug for WriteSideOptions {
@@ -141,6 +146,7 @@ impl WriteSideOptions {
             },
             max_batch: 500,
             fast_password_hashing: false,
+            keys: None,
         }
     }
 }
@@ -482,6 +488,17 @@ async fn app_state(system: &System, options: &WriteSideOptions) -> Result<AppSta
         webhook_secret,
         webhook_replays: ReplayGuard::new(options.api.webhook_tolerance_s.max(1) * 2, 100_000),
         idempotency: IdempotencyStore::default(),
+        keys: match &options.keys {
+            Some(keys) => Arc::clone(keys),
+            None => {
+                tracing::info!("customer data keys kept in memory (no read store given)");
+                let store: Arc<dyn platform::readstore::ReadStore> =
+                    Arc::new(platform::readstore::EmbeddedStore::in_memory()?);
+                let keys = Arc::new(KeyStore::new(store, platform::pii::keystore::DEFAULT_TTL));
+                keys.ensure().await?;
+                keys
+            }
+        },
         config: options.api.clone(),
         clock: Arc::clone(&options.clock),
     })

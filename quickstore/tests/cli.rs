@@ -309,13 +309,15 @@ fn schema_apply_on_the_real_cql_node_is_idempotent() {
     let (ok, out, err) = apply();
     assert!(ok, "schema apply failed: {err}");
     assert!(
-        out.contains("applied   V001__read_models.cql"),
+        out.contains("applied   V001__read_models.cql")
+            && out.contains("applied   V002__customer_keys.cql"),
         "first run:\n{out}"
     );
     let (ok, out, err) = apply();
     assert!(ok, "schema apply again failed: {err}");
     assert!(
-        out.contains("up to date V001__read_models.cql"),
+        out.contains("up to date V001__read_models.cql")
+            && out.contains("up to date V002__customer_keys.cql"),
         "second run:\n{out}"
     );
     // The tables are there: the read side starts on them without creating any.

@@ -642,6 +642,9 @@ fn check_export(system: &System) {
                 format,
                 "--output",
                 file.to_str().unwrap(),
+                // Compared with what confluent-kafka decodes from the log.
+                "--personal-data",
+                "sealed",
             ]);
         }
         let rows = std::fs::read_to_string(dir.join(format!("{topic}.jsonl"))).unwrap();

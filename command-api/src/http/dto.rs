@@ -39,6 +39,26 @@ impl AddressDto {
             postal_code: self.postal_code,
             country: self.country,
         };
+        // Clients send clear text: a value shaped like a sealed one would
+        // skip the aggregate's checks, so it is refused here.
+        let sealed = [
+            ("recipient", Some(&address.recipient)),
+            ("line1", Some(&address.line1)),
+            ("line2", address.line2.as_ref()),
+            ("city", Some(&address.city)),
+            ("postal_code", Some(&address.postal_code)),
+        ]
+        .into_iter()
+        .find(|(_, v)| v.is_some_and(|v| platform::pii::is_sealed(v)));
+        if let Some((sub, _)) = sealed {
+            return Err(AppError::invalid(
+                &format!("{field}.{sub}"),
+                format!(
+                    "{field}.{sub} may not start with `{}`",
+                    platform::pii::PREFIX
+                ),
+            ));
+        }
         validate::address(&address).map_err(|(sub, reason)| {
             AppError::invalid(&format!("{field}.{sub}"), format!("{field}.{sub} {reason}"))
         })?;

@@ -7,12 +7,14 @@
 //! - [`idempotency`] — `Idempotency-Key` on every state-changing request.
 //! - [`problem`] — `AppError` and the refusal-code → status mapping.
 //! - [`json`] — the body extractor that names the field at fault.
+//! - [`pii`] — personal fields sealed with the customer's key before a command is produced.
 //! - [`routes`] — the endpoints, one file per area.
 
 pub mod caller;
 pub mod dto;
 pub mod idempotency;
 pub mod json;
+pub mod pii;
 pub mod problem;
 pub mod routes;
 pub mod state;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use platform::auth::{PasswordHasher, TokenIssuer, Verifier};
 use platform::config::Secret;
+use platform::pii::KeyStore;
 
 use crate::bus::CommandBus;
 use crate::gateway::webhook::ReplayGuard;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub webhook_secret: Secret,
     pub webhook_replays: ReplayGuard,
     pub idempotency: IdempotencyStore,
+    /// Per-customer data keys: personal fields are sealed before a command is produced.
+    pub keys: Arc<KeyStore>,
     pub config: ApiConfig,
     pub clock: Clock,
 }

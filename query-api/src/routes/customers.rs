@@ -16,6 +16,7 @@ use crate::auth::Caller;
 use crate::cells;
 use crate::ids::path_id;
 use crate::pagination::{Paged, Params};
+use crate::pii::{reveal, reveal_address};
 use crate::problem::{AppError, Problem};
 use crate::reads::key;
 use crate::routes::orders::ORDER_STATUSES;
@@ -179,16 +180,17 @@ async fn get_profile(
         .filter(|r| cells::boolean(&row, &format!("role_{}", r.as_str())) == Some(true))
         .map(|r| r.as_str().to_owned())
         .collect();
+    let default_address = cells::json(
+        &row,
+        customers::CUSTOMER_PROFILES.name,
+        "default_address_json",
+    )?;
     Ok(Json(Profile {
         customer_id: customer_id.to_owned(),
-        email: cells::text(&row, "email"),
-        display_name: cells::text(&row, "display_name"),
-        phone: cells::text(&row, "phone"),
-        default_address: cells::json(
-            &row,
-            customers::CUSTOMER_PROFILES.name,
-            "default_address_json",
-        )?,
+        email: reveal(&state, cells::text(&row, "email"), "email").await?,
+        display_name: reveal(&state, cells::text(&row, "display_name"), "display_name").await?,
+        phone: reveal(&state, cells::text(&row, "phone"), "phone").await?,
+        default_address: reveal_address(&state, default_address).await?,
         roles,
         registered_at: cells::time(&row, "registered_at"),
         updated_at: cells::time(&row, "updated_at"),

@@ -264,7 +264,10 @@ async fn get_order(
 ) -> Result<Json<OrderView>, AppError> {
     params.allow(&[])?;
     let row = visible_order(&state, &caller, &order_id).await?;
-    order_view(&row).map(Json)
+    let mut view = order_view(&row)?;
+    view.shipping_address =
+        crate::pii::reveal_address(&state, view.shipping_address.take()).await?;
+    Ok(Json(view))
 }
 
 /// Every status change of the order, its payment and its shipment, oldest

@@ -59,6 +59,19 @@ pub struct ExportArgs {
     /// Write here instead of stdout (parquet needs a file).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+    /// Personal fields (sealed `pii:v1:` values, docs/privacy.md):
+    /// `reveal` opens them with the customers' keys from the read store
+    /// (QS_READ_STORE), `[erased]` where a customer was forgotten;
+    /// `sealed` exports the ciphertext as the log holds it.
+    #[arg(long, value_enum, default_value_t = PersonalData::Reveal)]
+    pub personal_data: PersonalData,
+}
+
+/// What `events export` does with sealed personal fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PersonalData {
+    Reveal,
+    Sealed,
 }
 
 /// A `--from`/`--to` bound.
@@ -120,6 +133,16 @@ pub async fn run(settings: Settings, args: ExportArgs) -> Result<()> {
     if args.format == Format::Parquet && args.output.is_none() {
         bail!("--format parquet writes a binary file: add --output FILE (e.g. --output events.parquet)");
     }
+    let keys = match args.personal_data {
+        PersonalData::Reveal => {
+            let store = crate::system::connect_read_store(&settings).await.context(
+                "opening the read store for the customers' keys (QS_READ_STORE); \
+                 pass --personal-data sealed to export the sealed values without it",
+            )?;
+            Some(crate::customers_cmd::key_store(&store).await?)
+        }
+        PersonalData::Sealed => None,
+    };
     let system = System::connect(settings).await?;
     let types = resolve_types(&system, &args.topic, &args.event_types)?;
     let existing = system.log.list_topics().await?;
@@ -223,7 +246,19 @@ pub async fn run(settings: Settings, args: ExportArgs) -> Result<()> {
                 offset: record.offset,
                 timestamp: record.timestamp_ms,
             };
-            sink.write(&Row::from_value(&origin, name, decoded)?)?;
+            let mut row = Row::from_value(&origin, name, decoded)?;
+            if let Some(keys) = &keys {
+                // Crypto-shredding: the clear text, or `[erased]` once the
+                // customer's key is gone; the log itself is unchanged.
+                let revealed =
+                    platform::pii::reveal_json(serde_json::Value::Object(row.payload), keys)
+                        .await?;
+                row.payload = match revealed {
+                    serde_json::Value::Object(map) => map,
+                    _ => serde_json::Map::new(),
+                };
+            }
+            sink.write(&row)?;
             written += 1;
         }
         bar.inc(u64::try_from(hi - last).unwrap_or(0));

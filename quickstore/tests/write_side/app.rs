@@ -76,6 +76,13 @@ pub async fn spawn_app_with(
     options.fast_password_hashing = true;
     options.instance = uuid::Uuid::new_v4().simple().to_string();
     options.api.outcome_wait = Duration::from_secs(20);
+    // One key store for the app's whole life (restarts too); a read side
+    // started beside it shares it (`TestApp::keys`).
+    options.keys = Some({
+        let store: Arc<dyn platform::readstore::ReadStore> =
+            Arc::new(platform::readstore::EmbeddedStore::in_memory()?);
+        quickstore::customers_cmd::key_store(&store).await?
+    });
     {
         let offset = Arc::clone(&offset);
         let wall = quickstore::write_side::system_clock();
@@ -114,6 +121,11 @@ impl TestApp {
         self.side = Some(side);
         self.admin = None;
         Ok(())
+    }
+
+    /// The customers' data keys the command API seals with.
+    pub fn keys(&self) -> Option<Arc<platform::pii::KeyStore>> {
+        self.options.keys.clone()
     }
 
     pub fn advance(&self, by: Duration) {

@@ -5,6 +5,7 @@
 mod app;
 mod cases;
 mod crash;
+mod pii;
 mod projections;
 mod read_models;
 mod read_side;
@@ -49,6 +50,7 @@ fn main() {
         case!(projections::dlq_round_trip_through_the_library),
         case!(read_models::every_read_model_holds_what_the_events_say),
         case!(read_models::read_your_writes_and_who_may_read),
+        case!(pii::personal_data_is_sealed_shown_and_forgotten),
     ];
     let mut trials = Vec::new();
     for adapter in TestAdapter::ALL {

@@ -31,6 +31,7 @@ async fn read_side(app: &TestApp, adapter: TestAdapter) -> Result<ReadSide> {
     let store = store(adapter).await?;
     let mut options =
         ReadSideOptions::new("127.0.0.1:0", format!("{}/.well-known/jwks.json", app.url));
+    options.keys = app.keys();
     options.service.pointer_poll = Duration::from_millis(200);
     options.service.status_interval = Duration::from_millis(250);
     options.query.generation_refresh = Duration::from_millis(300);

@@ -35,7 +35,16 @@ pub(crate) async fn store(adapter: TestAdapter) -> Result<Arc<dyn ReadStore>> {
 /// Runs a projector of generation `generation` (its own group) until it
 /// has passed every input topic's end, then stops it.
 async fn project(app: &TestApp, store: &Arc<dyn ReadStore>, generation: u32) -> Result<()> {
-    let projection: Arc<dyn Projection> = Arc::new(OrdersProjection);
+    project_with(app, store, Arc::new(OrdersProjection), generation).await
+}
+
+/// [`project`] for any projection.
+pub(crate) async fn project_with(
+    app: &TestApp,
+    store: &Arc<dyn ReadStore>,
+    projection: Arc<dyn Projection>,
+    generation: u32,
+) -> Result<()> {
     // Its own group per generation: `<prefix>projector.orders.g<generation>`.
     let config = ProjectorConfig::new(&app.system.topics, projection.as_ref(), generation);
     let (tx, mut rx) = watch::channel(ProjectorStats::default());

@@ -54,36 +54,33 @@ fn check(field: &'static str, result: Result<(), &'static str>) -> Result<(), Cu
 }
 
 fn check_phone(phone: Option<&String>) -> Result<(), CustomerError> {
-    phone.map_or(Ok(()), |p| check("phone", validate::phone(p)))
+    phone.map_or(Ok(()), |p| {
+        check("phone", validate::personal(p, validate::phone))
+    })
+}
+
+/// A name: sealed (checked at the edge) or clear and checked here.
+fn check_name(name: &str) -> Result<(), CustomerError> {
+    check(
+        "display_name",
+        validate::personal(name, |v| validate::text(v, MAX_TEXT)),
+    )
 }
 
 fn check_address(address: &PostalAddress) -> Result<(), CustomerError> {
-    check(
-        "default_address.recipient",
-        validate::text(&address.recipient, MAX_TEXT),
-    )?;
-    check(
-        "default_address.line1",
-        validate::text(&address.line1, MAX_TEXT),
-    )?;
-    if let Some(line2) = &address.line2 {
-        check("default_address.line2", validate::text(line2, MAX_TEXT))?;
-    }
-    check(
-        "default_address.city",
-        validate::text(&address.city, MAX_TEXT),
-    )?;
-    if let Some(region) = &address.region {
-        check("default_address.region", validate::text(region, MAX_TEXT))?;
-    }
-    check(
-        "default_address.postal_code",
-        validate::text(&address.postal_code, 20),
-    )?;
-    check(
-        "default_address.country",
-        validate::country(&address.country),
-    )
+    validate::address(address).map_err(|(sub, reason)| CustomerError::InvalidField {
+        field: match sub {
+            "recipient" => "default_address.recipient",
+            "line1" => "default_address.line1",
+            "line2" => "default_address.line2",
+            "city" => "default_address.city",
+            "region" => "default_address.region",
+            "postal_code" => "default_address.postal_code",
+            "country" => "default_address.country",
+            _ => "default_address",
+        },
+        reason,
+    })
 }
 
 impl Customer {
@@ -99,12 +96,19 @@ impl Customer {
         if self.registered {
             return Err(CustomerError::AlreadyRegistered);
         }
-        check("email", validate::email(&c.email))?;
-        check("display_name", validate::text(&c.display_name, MAX_TEXT))?;
+        check("email", validate::personal(&c.email, validate::email))?;
+        check_name(&c.display_name)?;
         check_phone(c.phone.as_ref())?;
+        // A sealed e-mail was normalized before sealing (lower-casing the
+        // ciphertext would break it).
+        let email = if platform::pii::is_sealed(&c.email) {
+            c.email.clone()
+        } else {
+            c.email.to_lowercase()
+        };
         Ok(vec![CustomersEvent::CustomerRegistered(
             CustomerRegistered {
-                email: c.email.to_lowercase(),
+                email,
                 display_name: c.display_name.clone(),
                 phone: c.phone.clone(),
                 roles: vec![Role::Customer],
@@ -117,7 +121,7 @@ impl Customer {
         c: &UpdateCustomerProfile,
     ) -> Result<Vec<CustomersEvent>, CustomerError> {
         self.existing()?;
-        check("display_name", validate::text(&c.display_name, MAX_TEXT))?;
+        check_name(&c.display_name)?;
         check_phone(c.phone.as_ref())?;
         if let Some(address) = &c.default_address {
             check_address(address)?;
@@ -253,6 +257,49 @@ mod tests {
             .when(register("Ada@Example.com", "Ada", None))
             .then_expect_events(vec![registered()]);
         assert_eq!(state.roles, vec![Role::Customer]);
+    }
+
+    /// Sealed personal fields (ADR 0014) were checked in clear at the edge:
+    /// the aggregate carries them as they are — never lower-cased (that
+    /// would break the ciphertext), never refused for their shape.
+    #[test]
+    #[allow(clippy::unwrap_used, reason = "test code")]
+    fn sealed_personal_fields_are_carried_opaquely() {
+        let key = platform::pii::DataKey::generate().unwrap();
+        let seal =
+            |field: &str, clear: &str| platform::pii::seal(&key, "c-1", field, clear).unwrap();
+        let (email, name, phone) = (
+            seal("email", "ada@example.com"),
+            seal("display_name", "Ada"),
+            seal("phone", "+49 30 1234567"),
+        );
+        AggregateTest::<Customer>::given_no_history()
+            .when(register(&email, &name, Some(&phone)))
+            .then_expect_events(vec![CustomersEvent::CustomerRegistered(
+                CustomerRegistered {
+                    email: email.clone(),
+                    display_name: name.clone(),
+                    phone: Some(phone.clone()),
+                    roles: vec![Role::Customer],
+                },
+            )]);
+        let mut sealed = address("GB");
+        sealed.recipient = seal("address.recipient", "Ada Lovelace");
+        sealed.postal_code = seal("address.postal_code", "SW1Y 4JH");
+        let state = AggregateTest::<Customer>::given(vec![registered()])
+            .when(update(&name, Some(sealed.clone())))
+            .then_expect_events(vec![CustomersEvent::CustomerProfileUpdated(
+                CustomerProfileUpdated {
+                    display_name: name.clone(),
+                    phone: None,
+                    default_address: Some(sealed),
+                },
+            )]);
+        assert_eq!(state.display_name, name);
+        // Clear values keep their checks: a bad country is still refused.
+        AggregateTest::<Customer>::given(vec![registered()])
+            .when(update(&name, Some(address("gb"))))
+            .then_expect_error("invalid-field");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::domain::validate;
 use crate::http::caller::Caller;
 use crate::http::dto;
 use crate::http::json::ApiJson;
+use crate::http::pii;
 use crate::http::problem::{AppError, Problem};
 use crate::http::state::SharedState;
 use crate::http::submit::{self, Outgoing, RequestKey};
@@ -179,15 +180,24 @@ async fn register(
         })
         .await?;
     }
+    // The customer's data key before the command: the command topic holds
+    // the e-mail, name and phone sealed, never in clear (ADR 0014). The id
+    // was minted above, so no other request can be creating this key.
+    let data_key = pii::key_for(&state, &customer_id).await?;
     let key = key.map(|Extension(k)| k);
     let outgoing = Outgoing {
         context: Context::Customers,
         aggregate_type: "Customer",
         aggregate_id: customer_id.clone(),
         command: AnyCommand::Customers(CustomersCommand::RegisterCustomer(RegisterCustomer {
-            email,
-            display_name: body.display_name,
-            phone: body.phone,
+            email: pii::seal(&data_key, &customer_id, pii::field::EMAIL, &email)?,
+            display_name: pii::seal(
+                &data_key,
+                &customer_id,
+                pii::field::DISPLAY_NAME,
+                &body.display_name,
+            )?,
+            phone: pii::seal_opt(&data_key, &customer_id, pii::field::PHONE, body.phone)?,
         })),
         actor: format!("customer:{customer_id}"),
         creates: true,

@@ -29,6 +29,7 @@ use crate::domain::validate;
 use crate::http::caller::Caller;
 use crate::http::dto::{self, AddressDto};
 use crate::http::json::ApiJson;
+use crate::http::pii;
 use crate::http::problem::{AppError, Problem};
 use crate::http::state::SharedState;
 use crate::http::submit::{self, CommandAccepted, CommandPending, Outgoing, RequestKey};
@@ -111,7 +112,8 @@ pub struct RoleRequest {
 #[utoipa::path(put, path = "/customers/{customer_id}/profile", tag = "customers", request_body = ProfileRequest,
     responses((status = 200, body = CommandAccepted), (status = 202, body = CommandPending),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem), (status = 422, body = Problem)),
+        (status = 409, body = Problem), (status = 410, body = Problem, description = "customer-erased: the customer was forgotten"),
+        (status = 422, body = Problem)),
     security(("bearer" = [])))]
 async fn update_profile(
     State(state): State<SharedState>,
@@ -132,10 +134,19 @@ async fn update_profile(
         .default_address
         .map(|a| a.into_address("default_address"))
         .transpose()?;
+    // Checked in clear above; sealed before the command is produced.
+    let data_key = pii::key_for(&state, &customer_id).await?;
     let command = CustomersCommand::UpdateCustomerProfile(UpdateCustomerProfile {
-        display_name: body.display_name,
-        phone: body.phone,
-        default_address,
+        display_name: pii::seal(
+            &data_key,
+            &customer_id,
+            pii::field::DISPLAY_NAME,
+            &body.display_name,
+        )?,
+        phone: pii::seal_opt(&data_key, &customer_id, pii::field::PHONE, body.phone)?,
+        default_address: default_address
+            .map(|a| pii::seal_address(&data_key, &customer_id, a))
+            .transpose()?,
     });
     let key = key.map(|Extension(k)| k);
     submit::submit(

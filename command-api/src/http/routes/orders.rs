@@ -20,6 +20,7 @@ use crate::domain::orders::{totals, PricingError};
 use crate::http::caller::Caller;
 use crate::http::dto::{self, AddressDto, PaymentMethodDto};
 use crate::http::json::ApiJson;
+use crate::http::pii;
 use crate::http::problem::{AppError, Problem};
 use crate::http::state::SharedState;
 use crate::http::submit::{self, CommandAccepted, Outgoing, RequestKey};
@@ -103,8 +104,9 @@ async fn priced(
 #[utoipa::path(post, path = "/orders", tag = "orders", request_body = PlaceOrderRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key")),
     responses((status = 201, body = OrderAccepted), (status = 400, body = Problem),
-        (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
-        (status = 202, body = submit::CommandPending)),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 410, body = Problem, description = "customer-erased: the customer was forgotten"),
+        (status = 422, body = Problem), (status = 202, body = submit::CommandPending)),
     security(("bearer" = [])))]
 async fn place_order(
     State(state): State<SharedState>,
@@ -136,6 +138,8 @@ async fn place_order(
     }
     let totals = totals(&lines).map_err(|e| pricing_error(e, "lines"))?;
     let shipping_address = body.shipping_address.into_address("shipping_address")?;
+    let data_key = pii::key_for(&state, &customer_id).await?;
+    let shipping_address = pii::seal_address(&data_key, &customer_id, shipping_address)?;
     let token = body.payment.tokenize(&state, "payment").await?;
     let key = key.map(|Extension(k)| k);
     let order_id = order_id(key.as_ref());
@@ -445,6 +449,7 @@ async fn remove_cart_line(
 /// the checkout policy; follow `/orders/{order_id}`).
 #[utoipa::path(post, path = "/carts/{customer_id}/checkout", tag = "carts", request_body = CheckoutRequest,
     responses((status = 200, body = OrderAccepted), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 410, body = Problem, description = "customer-erased: the customer was forgotten"),
         (status = 422, body = Problem)),
     security(("bearer" = [])))]
 async fn checkout(
@@ -455,8 +460,11 @@ async fn checkout(
     Path(customer_id): Path<String>,
     ApiJson(body): ApiJson<CheckoutRequest>,
 ) -> Result<Response, AppError> {
+    dto::path_id(&customer_id, "customer_id")?;
     caller.may_act_for(&customer_id)?;
     let shipping_address = body.shipping_address.into_address("shipping_address")?;
+    let data_key = pii::key_for(&state, &customer_id).await?;
+    let shipping_address = pii::seal_address(&data_key, &customer_id, shipping_address)?;
     let token = body.payment.tokenize(&state, "payment").await?;
     let order_id = order_id(key.as_ref().map(|Extension(k)| k));
     let command = OrdersCommand::CheckoutCart(CheckoutCart {
