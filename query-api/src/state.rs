@@ -63,6 +63,9 @@ pub struct QueryState {
     pub clock: Clock,
     /// The live streams open per subject.
     pub streams: Arc<StreamSlots>,
+    /// Audit reads from the event log (optional: without it the audit
+    /// routes that need the log answer 503 `audit-log-unavailable`).
+    pub audit_log: Option<Arc<dyn crate::audit_log::AuditLog>>,
 }
 
 impl std::fmt::Debug for QueryState {
@@ -96,7 +99,14 @@ impl QueryState {
             config,
             clock: Arc::new(system_clock),
             streams: Arc::new(StreamSlots::default()),
+            audit_log: None,
         }
+    }
+
+    /// Gives the audit routes the event log (see [`crate::audit_log`]).
+    pub fn with_audit_log(mut self, audit_log: Arc<dyn crate::audit_log::AuditLog>) -> Self {
+        self.audit_log = Some(audit_log);
+        self
     }
 
     pub fn with_clock(mut self, clock: Clock) -> Self {

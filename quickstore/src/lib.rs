@@ -15,11 +15,14 @@
 //!   the read side's projectors.
 //! - [`dlq_cmd`] — `quickstore dlq list|retry`: the projectors' dead
 //!   letters.
+//! - [`audit`] — `quickstore audit verify|stream`: hash chains checked,
+//!   an aggregate's history and its state at a past moment.
 //! - [`bench`] — `quickstore bench …`: throughput against raw baselines
 //!   measured in the same run.
 //! - [`shutdown`] — SIGINT/SIGTERM, installed before start-up work.
 //! - [`telemetry`] — tracing setup.
 
+pub mod audit;
 pub mod bench;
 pub mod cli;
 pub mod dev;
@@ -64,6 +67,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Registry {
             command: RegistryCommand::Serve(args),
         } => registry::serve(settings, args).await,
+        Command::Audit { command } => audit::run(settings, command).await,
         Command::Bench {
             command: BenchCommand::Log(args),
         } => bench::log::run(settings, args).await,

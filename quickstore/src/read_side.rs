@@ -104,7 +104,15 @@ impl ReadSide {
             JwksConfig::default(),
         )
         .context("building the JWKS client")?;
-        let state = QueryState::new(Arc::clone(&store), verifier, options.query.clone());
+        // The audit routes that read the log itself (state as of a moment,
+        // the chain of one aggregate) get the log and the codec.
+        let audit = crate::audit::LogAudit {
+            log: Arc::clone(&system.log),
+            codec: Arc::clone(&system.codec),
+            topics: system.topics.clone(),
+        };
+        let state = QueryState::new(Arc::clone(&store), verifier, options.query.clone())
+            .with_audit_log(Arc::new(audit));
         let listener = tokio::net::TcpListener::bind(&options.listen)
             .await
             .with_context(|| {
