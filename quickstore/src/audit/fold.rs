@@ -26,7 +26,7 @@ fn unavailable(e: impl std::fmt::Display) -> AuditLogError {
 /// The events of one aggregate that make its chain, in order: each the
 /// next version of the one before (a record out of order or a repeat is
 /// left out, as `audit verify` reports it).
-pub fn chain_order<'a>(events: &'a [(LogRecord, Decoded)]) -> Vec<&'a (LogRecord, Decoded)> {
+pub fn chain_order(events: &[(LogRecord, Decoded)]) -> Vec<&(LogRecord, Decoded)> {
     let mut out = Vec::with_capacity(events.len());
     let mut last = 0i64;
     for pair in events {

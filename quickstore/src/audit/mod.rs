@@ -269,8 +269,9 @@ async fn stream(settings: Settings, args: AuditStreamArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&body)?);
     } else {
         println!(
-            "{t} {id}: {} events (located through the {})",
+            "{t} {id}: {} event{} (located through the {})",
             history.len(),
+            if history.len() == 1 { "" } else { "s" },
             if loaded.source == "index" {
                 "audit index"
             } else {
