@@ -115,7 +115,7 @@ impl AggregateLog {
             )
             .collect();
         all.sort_by_key(|(r, ..)| (r.topic.clone(), r.partition, r.offset));
-        for (record, decoded, why) in all {
+        for (record, decoded, why) in &all {
             let at = Location {
                 topic: record.topic.clone(),
                 partition: record.partition,
@@ -131,6 +131,19 @@ impl AggregateLog {
                 }),
                 None => checker.undecodable(&at, why.unwrap_or_default()),
             }
+        }
+        if checker.has_duplicates() {
+            for (record, decoded, _) in &all {
+                if let Some(d) = decoded {
+                    let at = Location {
+                        topic: record.topic.clone(),
+                        partition: record.partition,
+                        offset: record.offset,
+                    };
+                    checker.first_use(&d.envelope.event_id, &at);
+                }
+            }
+            checker.name_first_uses();
         }
         let (last_version, head_hash) = checker
             .head(aggregate_type, aggregate_id)

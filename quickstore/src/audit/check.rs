@@ -86,6 +86,17 @@ impl EventIds {
     }
 }
 
+/// Duplicated event ids, for naming the record that used each first: the
+/// set only says "seen", so the scan reads the log a second time — only
+/// when there are duplicates — and calls [`ChainChecker::first_use`].
+#[derive(Debug, Default)]
+struct Duplicates {
+    /// Fingerprint → the first record that used it (once found).
+    first: HashMap<u128, Option<Location>>,
+    /// Kept findings to complete: (index in `findings`, fingerprint).
+    pending: Vec<(usize, u128)>,
+}
+
 /// What a record holds that the checker looks at.
 #[derive(Debug, Clone, Copy)]
 pub struct Seen<'a> {
@@ -102,6 +113,7 @@ pub struct Seen<'a> {
 pub struct ChainChecker {
     heads: HashMap<String, Head>,
     ids: EventIds,
+    duplicates: Duplicates,
     findings: Vec<ChainFinding>,
     findings_total: u64,
     events: u64,
@@ -147,6 +159,37 @@ impl ChainChecker {
         self.findings_total += 1;
         if self.findings.len() < MAX_KEPT_FINDINGS {
             self.findings.push(finding);
+        }
+    }
+
+    /// Whether some event id was used twice (then a second pass calls
+    /// [`Self::first_use`] for every record, in the same order, and
+    /// [`Self::name_first_uses`]).
+    pub fn has_duplicates(&self) -> bool {
+        !self.duplicates.first.is_empty()
+    }
+
+    /// Second pass: `event_id` is used by the record at `at`.
+    pub fn first_use(&mut self, event_id: &str, at: &Location) {
+        if let Some(slot @ None) = self
+            .duplicates
+            .first
+            .get_mut(&EventIds::fingerprint(event_id))
+        {
+            *slot = Some(at.clone());
+        }
+    }
+
+    /// Completes the duplicate findings with where the id was first used.
+    pub fn name_first_uses(&mut self) {
+        for (index, fingerprint) in std::mem::take(&mut self.duplicates.pending) {
+            let first = self.duplicates.first.get(&fingerprint).cloned().flatten();
+            if let (Some(first), Some(f)) = (first, self.findings.get_mut(index)) {
+                f.detail = format!(
+                    "this event id was first used by the record at {}/{}@{}",
+                    first.topic, first.partition, first.offset
+                );
+            }
         }
     }
 
@@ -200,6 +243,13 @@ impl ChainChecker {
             }
         }
         if !self.ids.insert(seen.event_id) {
+            let fingerprint = EventIds::fingerprint(seen.event_id);
+            self.duplicates.first.entry(fingerprint).or_insert(None);
+            if self.findings.len() < MAX_KEPT_FINDINGS {
+                self.duplicates
+                    .pending
+                    .push((self.findings.len(), fingerprint));
+            }
             self.report(finding(
                 DUPLICATE_EVENT_ID,
                 "this event id was already used by an earlier record of the scan".into(),
@@ -383,6 +433,15 @@ mod tests {
         assert_eq!(
             kinds(&c),
             vec![(1, DUPLICATE_EVENT_ID.into()), (1, BROKEN_LINK.into())]
+        );
+        assert!(c.has_duplicates());
+        c.first_use("other", &at(7));
+        c.first_use("same", &at(0));
+        c.first_use("same", &at(1));
+        c.name_first_uses();
+        assert_eq!(
+            c.findings()[0].detail,
+            "this event id was first used by the record at catalog.events/0@0"
         );
     }
 

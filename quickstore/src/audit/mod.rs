@@ -58,6 +58,14 @@ pub const EXIT_FINDINGS: u8 = 1;
 /// Exit code: the command could not run (bad input, log or registry unreachable).
 pub const EXIT_COULD_NOT_RUN: u8 = 2;
 
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn could_not_run(e: anyhow::Error) -> anyhow::Error {
     if e.downcast_ref::<AuditExit>().is_some() {
         return e;
@@ -158,10 +166,10 @@ async fn verify(settings: Settings, args: AuditVerifyArgs) -> Result<()> {
             println!();
         }
         println!(
-            "checked {} events of {} aggregates in {} topics ({} partitions): {} {}",
+            "checked {} events of {} aggregates in {} ({} partitions): {} {}",
             c.events(),
             c.aggregates(),
-            scanned.topics.len(),
+            plural(scanned.topics.len(), "topic"),
             scanned.partitions,
             c.findings_total(),
             if c.findings_total() == 0 {
@@ -288,8 +296,8 @@ async fn stream(settings: Settings, args: AuditStreamArgs) -> Result<()> {
             );
         } else {
             println!(
-                "chain: {} findings (`quickstore audit verify --topic {}` checks the whole topic)",
-                chain.findings.len(),
+                "chain: {} (`quickstore audit verify --topic {}` checks the whole topic)",
+                plural(chain.findings.len(), "finding"),
                 locate::topic_for(&system.topics, t)?
             );
             print!("{}", report::findings(&chain.findings));

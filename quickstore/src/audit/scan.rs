@@ -95,6 +95,27 @@ pub async fn scan(
         done_before += (end - start).max(0);
         bar.set_position(u64::try_from(done_before).unwrap_or_default());
     }
+    if checker.has_duplicates() {
+        // Name where each duplicated id was first used: a second read,
+        // paid only when there are duplicates (the id set keeps no places).
+        bar.set_position(0);
+        for (tp, _, start, end) in &ranges {
+            bar.set_message(format!("first uses: {tp}"));
+            let mut stream = log.read_range(tp.clone(), *start, *end);
+            while let Some(record) = stream.next().await {
+                let record = record.with_context(|| format!("reading {tp}"))?;
+                if let Ok(d) = decode(codec, &record).await {
+                    let at = Location {
+                        topic: record.topic.clone(),
+                        partition: record.partition,
+                        offset: record.offset,
+                    };
+                    checker.first_use(&d.envelope.event_id, &at);
+                }
+            }
+        }
+        checker.name_first_uses();
+    }
     bar.finish_and_clear();
     Ok(ScanReport {
         topics: topics.to_vec(),

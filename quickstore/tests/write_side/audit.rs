@@ -113,7 +113,7 @@ async fn product_events(
     app: &TestApp,
     log: &dyn EventLog,
     sku: &str,
-) -> Result<Vec<(EventEnvelope, CatalogEvent, Vec<u8>)>> {
+) -> Result<Vec<(EventEnvelope, CatalogEvent, Vec<u8>, (i32, i64))>> {
     let topic = app.system.topics.events(Context::Catalog);
     let mut out = Vec::new();
     for record in platform::eventlog::read_topic(log, &topic).await? {
@@ -123,7 +123,7 @@ async fn product_events(
         let value = record.value.clone().unwrap_or_default();
         let (envelope, event) = app.system.codec.decode_event::<AnyEvent>(&value).await?;
         if let AnyEvent::Catalog(e) = event {
-            out.push((envelope, e, value));
+            out.push((envelope, e, value, (record.partition, record.offset)));
         }
     }
     out.sort_by_key(|(e, ..)| e.version);
@@ -438,9 +438,43 @@ pub async fn audit_cli_is_clean_then_finds_every_tampering(adapter: TestAdapter)
         at(pb, ob, "version-gap"),
         at(pc3, oc3, "version-gap"),
         at(pc2, oc2, "version-out-of-order"),
-        at(pd, od, "duplicate-event-id"),
         at(pe, oe, "undecodable"),
     ];
+    // (d): the scan goes partition by partition, so whichever of the real
+    // event and the forged one it meets second carries the finding, naming
+    // the other.
+    let (pr, or) = created.3;
+    let dup =
+        |p: i32, o: i64| {
+            report["findings"].as_array().unwrap().iter().find(|f| {
+                f["kind"] == "duplicate-event-id" && f["partition"] == p && f["offset"] == o
+            })
+        };
+    let (finding_d, other) = match (dup(pd, od), dup(pr, or)) {
+        (Some(f), None) => (f, (pr, or)),
+        (None, Some(f)) => (f, (pd, od)),
+        _ => anyhow::bail!("(d) not found once: {report}"),
+    };
+    ensure!(
+        finding_d["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with(&format!("{topic}/{}@{}", other.0, other.1)),
+        "{finding_d}"
+    );
+    ensure!(
+        finding_d["event_id"] == json!(created.0.event_id),
+        "{finding_d}"
+    );
+    let expected: Vec<_> = expected
+        .into_iter()
+        .chain([(
+            topic.clone(),
+            i32::try_from(finding_d["partition"].as_i64().unwrap())?,
+            finding_d["offset"].as_i64().unwrap(),
+            "duplicate-event-id".to_owned(),
+        )])
+        .collect();
     let mut sorted = found.clone();
     sorted.sort();
     let mut want = expected.clone();
