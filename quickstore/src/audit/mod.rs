@@ -289,8 +289,8 @@ async fn stream(settings: Settings, args: AuditStreamArgs) -> Result<()> {
         print!("{}", report::history(&history));
         if chain.intact {
             println!(
-                "chain: intact, {} events, head version {} hash {}",
-                chain.events,
+                "chain: intact, {}, head version {} hash {}",
+                plural(usize::try_from(chain.events).unwrap_or(usize::MAX), "event"),
                 chain.last_version,
                 check::short_hex(&hex::decode(&chain.head_hash).unwrap_or_default())
             );
