@@ -83,6 +83,8 @@ fn every_command_of_docs_audit_md_runs_and_the_recipe_holds() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dev = quickstore(dir.path())
         .args(["dev", "--once", "--listen", "127.0.0.1:0"])
+        // Any free port: other suites on this machine may hold 8090.
+        .env("QS_QUERY_API_LISTEN", "127.0.0.1:0")
         .output()
         .expect("dev runs");
     assert!(
