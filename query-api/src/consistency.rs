@@ -588,6 +588,8 @@ mod tests {
             "/sales/days/{day}",
             "/sales/products/{sku}",
             "/audit/{aggregate_type}/{aggregate_id}/events",
+            "/audit/{aggregate_type}/{aggregate_id}/state",
+            "/audit/{aggregate_type}/{aggregate_id}/verify",
             "/ops/sagas/{order_id}",
         ];
         let (_, _, api) = crate::openapi::parts();

@@ -25,12 +25,15 @@
 //! - [`routes`] — the endpoints, one module per group of read models;
 //!   [`stream`] — the SSE endpoints (ended when their token expires,
 //!   capped per user).
+//! - [`audit_log`] — the optional event-log capability behind the audit
+//!   routes that read the log itself (state as of a moment, chain check).
 //! - [`problem`] — [`problem::AppError`], RFC 9457 problem+json.
 //! - [`openapi`] — the document and what every endpoint shares in it.
 //!
 //! The published contract is `docs/openapi/query-api.json`; a test keeps
 //! it equal to [`openapi()`] (`QS_OPENAPI_BLESS=1` rewrites it).
 
+pub mod audit_log;
 pub mod auth;
 pub mod cells;
 pub mod consistency;

@@ -69,6 +69,9 @@ pub struct QueryState {
     /// Customers' data keys: sealed personal fields are opened (or shown
     /// `[erased]`) as answers are built (ADR 0014).
     pub keys: Arc<KeyStore>,
+    /// Audit reads from the event log (optional: without it the audit
+    /// routes that need the log answer 503 `audit-log-unavailable`).
+    pub audit_log: Option<Arc<dyn crate::audit_log::AuditLog>>,
 }
 
 impl std::fmt::Debug for QueryState {
@@ -108,6 +111,7 @@ impl QueryState {
             clock: Arc::new(system_clock),
             streams: Arc::new(StreamSlots::default()),
             readiness: platform::telemetry::Readiness::default(),
+            audit_log: None,
         }
     }
 
@@ -122,6 +126,12 @@ impl QueryState {
     /// the same read store.
     pub fn with_keys(mut self, keys: Arc<KeyStore>) -> Self {
         self.keys = keys;
+        self
+    }
+
+    /// Gives the audit routes the event log (see [`crate::audit_log`]).
+    pub fn with_audit_log(mut self, audit_log: Arc<dyn crate::audit_log::AuditLog>) -> Self {
+        self.audit_log = Some(audit_log);
         self
     }
 

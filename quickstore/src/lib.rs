@@ -25,6 +25,8 @@
 //!   letters.
 //! - [`customers_cmd`] — `quickstore customers forget|key`: erasing a
 //!   customer's personal data by deleting their data key (ADR 0014).
+//! - [`audit`] — `quickstore audit verify|stream`: hash chains checked,
+//!   an aggregate's history and its state at a past moment.
 //! - [`bench`] — `quickstore bench …`: throughput against raw baselines
 //!   measured in the same run.
 //! - [`shutdown`] — SIGINT/SIGTERM, installed before start-up work.
@@ -32,6 +34,7 @@
 //! - [`probes`] — what `/readyz` checks per role; the ops listener
 //!   (`QS_OPS_LISTEN`).
 
+pub mod audit;
 pub mod bench;
 pub mod cli;
 pub mod customers_cmd;
@@ -98,6 +101,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             CustomersCommand::Key(args) => customers_cmd::key(settings, args).await,
         },
         Command::Probe(args) => probe::run(args).await,
+        Command::Audit { command } => audit::run(settings, command).await,
         Command::Bench {
             command: BenchCommand::Log(args),
         } => bench::log::run(settings, args).await,

@@ -108,12 +108,20 @@ impl ReadSide {
             JwksConfig::default(),
         )
         .context("building the JWKS client")?;
+        // The audit routes that read the log itself (state as of a moment,
+        // the chain of one aggregate) get the log and the codec.
+        let audit = crate::audit::LogAudit {
+            log: Arc::clone(&system.log),
+            codec: Arc::clone(&system.codec),
+            topics: system.topics.clone(),
+        };
         let keys = match &options.keys {
             Some(keys) => Arc::clone(keys),
             None => crate::customers_cmd::key_store(&store).await?,
         };
-        let mut state =
-            QueryState::new(Arc::clone(&store), verifier, options.query.clone()).with_keys(keys);
+        let mut state = QueryState::new(Arc::clone(&store), verifier, options.query.clone())
+            .with_keys(keys)
+            .with_audit_log(Arc::new(audit));
         if projectors.is_some() {
             // Projectors in this process: the log and the registry too.
             state = state.with_readiness(crate::probes::base(system));

@@ -348,3 +348,26 @@ async fn admins_see_where_a_saga_stands() {
         .await
         .problem(403, "forbidden", None);
 }
+
+#[tokio::test]
+async fn audit_reads_from_the_log_need_the_event_log() {
+    // This fixture's query API has a read store only: the routes that read
+    // the log itself say so (503), after checking who asks and what.
+    let f = Fixture::new().await;
+    let auditor = f.token("au-1", &[Role::Auditor]);
+    f.get("/audit/Product/p-1/verify", Some(&auditor))
+        .await
+        .problem(503, "audit-log-unavailable", None);
+    f.get("/audit/Product/p-1/state?as_of=0", Some(&f.admin()))
+        .await
+        .problem(503, "audit-log-unavailable", None);
+    f.get("/audit/Product/p-1/state?as_of=tomorrow", Some(&auditor))
+        .await
+        .problem(400, "invalid-as-of", Some("as_of"));
+    f.get("/audit/Product/p-1/state?asof=0", Some(&auditor))
+        .await
+        .problem(400, "unknown-parameter", Some("asof"));
+    f.get("/audit/Product/p-1/verify", Some(&f.customer("c-1")))
+        .await
+        .problem(403, "forbidden", None);
+}

@@ -66,6 +66,8 @@ async fn the_served_document_is_the_generated_one_and_documents_every_endpoint()
         "/sales/days/{day}",
         "/sales/products/{sku}",
         "/audit/{aggregate_type}/{aggregate_id}/events",
+        "/audit/{aggregate_type}/{aggregate_id}/state",
+        "/audit/{aggregate_type}/{aggregate_id}/verify",
         "/ops/sagas/{order_id}",
         "/healthz",
         "/readyz",
@@ -83,7 +85,7 @@ async fn the_served_document_is_the_generated_one_and_documents_every_endpoint()
             );
         }
     }
-    assert_eq!(paths.len(), 18);
+    assert_eq!(paths.len(), 20);
     let problem = &paths["/orders/{order_id}"]["get"]["responses"]["404"]["content"];
     assert!(problem["application/problem+json"].is_object());
 }

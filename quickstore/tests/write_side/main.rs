@@ -3,6 +3,7 @@
 //! harness (libtest-mimic) so every case runs once per adapter.
 
 mod app;
+mod audit;
 mod cases;
 mod crash;
 mod pii;
@@ -51,6 +52,8 @@ fn main() {
         case!(read_models::every_read_model_holds_what_the_events_say),
         case!(read_models::read_your_writes_and_who_may_read),
         case!(pii::personal_data_is_sealed_shown_and_forgotten),
+        case!(audit::audit_cli_is_clean_then_finds_every_tampering),
+        case!(audit::auditors_read_state_and_chain_on_the_query_api),
     ];
     let mut trials = Vec::new();
     for adapter in TestAdapter::ALL {
