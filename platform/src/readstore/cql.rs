@@ -69,6 +69,28 @@ use crate::readstore::{
 /// `quickstore bench projections` runs its raw baseline at the same).
 pub const WRITE_CONCURRENCY: usize = 64;
 
+/// A driver session builder with the store's settings: contact points,
+/// credentials, consistency and request timeout. Public so a benchmark's
+/// raw baseline connects exactly as the store does.
+pub fn session_builder(config: &CqlConfig) -> SessionBuilder {
+    let profile = ExecutionProfile::builder()
+        .consistency(match config.consistency {
+            Consistency::One => scylla::statement::Consistency::One,
+            Consistency::LocalQuorum => scylla::statement::Consistency::LocalQuorum,
+            Consistency::Quorum => scylla::statement::Consistency::Quorum,
+        })
+        .request_timeout(Some(config.request_timeout))
+        .build();
+    let mut builder = SessionBuilder::new();
+    if let Some((user, password)) = &config.credentials {
+        builder = builder.user(user, password.expose());
+    }
+    builder
+        .known_nodes(&config.contact_points)
+        .connection_timeout(config.request_timeout)
+        .default_execution_profile_handle(profile.into_handle())
+}
+
 /// The first byte of every page token (its format version).
 const TOKEN_VERSION: u8 = 1;
 
@@ -149,22 +171,7 @@ impl CqlStore {
                 "replication_factor must be at least 1".into(),
             ));
         }
-        let profile = ExecutionProfile::builder()
-            .consistency(match config.consistency {
-                Consistency::One => scylla::statement::Consistency::One,
-                Consistency::LocalQuorum => scylla::statement::Consistency::LocalQuorum,
-                Consistency::Quorum => scylla::statement::Consistency::Quorum,
-            })
-            .request_timeout(Some(config.request_timeout))
-            .build();
-        let mut builder = SessionBuilder::new();
-        if let Some((user, password)) = &config.credentials {
-            builder = builder.user(user, password.expose());
-        }
-        let session = builder
-            .known_nodes(&config.contact_points)
-            .connection_timeout(config.request_timeout)
-            .default_execution_profile_handle(profile.into_handle())
+        let session = session_builder(&config)
             .build()
             .await
             .map_err(|e| session_err(&config, e))?;

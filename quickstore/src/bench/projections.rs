@@ -44,7 +44,7 @@ use platform::config::{EventLogBackend, ReadStoreBackend, Settings};
 use platform::eventlog::{OutgoingRecord, TopicPartition};
 use platform::readstore::cql::WRITE_CONCURRENCY;
 use platform::readstore::{
-    Consistency, CqlConfig, CqlStore, EmbeddedStore, Mutation, ReadStore, Row, TableDef, Value,
+    CqlConfig, CqlStore, EmbeddedStore, Mutation, ReadStore, Row, TableDef, Value,
 };
 use projectors::projection::{Input, Projected, Projection};
 use projectors::projections::orders::{OrdersProjection, ORDERS_BY_ID};
@@ -52,9 +52,7 @@ use projectors::runtime::{Projector, ProjectorConfig, ProjectorStats};
 use query_api::{QueryConfig, QueryState, VerifierSource};
 use schemas::orders::{OrderLine, OrderPlaced, OrderTotals, OrdersEvent};
 use schemas::{AnyEvent, Context, EventEnvelope, PostalAddress};
-use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::Statement;
 use scylla::value::CqlTimestamp;
@@ -951,22 +949,7 @@ async fn cql_raw_writes(
 
 async fn raw_session(config: &CqlConfig) -> Result<Session> {
     // The store's own settings: the same consistency and request timeout.
-    let profile = ExecutionProfile::builder()
-        .consistency(match config.consistency {
-            Consistency::One => scylla::statement::Consistency::One,
-            Consistency::LocalQuorum => scylla::statement::Consistency::LocalQuorum,
-            Consistency::Quorum => scylla::statement::Consistency::Quorum,
-        })
-        .request_timeout(Some(config.request_timeout))
-        .build();
-    let mut builder = SessionBuilder::new();
-    if let Some((user, password)) = &config.credentials {
-        builder = builder.user(user, password.expose());
-    }
-    builder
-        .known_nodes(&config.contact_points)
-        .connection_timeout(config.request_timeout)
-        .default_execution_profile_handle(profile.into_handle())
+    platform::readstore::cql::session_builder(config)
         .build()
         .await
         .with_context(|| format!("connecting to {:?}", config.contact_points))
