@@ -95,10 +95,17 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
             let inner = e.into_inner();
             use serde_json::error::Category;
             match inner.classify() {
-                Category::Syntax | Category::Eof | Category::Io => Err(AppError::bad_request(
-                    "malformed-json",
-                    format!("the body is not valid JSON: {inner}"),
-                )),
+                Category::Syntax | Category::Eof | Category::Io => {
+                    let mut err = AppError::bad_request(
+                        "malformed-json",
+                        format!("the body is not valid JSON: {inner}"),
+                    );
+                    // Where the bytes stopped being JSON, when that is
+                    // inside a field: a number too large for any type
+                    // (`1e400`) is a syntax error here, yet has a field.
+                    err.field = (path != ".").then_some(path);
+                    Err(err)
+                }
                 Category::Data => {
                     let field = if path == "." { None } else { Some(path) };
                     let mut err = AppError::new(
