@@ -7,6 +7,7 @@
 //! - [`idempotency`] — `Idempotency-Key` on every state-changing request.
 //! - [`problem`] — `AppError` and the refusal-code → status mapping.
 //! - [`json`] — the body extractor that names the field at fault.
+//! - [`openapi`] — the answers every endpoint shares, added to the document.
 //! - [`pii`] — personal fields sealed with the customer's key before a command is produced.
 //! - [`routes`] — the endpoints, one file per area.
 
@@ -14,6 +15,7 @@ pub mod caller;
 pub mod dto;
 pub mod idempotency;
 pub mod json;
+pub mod openapi;
 pub mod pii;
 pub mod problem;
 pub mod routes;
@@ -79,7 +81,14 @@ fn documented_routes() -> OpenApiRouter<SharedState> {
 
 /// The OpenAPI document of the command API, generated from the handlers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented_routes().split_for_parts().1
+    parts().1
+}
+
+/// The documented routes and their finished document.
+fn parts() -> (Router<SharedState>, utoipa::openapi::OpenApi) {
+    let (router, mut api) = documented_routes().split_for_parts();
+    openapi::finish(&mut api);
+    (router, api)
 }
 
 /// The router and its OpenAPI document (`/readyz` always ready: see
@@ -91,8 +100,7 @@ pub fn router(state: SharedState) -> Router {
 /// The router with `/healthz`, `/readyz` (running `readiness`) and
 /// `/metrics`, every request traced and timed (docs/observability.md).
 pub fn router_with(state: SharedState, readiness: platform::telemetry::Readiness) -> Router {
-    let (router, api) = documented_routes().split_for_parts();
-    let openapi = api.clone();
+    let (router, openapi) = parts();
     let max_body = state.config.max_body_bytes;
     router
         .route("/openapi.json", get(move || async move { Json(openapi) }))
@@ -101,6 +109,9 @@ pub fn router_with(state: SharedState, readiness: platform::telemetry::Readiness
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency_middleware,
+        ))
+        .layer(axum::middleware::map_response(
+            problem::problem_for_rejections,
         ))
         .layer(DefaultBodyLimit::max(max_body))
         // Outermost: the request span is current in every handler (the
