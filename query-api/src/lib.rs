@@ -73,6 +73,9 @@ pub fn router(state: QueryState) -> Router {
         consistency::read_your_writes,
     ))
     .merge(probes)
+    .route_layer(axum::middleware::map_response(
+        problem::problem_for_rejections,
+    ))
     .route(
         "/openapi.json",
         get(move || {
