@@ -38,13 +38,13 @@ mkdir -p "$CACHE"
 # used, which a rename does not break; the scripts' shebangs would be.)
 TMP="$(mktemp -d "$CACHE/venv-tmp.XXXXXX")"
 trap 'rm -rf "$TMP"' EXIT
-echo "deploy/python/venv.sh: creating $VENV (confluent-kafka, fastavro, pyarrow; once)" >&2
+echo "deploy/python/venv.sh: creating $VENV (confluent-kafka, fastavro, pyarrow, schemathesis; once)" >&2
 "$PYTHON" -m venv "$TMP/venv" >&2 \
   || die "python3 -m venv failed (Debian: apt-get install -y python3-venv)"
 "$TMP/venv/bin/python" -m pip install --quiet --disable-pip-version-check \
   --only-binary=:all: -r "$REQ" >&2 \
   || die "pip could not install $REQ: it needs PyPI (or a mirror set with PIP_INDEX_URL) and wheels for this platform"
-"$TMP/venv/bin/python" -c 'import confluent_kafka.schema_registry.avro, fastavro, pyarrow.parquet' >&2 \
+"$TMP/venv/bin/python" -c 'import confluent_kafka.schema_registry.avro, fastavro, pyarrow.parquet, schemathesis' >&2 \
   || die "the venv was installed but its packages do not import"
 # Another run may have finished first: keep theirs.
 mv -T "$TMP/venv" "$VENV" 2>/dev/null || [[ -x "$VENV/bin/python" ]] \
