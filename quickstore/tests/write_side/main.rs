@@ -4,6 +4,7 @@
 
 mod app;
 mod audit;
+mod bad_input;
 mod cases;
 mod crash;
 mod pii;
@@ -44,6 +45,7 @@ fn main() {
         case!(cases::fifty_orders_race_for_ten_units),
         case!(cases::a_repeated_post_appends_nothing),
         case!(cases::bad_input_is_refused_and_appends_nothing),
+        case!(bad_input::bad_input_matrix_is_refused_with_problems_and_appends_nothing),
         case!(cases::the_api_documents_itself),
         case!(crash::saga_survives_kill_9),
         case!(read_side::orders_projection_holds_what_the_events_say),
