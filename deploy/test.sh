@@ -10,7 +10,8 @@
 # 4. builds the workspace once, validates the deployment files
 #    (docker-compose.yml, the Helm chart, the Dockerfile's build steps; the
 #    validators are fetched once into the cache, see deploy/tools/), makes
-#    (cached) the Python venv the decoder checks use (deploy/python), then
+#    (cached) the Python venv the decoder checks and the API fuzz run
+#    (schemathesis) use (deploy/python), then
 #    fmt, clippy -D warnings, every test (unit, conformance on both
 #    event-log adapters, processor crash tests, five roles in five
 #    processes, ops and export tests decoded by confluent-kafka), and the
@@ -98,7 +99,8 @@ source "$TOOLS_ENV"
 "$ROOT/deploy/tools/validate-deploy.sh" ./target/debug/quickstore
 
 # The standard non-Rust decoders the suite checks our topics with
-# (confluent-kafka + fastavro, pyarrow): a venv cached per requirements hash.
+# (confluent-kafka + fastavro, pyarrow) and schemathesis, which fuzzes both
+# HTTP APIs (quickstore/tests/api_fuzz.rs): a venv cached per requirements hash.
 qs_log "python venv for the decoder checks (deploy/python; cached)"
 need python3 "install Python >= 3.9 with venv (Debian: apt-get install -y python3 python3-venv)"
 QS_PYTHON="$("$ROOT/deploy/python/venv.sh")" || qs_die "deploy/python/venv.sh failed (see above)"
