@@ -240,6 +240,27 @@ pub async fn problem_for_rejections(response: Response) -> Response {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn plain_text_rejections_become_problems_naming_the_parameter() {
+        let plain = (
+            StatusCode::BAD_REQUEST,
+            "Invalid URL: Invalid UTF-8 in `order_id`",
+        )
+            .into_response();
+        let answer = problem_for_rejections(plain).await;
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            answer.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let body = axum::body::to_bytes(answer.into_body(), 4096)
+            .await
+            .unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["code"], "invalid-path");
+        assert_eq!(problem["field"], "order_id");
+    }
+
     #[test]
     fn internal_errors_say_nothing_but_an_incident_id() {
         let e = AppError::internal(&"table orders_by_id_g7 does not exist");

@@ -18,6 +18,7 @@
     reason = "a fuzz run that cannot start must fail loudly"
 )]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -175,6 +176,8 @@ struct Run {
     requests: usize,
     /// `METHOD url → status` of every 5xx answer.
     server_errors: Vec<String>,
+    /// How many answers had each status.
+    statuses: BTreeMap<u64, usize>,
 }
 
 #[derive(Clone, Copy)]
@@ -267,7 +270,7 @@ fn schemathesis(
         out.join().unwrap_or_default(),
         err.join().unwrap_or_default()
     );
-    let (requests, server_errors) = read_har(&har);
+    let (requests, server_errors, statuses) = read_har(&har);
     Run {
         label: label.to_owned(),
         passed: status.is_some_and(|s| s.success()),
@@ -277,13 +280,15 @@ fn schemathesis(
         },
         requests,
         server_errors,
+        statuses,
     }
 }
 
-/// The requests of a HAR report, and the 5xx among them.
-fn read_har(path: &Path) -> (usize, Vec<String>) {
+/// The requests of a HAR report, the 5xx among them, and how many
+/// answers had each status.
+fn read_har(path: &Path) -> (usize, Vec<String>, BTreeMap<u64, usize>) {
     let Ok(text) = std::fs::read_to_string(path) else {
-        return (0, Vec::new());
+        return (0, Vec::new(), BTreeMap::new());
     };
     let har: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     let entries = har["log"]["entries"]
@@ -302,18 +307,25 @@ fn read_har(path: &Path) -> (usize, Vec<String>) {
             )
         })
         .collect();
-    (entries.len(), server_errors)
+    let mut statuses = BTreeMap::new();
+    for e in &entries {
+        *statuses
+            .entry(e["response"]["status"].as_u64().unwrap_or(0))
+            .or_insert(0) += 1;
+    }
+    (entries.len(), server_errors, statuses)
 }
 
 fn assert_clean(api: &str, runs: &[Run]) {
     let total: usize = runs.iter().map(|r| r.requests).sum();
     for run in runs {
         println!(
-            "{api} {}: {} requests, {} 5xx, {}",
+            "{api} {}: {} requests, {} 5xx, {}; by status {:?}",
             run.label,
             run.requests,
             run.server_errors.len(),
-            if run.passed { "conformant" } else { "FAILED" }
+            if run.passed { "conformant" } else { "FAILED" },
+            run.statuses
         );
     }
     println!("{api}: {total} generated requests in all");
@@ -327,6 +339,16 @@ fn assert_clean(api: &str, runs: &[Run]) {
             run.label, run.output, run.server_errors
         );
     }
+    // The admin's token must get generated requests past 401 to the handlers.
+    let admin_ok: usize = runs
+        .iter()
+        .filter(|r| r.label == "as-admin")
+        .flat_map(|r| r.statuses.range(200..300).map(|(_, n)| n))
+        .sum();
+    assert!(
+        admin_ok > 0,
+        "{api}: no generated request as the admin was answered 2xx: is the token accepted?"
+    );
     assert!(
         total >= MIN_REQUESTS,
         "{api}: only {total} generated requests, fewer than {MIN_REQUESTS}: raise --max-examples"

@@ -209,3 +209,34 @@ pub async fn problem_for_rejections(response: Response) -> Response {
     e.field = field;
     e.into_response()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test code")]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn plain_text_rejections_become_problems_naming_the_parameter() {
+        let plain = (
+            StatusCode::BAD_REQUEST,
+            "Invalid URL: Invalid UTF-8 in `sku`",
+        )
+            .into_response();
+        let answer = problem_for_rejections(plain).await;
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            answer.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let body = axum::body::to_bytes(answer.into_body(), 4096)
+            .await
+            .unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["code"], "invalid-path");
+        assert_eq!(problem["field"], "sku");
+        // Our own answers pass untouched.
+        let ours = AppError::not_found("no such order").into_response();
+        let answer = problem_for_rejections(ours).await;
+        assert_eq!(answer.status(), StatusCode::NOT_FOUND);
+    }
+}
