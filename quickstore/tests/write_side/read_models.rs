@@ -27,7 +27,7 @@ use crate::app::{spawn_app_with, TestApp, APPROVE, DECLINE};
 use crate::read_side::store;
 
 /// Starts the projectors and the query API beside the app's write side.
-async fn read_side(app: &TestApp, adapter: TestAdapter) -> Result<ReadSide> {
+pub(crate) async fn read_side(app: &TestApp, adapter: TestAdapter) -> Result<ReadSide> {
     let store = store(adapter).await?;
     let mut options =
         ReadSideOptions::new("127.0.0.1:0", format!("{}/.well-known/jwks.json", app.url));
@@ -40,7 +40,7 @@ async fn read_side(app: &TestApp, adapter: TestAdapter) -> Result<ReadSide> {
 }
 
 /// Waits until every projection has projected everything (lag exactly 0).
-async fn caught_up(side: &ReadSide) -> Result<()> {
+pub(crate) async fn caught_up(side: &ReadSide) -> Result<()> {
     let mut watch = side.watch().context("projectors run")?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     // Settle: the lag is measured every 250 ms; ask twice in a row.
