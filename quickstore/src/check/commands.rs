@@ -75,7 +75,10 @@ impl CommandLedger {
             c.events += 1;
         } else {
             // Events may precede their command in the scan order: keep them.
-            self.commands.entry(command_id.to_owned()).or_default().events = 1;
+            self.commands
+                .entry(command_id.to_owned())
+                .or_default()
+                .events = 1;
         }
     }
 
@@ -102,7 +105,10 @@ impl CommandLedger {
                 let (kind, detail) = if records == 0 {
                     ("outcome-without-command", "an outcome for a command that is not in the command topics (expired by retention, or never sent)".to_owned())
                 } else {
-                    ("extra-outcome", format!("{outcomes} outcomes for {records} command record(s)"))
+                    (
+                        "extra-outcome",
+                        format!("{outcomes} outcomes for {records} command record(s)"),
+                    )
                 };
                 let mut f = Finding::new(kind, id, detail);
                 if let Some((at, ..)) = &c.first_outcome {
@@ -114,7 +120,11 @@ impl CommandLedger {
                 answered += 1;
             }
             if c.conflicting {
-                let mut f = Finding::new("conflicting-outcomes", id, "outcomes of one command id disagree (status, version or event count)");
+                let mut f = Finding::new(
+                    "conflicting-outcomes",
+                    id,
+                    "outcomes of one command id disagree (status, version or event count)",
+                );
                 if let Some((at, ..)) = &c.first_outcome {
                     f = f.at(at);
                 }
@@ -123,12 +133,26 @@ impl CommandLedger {
             match &c.first_outcome {
                 Some((at, CommandStatus::Accepted, _, count)) => {
                     if i64::from(*count) != i64::from(c.events) {
-                        findings.push(Finding::new("event-count-mismatch", id, format!("the outcome names {count} event(s), the event topics hold {}", c.events)).at(at));
+                        findings.push(
+                            Finding::new(
+                                "event-count-mismatch",
+                                id,
+                                format!(
+                                    "the outcome names {count} event(s), the event topics hold {}",
+                                    c.events
+                                ),
+                            )
+                            .at(at),
+                        );
                     }
                 }
                 Some(_) => {
                     if c.events > 0 {
-                        findings.push(Finding::new("events-of-refused-command", id, format!("refused, yet {} event(s) carry its id", c.events)));
+                        findings.push(Finding::new(
+                            "events-of-refused-command",
+                            id,
+                            format!("refused, yet {} event(s) carry its id", c.events),
+                        ));
                     }
                 }
                 None if records == 0 && c.events > 0 => {
@@ -138,12 +162,19 @@ impl CommandLedger {
                 None => {}
             }
         }
-        let distinct = self.commands.values().filter(|c| !c.records.is_empty()).count();
+        let distinct = self
+            .commands
+            .values()
+            .filter(|c| !c.records.is_empty())
+            .count();
         InvariantReport::new(
             NAME,
             counts([
                 ("commands", n(distinct)),
-                ("command_records", i64::try_from(self.records).unwrap_or(i64::MAX)),
+                (
+                    "command_records",
+                    i64::try_from(self.records).unwrap_or(i64::MAX),
+                ),
                 ("outcomes", i64::try_from(self.outcomes).unwrap_or(i64::MAX)),
                 ("answered", n(answered)),
                 ("in_flight", n(in_flight)),

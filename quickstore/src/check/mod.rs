@@ -18,6 +18,8 @@ pub mod report;
 pub mod sagas;
 pub mod scan;
 pub mod stock;
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 
@@ -100,14 +102,23 @@ pub async fn run(settings: Settings, args: CheckArgs) -> Result<()> {
     let now_ms = match &args.now {
         None => wall_clock_ms(),
         Some(text) => query_api::audit_log::parse_as_of(text).ok_or_else(|| {
-            exit(EXIT_COULD_NOT_RUN, format!("--now {text:?} is not a time: give {}", query_api::audit_log::AS_OF_FORMATS))
+            exit(
+                EXIT_COULD_NOT_RUN,
+                format!(
+                    "--now {text:?} is not a time: give {}",
+                    query_api::audit_log::AS_OF_FORMATS
+                ),
+            )
         })?,
     };
     let duration = |flag: &str, text: &Option<String>| -> Result<Option<Duration>> {
         match text {
             None => Ok(None),
             Some(t) => parse_duration(t).map(Some).ok_or_else(|| {
-                exit(EXIT_COULD_NOT_RUN, format!("{flag} {t:?} is not a duration: give {DURATION_FORMATS}"))
+                exit(
+                    EXIT_COULD_NOT_RUN,
+                    format!("{flag} {t:?} is not a duration: give {DURATION_FORMATS}"),
+                )
             }),
         }
     };
@@ -152,8 +163,12 @@ pub async fn run(settings: Settings, args: CheckArgs) -> Result<()> {
     })?;
     if let Some(path) = &args.json {
         let body = serde_json::to_vec_pretty(&result)?;
-        std::fs::write(path, body)
-            .map_err(|e| exit(EXIT_COULD_NOT_RUN, format!("writing --json {}: {e}", path.display())))?;
+        std::fs::write(path, body).map_err(|e| {
+            exit(
+                EXIT_COULD_NOT_RUN,
+                format!("writing --json {}: {e}", path.display()),
+            )
+        })?;
     }
     print!("{}", result.text());
     if !result.ok {

@@ -60,7 +60,10 @@ impl MoneyLedger {
     pub fn payment(&mut self, event: &PaymentsEvent, at: &Position) {
         let (order_id, found) = match event {
             PaymentsEvent::PaymentAuthorized(e) => {
-                self.payments.entry(e.order_id.clone()).or_default().authorized = Some(e.amount_minor);
+                self.payments
+                    .entry(e.order_id.clone())
+                    .or_default()
+                    .authorized = Some(e.amount_minor);
                 (e.order_id.as_str(), None)
             }
             PaymentsEvent::PaymentCaptured(e) => {
@@ -68,9 +71,22 @@ impl MoneyLedger {
                 p.captures += 1;
                 p.captured += e.amount_minor;
                 let found = if p.captures > 1 {
-                    Some(("captured-twice", format!("capture #{} of {} (captured {} in all)", p.captures, e.amount_minor, p.captured)))
+                    Some((
+                        "captured-twice",
+                        format!(
+                            "capture #{} of {} (captured {} in all)",
+                            p.captures, e.amount_minor, p.captured
+                        ),
+                    ))
                 } else if p.authorized.is_some_and(|a| p.captured > a) {
-                    Some(("capture-exceeds-authorization", format!("captured {}, authorized {}", p.captured, p.authorized.unwrap_or_default())))
+                    Some((
+                        "capture-exceeds-authorization",
+                        format!(
+                            "captured {}, authorized {}",
+                            p.captured,
+                            p.authorized.unwrap_or_default()
+                        ),
+                    ))
                 } else {
                     None
                 };
@@ -80,9 +96,18 @@ impl MoneyLedger {
                 let p = self.payments.entry(e.order_id.clone()).or_default();
                 p.refunded += e.amount_minor;
                 let found = if p.refunded > p.captured {
-                    Some(("refund-exceeds-capture", format!("refunded {} of {} captured", p.refunded, p.captured)))
+                    Some((
+                        "refund-exceeds-capture",
+                        format!("refunded {} of {} captured", p.refunded, p.captured),
+                    ))
                 } else if e.refunded_total_minor != p.refunded {
-                    Some(("refund-total-mismatch", format!("states refunded total {}, the refunds sum to {}", e.refunded_total_minor, p.refunded)))
+                    Some((
+                        "refund-total-mismatch",
+                        format!(
+                            "states refunded total {}, the refunds sum to {}",
+                            e.refunded_total_minor, p.refunded
+                        ),
+                    ))
                 } else {
                     None
                 };
@@ -91,17 +116,27 @@ impl MoneyLedger {
             _ => return,
         };
         if let Some((kind, detail)) = found {
-            self.findings.push(Finding::new(kind, order_id, detail).at(at));
+            self.findings
+                .push(Finding::new(kind, order_id, detail).at(at));
         }
     }
 
     pub fn order(&mut self, order_id: &str, event: &OrdersEvent, at: &Position) {
         match event {
             OrdersEvent::OrderPlaced(e) => {
-                self.orders.insert(order_id.to_owned(), Order { total: e.totals.total_minor, end: OrderEnd::Open, at: at.clone() });
+                self.orders.insert(
+                    order_id.to_owned(),
+                    Order {
+                        total: e.totals.total_minor,
+                        end: OrderEnd::Open,
+                        at: at.clone(),
+                    },
+                );
             }
             OrdersEvent::OrderCompleted(_) => self.end(order_id, OrderEnd::Completed, at),
-            OrdersEvent::OrderCancelled(_) | OrdersEvent::OrderRejected(_) => self.end(order_id, OrderEnd::Cancelled, at),
+            OrdersEvent::OrderCancelled(_) | OrdersEvent::OrderRejected(_) => {
+                self.end(order_id, OrderEnd::Cancelled, at)
+            }
             _ => {}
         }
     }
@@ -115,7 +150,14 @@ impl MoneyLedger {
 
     pub fn report(mut self) -> InvariantReport {
         let none = Payment::default();
-        let (mut completed, mut completed_total, mut cancelled, mut open, mut open_net, mut refunded_after) = (0usize, 0i64, 0usize, 0usize, 0i64, 0i64);
+        let (
+            mut completed,
+            mut completed_total,
+            mut cancelled,
+            mut open,
+            mut open_net,
+            mut refunded_after,
+        ) = (0usize, 0i64, 0usize, 0usize, 0i64, 0i64);
         for (id, o) in &self.orders {
             let p = self.payments.get(id).unwrap_or(&none);
             match o.end {
@@ -124,13 +166,33 @@ impl MoneyLedger {
                     completed_total += o.total;
                     refunded_after += p.refunded;
                     if p.captured != o.total {
-                        self.findings.push(Finding::new("completed-not-captured", id, format!("completed with total {}, captured {}", o.total, p.captured)).at(&o.at));
+                        self.findings.push(
+                            Finding::new(
+                                "completed-not-captured",
+                                id,
+                                format!(
+                                    "completed with total {}, captured {}",
+                                    o.total, p.captured
+                                ),
+                            )
+                            .at(&o.at),
+                        );
                     }
                 }
                 OrderEnd::Cancelled => {
                     cancelled += 1;
                     if p.captured != p.refunded {
-                        self.findings.push(Finding::new("money-kept-for-cancelled-order", id, format!("cancelled or rejected, captured {} but refunded {}", p.captured, p.refunded)).at(&o.at));
+                        self.findings.push(
+                            Finding::new(
+                                "money-kept-for-cancelled-order",
+                                id,
+                                format!(
+                                    "cancelled or rejected, captured {} but refunded {}",
+                                    p.captured, p.refunded
+                                ),
+                            )
+                            .at(&o.at),
+                        );
                     }
                 }
                 OrderEnd::Open => {
@@ -141,9 +203,18 @@ impl MoneyLedger {
         }
         let captured: i64 = self.payments.values().map(|p| p.captured).sum();
         let refunded: i64 = self.payments.values().map(|p| p.refunded).sum();
-        let orphan_net: i64 = self.payments.iter().filter(|(id, _)| !self.orders.contains_key(*id)).map(|(_, p)| p.captured - p.refunded).sum();
+        let orphan_net: i64 = self
+            .payments
+            .iter()
+            .filter(|(id, _)| !self.orders.contains_key(*id))
+            .map(|(_, p)| p.captured - p.refunded)
+            .sum();
         if orphan_net != 0 {
-            self.findings.push(Finding::new("payment-without-order", "-", format!("payments of orders not in the log keep {orphan_net}")));
+            self.findings.push(Finding::new(
+                "payment-without-order",
+                "-",
+                format!("payments of orders not in the log keep {orphan_net}"),
+            ));
         }
         InvariantReport::new(
             NAME,

@@ -77,8 +77,16 @@ impl ReadModelFold {
                 Err(e) => {
                     // The projector dead-letters it: no row to expect.
                     self.findings.push(
-                        Finding::new("unprojectable", p.name(), format!("the projection refuses this event: {e}"))
-                            .at(&Position { topic: input.topic.clone(), partition: input.partition, offset: input.offset }),
+                        Finding::new(
+                            "unprojectable",
+                            p.name(),
+                            format!("the projection refuses this event: {e}"),
+                        )
+                        .at(&Position {
+                            topic: input.topic.clone(),
+                            partition: input.partition,
+                            offset: input.offset,
+                        }),
                     );
                     continue;
                 }
@@ -128,7 +136,11 @@ impl ReadModelFold {
                 let have = match all_rows(live, table, generation, partition).await {
                     Ok(h) => h,
                     Err(e) => {
-                        self.findings.push(Finding::new("unreadable-table", format!("{name} generation {generation}"), format!("{e:#}")));
+                        self.findings.push(Finding::new(
+                            "unreadable-table",
+                            format!("{name} generation {generation}"),
+                            format!("{e:#}"),
+                        ));
                         break;
                     }
                 };
@@ -136,7 +148,11 @@ impl ReadModelFold {
                 for (kind, key, detail) in diff(table, &want, &have) {
                     table_diffs += 1;
                     if table_diffs <= PER_TABLE {
-                        self.findings.push(Finding::new(kind, format!("{name}_g{generation} {key}"), detail));
+                        self.findings.push(Finding::new(
+                            kind,
+                            format!("{name}_g{generation} {key}"),
+                            detail,
+                        ));
                     }
                 }
             }
@@ -150,7 +166,10 @@ impl ReadModelFold {
             NAME,
             counts([
                 ("tables", n(tables)),
-                ("events_projected", i64::try_from(self.projected).unwrap_or(i64::MAX)),
+                (
+                    "events_projected",
+                    i64::try_from(self.projected).unwrap_or(i64::MAX),
+                ),
                 ("partitions", n(partitions)),
                 ("rows", n(rows)),
                 ("differing_rows", n(differing)),
@@ -170,7 +189,12 @@ impl ReadModelFold {
 }
 
 /// Every row of one partition, nulls dropped.
-async fn all_rows(store: &dyn ReadStore, table: &TableDef, generation: u32, partition: &Row) -> Result<Vec<Row>> {
+async fn all_rows(
+    store: &dyn ReadStore,
+    table: &TableDef,
+    generation: u32,
+    partition: &Row,
+) -> Result<Vec<Row>> {
     let mut out = Vec::new();
     let mut page = None;
     loop {
@@ -178,7 +202,11 @@ async fn all_rows(store: &dyn ReadStore, table: &TableDef, generation: u32, part
             .scan(table, generation, partition, page.as_ref(), PAGE)
             .await
             .with_context(|| format!("reading {} generation {generation}", table.name))?;
-        out.extend(next.rows.into_iter().map(|r| r.into_iter().filter(|(_, v)| *v != Value::Null).collect::<Row>()));
+        out.extend(next.rows.into_iter().map(|r| {
+            r.into_iter()
+                .filter(|(_, v)| *v != Value::Null)
+                .collect::<Row>()
+        }));
         match next.next {
             Some(t) => page = Some(t),
             None => return Ok(out),
@@ -195,7 +223,10 @@ fn key_of(table: &TableDef, row: &Row) -> Row {
 
 /// Cells as `name=value`, at most about 300 characters.
 fn show(row: &Row) -> String {
-    let cells: Vec<String> = row.iter().map(|(k, v)| format!("{k}={}", cell(v))).collect();
+    let cells: Vec<String> = row
+        .iter()
+        .map(|(k, v)| format!("{k}={}", cell(v)))
+        .collect();
     let all = cells.join(" ");
     if all.chars().count() > 300 {
         format!("{}…", all.chars().take(300).collect::<String>())
@@ -215,12 +246,17 @@ fn rest(table: &TableDef, row: &Row) -> Row {
 fn cell(v: &Value) -> String {
     match v {
         Value::Null => "null".into(),
-        Value::Text(s) if s.chars().count() > 60 => format!("{:?}…", s.chars().take(60).collect::<String>()),
+        Value::Text(s) if s.chars().count() > 60 => {
+            format!("{:?}…", s.chars().take(60).collect::<String>())
+        }
         Value::Text(s) => format!("{s:?}"),
         Value::BigInt(i) | Value::Timestamp(i) => i.to_string(),
         Value::Int(i) => i.to_string(),
         Value::Boolean(b) => b.to_string(),
-        Value::Blob(b) => format!("0x{}", hex::encode(b.get(..b.len().min(16)).unwrap_or_default())),
+        Value::Blob(b) => format!(
+            "0x{}",
+            hex::encode(b.get(..b.len().min(16)).unwrap_or_default())
+        ),
     }
 }
 
@@ -231,7 +267,11 @@ fn diff(table: &TableDef, want: &[Row], have: &[Row]) -> Vec<(&'static str, Stri
     let mut out = Vec::new();
     for (key, w) in &want {
         match have.get(key) {
-            None => out.push(("missing-row", show(key), format!("the events give {}", show(&rest(table, w))))),
+            None => out.push((
+                "missing-row",
+                show(key),
+                format!("the events give {}", show(&rest(table, w))),
+            )),
             Some(h) if h != w => {
                 let changed: Vec<String> = w
                     .keys()
@@ -239,7 +279,13 @@ fn diff(table: &TableDef, want: &[Row], have: &[Row]) -> Vec<(&'static str, Stri
                     .collect::<BTreeSet<_>>()
                     .into_iter()
                     .filter(|c| w.get(*c) != h.get(*c))
-                    .map(|c| format!("{c}: store {} ≠ events {}", h.get(c).map_or("absent".into(), cell), w.get(c).map_or("absent".into(), cell)))
+                    .map(|c| {
+                        format!(
+                            "{c}: store {} ≠ events {}",
+                            h.get(c).map_or("absent".into(), cell),
+                            w.get(c).map_or("absent".into(), cell)
+                        )
+                    })
                     .collect();
                 out.push(("changed-row", show(key), changed.join("; ")));
             }
@@ -248,7 +294,11 @@ fn diff(table: &TableDef, want: &[Row], have: &[Row]) -> Vec<(&'static str, Stri
     }
     for (key, h) in &have {
         if !want.contains_key(key) {
-            out.push(("extra-row", show(key), format!("no event wrote {}", show(&rest(table, h)))));
+            out.push((
+                "extra-row",
+                show(key),
+                format!("no event wrote {}", show(&rest(table, h))),
+            ));
         }
     }
     out

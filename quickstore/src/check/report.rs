@@ -110,7 +110,11 @@ pub struct InvariantReport {
 }
 
 impl InvariantReport {
-    pub fn new(name: &'static str, checked: BTreeMap<&'static str, i64>, findings: Findings) -> Self {
+    pub fn new(
+        name: &'static str,
+        checked: BTreeMap<&'static str, i64>,
+        findings: Findings,
+    ) -> Self {
         Self {
             name,
             ok: findings.total == 0,
@@ -207,7 +211,10 @@ impl Report {
             if failed == 0 {
                 format!("OK: all {} invariants hold", self.invariants.len())
             } else {
-                format!("FAILED: {failed} of {} invariants do not hold", self.invariants.len())
+                format!(
+                    "FAILED: {failed} of {} invariants do not hold",
+                    self.invariants.len()
+                )
             }
         );
         out

@@ -67,12 +67,34 @@ impl SagaLedger {
             }
             match s.deadline_at {
                 Some(deadline) if now_ms > deadline.saturating_add(TIMER_GRACE_MS) => {
-                    findings.push(Finding::new("overdue", id, format!("{:?} past its deadline by {} s (the timer did not fire)", s.stage, (now_ms - deadline) / 1000)).at(&s.at));
+                    findings.push(
+                        Finding::new(
+                            "overdue",
+                            id,
+                            format!(
+                                "{:?} past its deadline by {} s (the timer did not fire)",
+                                s.stage,
+                                (now_ms - deadline) / 1000
+                            ),
+                        )
+                        .at(&s.at),
+                    );
                 }
                 Some(_) => waiting += 1,
                 None => match timeout_ms {
                     Some(t) if now_ms > s.last_at.saturating_add(t) => {
-                        findings.push(Finding::new("stuck", id, format!("{:?} for {} s, longer than --saga-timeout", s.stage, (now_ms - s.last_at) / 1000)).at(&s.at));
+                        findings.push(
+                            Finding::new(
+                                "stuck",
+                                id,
+                                format!(
+                                    "{:?} for {} s, longer than --saga-timeout",
+                                    s.stage,
+                                    (now_ms - s.last_at) / 1000
+                                ),
+                            )
+                            .at(&s.at),
+                        );
                     }
                     _ => open += 1,
                 },

@@ -11,7 +11,10 @@ use futures::StreamExt;
 use platform::eventlog::{EventLog, LogRecord, TopicPartition};
 use platform::readstore::ReadStore;
 use projectors::projection::{Input, Projected};
-use schemas::{AnyCommand, AnyEvent, AvroCodec, CodecError, CommandOutcome, Context, OrderFulfillmentStep, TopicNames, ORDER_FULFILLMENT};
+use schemas::{
+    AnyCommand, AnyEvent, AvroCodec, CodecError, CommandOutcome, Context, OrderFulfillmentStep,
+    TopicNames, ORDER_FULFILLMENT,
+};
 
 use super::commands::CommandLedger;
 use super::money::MoneyLedger;
@@ -75,8 +78,15 @@ pub async fn topics(log: &dyn EventLog, names: &TopicNames) -> Result<CheckTopic
 pub async fn ends(log: &dyn EventLog, topics: &[String]) -> Result<Vec<i64>> {
     let mut out = Vec::new();
     for topic in topics {
-        for p in 0..log.partition_count(topic).await.with_context(|| format!("reading {topic}"))? {
-            out.push(log.end_offset(&TopicPartition::new(topic.clone(), p)).await?);
+        for p in 0..log
+            .partition_count(topic)
+            .await
+            .with_context(|| format!("reading {topic}"))?
+        {
+            out.push(
+                log.end_offset(&TopicPartition::new(topic.clone(), p))
+                    .await?,
+            );
         }
     }
     Ok(out)
@@ -84,11 +94,22 @@ pub async fn ends(log: &dyn EventLog, topics: &[String]) -> Result<Vec<i64>> {
 
 /// Reads `topic` from its start to its end as of now, each record to
 /// the ledgers as `kind`.
-async fn read_all(log: &dyn EventLog, topic: &str, ledgers: &mut Ledgers<'_>, kind: Kind) -> Result<()> {
-    let partitions = log.partition_count(topic).await.with_context(|| format!("reading the partitions of {topic}"))?;
+async fn read_all(
+    log: &dyn EventLog,
+    topic: &str,
+    ledgers: &mut Ledgers<'_>,
+    kind: Kind,
+) -> Result<()> {
+    let partitions = log
+        .partition_count(topic)
+        .await
+        .with_context(|| format!("reading the partitions of {topic}"))?;
     for p in 0..partitions {
         let tp = TopicPartition::new(topic.to_owned(), p);
-        let start = log.start_offset(&tp).await.with_context(|| format!("{tp}"))?;
+        let start = log
+            .start_offset(&tp)
+            .await
+            .with_context(|| format!("{tp}"))?;
         let end = log.end_offset(&tp).await.with_context(|| format!("{tp}"))?;
         let mut stream = log.read_range(tp.clone(), start, end);
         while let Some(record) = stream.next().await {
@@ -105,7 +126,11 @@ async fn read_all(log: &dyn EventLog, topic: &str, ledgers: &mut Ledgers<'_>, ki
 }
 
 fn position(record: &LogRecord) -> Position {
-    Position { topic: record.topic.clone(), partition: record.partition, offset: record.offset }
+    Position {
+        topic: record.topic.clone(),
+        partition: record.partition,
+        offset: record.offset,
+    }
 }
 
 fn registry_down(e: &CodecError, record: &LogRecord) -> Option<anyhow::Error> {
@@ -130,7 +155,11 @@ struct Ledgers<'a> {
 
 impl Ledgers<'_> {
     async fn chained(&mut self, record: &LogRecord, partitions: i32) -> Result<bool> {
-        let at = Location { topic: record.topic.clone(), partition: record.partition, offset: record.offset };
+        let at = Location {
+            topic: record.topic.clone(),
+            partition: record.partition,
+            offset: record.offset,
+        };
         match decode(self.codec, record).await {
             Ok(d) => {
                 self.chain.check(Seen { at: &at, key: &record.key, partitions: Some(partitions), link: &d.link, event_id: &d.envelope.event_id });
@@ -162,13 +191,24 @@ impl Ledgers<'_> {
         let at = position(&record);
         self.commands.event(&envelope.command_id);
         match &event {
-            AnyEvent::Inventory(e) => self.stock.apply(&envelope.aggregate_id, envelope.version, e, &at),
+            AnyEvent::Inventory(e) => {
+                self.stock
+                    .apply(&envelope.aggregate_id, envelope.version, e, &at)
+            }
             AnyEvent::Payments(e) => self.money.payment(e, &at),
-            AnyEvent::Orders(e) if envelope.aggregate_type == "Order" => self.money.order(&envelope.aggregate_id, e, &at),
+            AnyEvent::Orders(e) if envelope.aggregate_type == "Order" => {
+                self.money.order(&envelope.aggregate_id, e, &at)
+            }
             _ => {}
         }
         if let Some(fold) = &mut self.fold {
-            fold.feed(&Projected { topic: record.topic, partition: record.partition, offset: record.offset, input: Input::Event { envelope, event } }).await?;
+            fold.feed(&Projected {
+                topic: record.topic,
+                partition: record.partition,
+                offset: record.offset,
+                input: Input::Event { envelope, event },
+            })
+            .await?;
         }
         Ok(())
     }
@@ -187,7 +227,13 @@ impl Ledgers<'_> {
         };
         self.sagas.step(&step, &position(&record));
         if let Some(fold) = &mut self.fold {
-            fold.feed(&Projected { topic: record.topic, partition: record.partition, offset: record.offset, input: Input::SagaStep(step) }).await?;
+            fold.feed(&Projected {
+                topic: record.topic,
+                partition: record.partition,
+                offset: record.offset,
+                input: Input::SagaStep(step),
+            })
+            .await?;
         }
         Ok(())
     }
@@ -195,7 +241,11 @@ impl Ledgers<'_> {
     async fn command(&mut self, record: LogRecord) -> Result<()> {
         let at = position(&record);
         let decoded = match record.value.as_deref() {
-            Some(v) => self.codec.decode_command::<AnyCommand>(v).await.map(|(e, _)| e.command_id),
+            Some(v) => self
+                .codec
+                .decode_command::<AnyCommand>(v)
+                .await
+                .map(|(e, _)| e.command_id),
             None => Err(CodecError::EmptyOrTooShort { len: 0 }),
         };
         let id = match decoded {
@@ -211,7 +261,9 @@ impl Ledgers<'_> {
     }
 
     async fn outcome(&mut self, record: LogRecord) -> Result<()> {
-        let Some(value) = record.value.as_deref() else { return Ok(()) };
+        let Some(value) = record.value.as_deref() else {
+            return Ok(());
+        };
         match self.codec.decode_named::<CommandOutcome>(value).await {
             Ok(o) => self.commands.outcome(&o, position(&record)),
             Err(e) => {
@@ -249,8 +301,13 @@ pub async fn check(
     for (context, topic) in &topics.commands {
         let group = format!("{}{}.command-processor", names.prefix, context.as_str());
         let partitions = log.partition_count(topic).await?;
-        let tps: Vec<TopicPartition> = (0..partitions).map(|p| TopicPartition::new(topic.clone(), p)).collect();
-        let committed = log.committed_offsets(&group, &tps).await.with_context(|| format!("reading the offsets of group {group}"))?;
+        let tps: Vec<TopicPartition> = (0..partitions)
+            .map(|p| TopicPartition::new(topic.clone(), p))
+            .collect();
+        let committed = log
+            .committed_offsets(&group, &tps)
+            .await
+            .with_context(|| format!("reading the offsets of group {group}"))?;
         consumed.extend(committed.into_iter().map(|(tp, c)| (tp, c.next_offset)));
     }
     let fold = match store {
@@ -285,7 +342,15 @@ pub async fn check(
     for (_, topic) in &topics.commands {
         read_all(log, topic, &mut ledgers, Kind::Command).await?;
     }
-    let Ledgers { chain, commands, stock, money, sagas, fold, .. } = ledgers;
+    let Ledgers {
+        chain,
+        commands,
+        stock,
+        money,
+        sagas,
+        fold,
+        ..
+    } = ledgers;
     let (unique, chains) = chains::reports(&chain, chained_topics);
     let mut invariants = vec![
         commands.report(&consumed),
@@ -298,9 +363,16 @@ pub async fn check(
     match (fold, store) {
         (Some(fold), Some(store)) => invariants.push(fold.compare(store).await?),
         _ => invariants.push(
-            super::report::InvariantReport::new(read_models::NAME, Default::default(), Default::default())
-                .note("skipped (--skip-read-models)"),
+            super::report::InvariantReport::new(
+                read_models::NAME,
+                Default::default(),
+                Default::default(),
+            )
+            .note("skipped (--skip-read-models)"),
         ),
     }
-    Ok(Report::new(query_api::time::rfc3339(options.now_ms), invariants))
+    Ok(Report::new(
+        query_api::time::rfc3339(options.now_ms),
+        invariants,
+    ))
 }

@@ -79,8 +79,14 @@ impl StockLedger {
             InventoryEvent::StockReleased(e) => {
                 let key = line(&e.order_id, e.line_no);
                 match sku.reservations.remove(&key) {
-                    None => found.push(("unreserved-release", format!("line {key} released but not reserved"))),
-                    Some(q) if q != i64::from(e.quantity) => found.push(("quantity-mismatch", format!("line {key}: {q} reserved, {} released", e.quantity))),
+                    None => found.push((
+                        "unreserved-release",
+                        format!("line {key} released but not reserved"),
+                    )),
+                    Some(q) if q != i64::from(e.quantity) => found.push((
+                        "quantity-mismatch",
+                        format!("line {key}: {q} reserved, {} released", e.quantity),
+                    )),
                     Some(_) => {}
                 }
                 (e.on_hand_after, Some(e.available_after))
@@ -88,8 +94,14 @@ impl StockLedger {
             InventoryEvent::StockCommitted(e) => {
                 let key = line(&e.order_id, e.line_no);
                 match sku.reservations.remove(&key) {
-                    None => found.push(("unreserved-commit", format!("line {key} committed but not reserved"))),
-                    Some(q) if q != i64::from(e.quantity) => found.push(("quantity-mismatch", format!("line {key}: {q} reserved, {} committed", e.quantity))),
+                    None => found.push((
+                        "unreserved-commit",
+                        format!("line {key} committed but not reserved"),
+                    )),
+                    Some(q) if q != i64::from(e.quantity) => found.push((
+                        "quantity-mismatch",
+                        format!("line {key}: {q} reserved, {} committed", e.quantity),
+                    )),
                     Some(_) => {}
                 }
                 sku.committed_lines.insert(key);
@@ -103,19 +115,40 @@ impl StockLedger {
         };
         if let Some(stated) = on_hand_after {
             if i64::from(stated) != sku.on_hand {
-                found.push(("level-mismatch", format!("version {version} states on_hand {stated}, the movements sum to {}", sku.on_hand)));
+                found.push((
+                    "level-mismatch",
+                    format!(
+                        "version {version} states on_hand {stated}, the movements sum to {}",
+                        sku.on_hand
+                    ),
+                ));
             }
         }
         if let Some(stated) = available_after {
             if i64::from(stated) != sku.available() {
-                found.push(("level-mismatch", format!("version {version} states available {stated}, the movements give {}", sku.available())));
+                found.push((
+                    "level-mismatch",
+                    format!(
+                        "version {version} states available {stated}, the movements give {}",
+                        sku.available()
+                    ),
+                ));
             }
         }
         if sku.available() < 0 {
-            found.push(("oversold", format!("version {version}: available {} (on hand {}, reserved {})", sku.available(), sku.on_hand, sku.reserved())));
+            found.push((
+                "oversold",
+                format!(
+                    "version {version}: available {} (on hand {}, reserved {})",
+                    sku.available(),
+                    sku.on_hand,
+                    sku.reserved()
+                ),
+            ));
         }
         for (kind, detail) in found {
-            self.findings.push(Finding::new(kind, sku_id, detail).at(at));
+            self.findings
+                .push(Finding::new(kind, sku_id, detail).at(at));
         }
     }
 

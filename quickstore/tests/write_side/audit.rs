@@ -131,7 +131,12 @@ async fn product_events(
 }
 
 /// Appends `value` under `key` where murmur2 puts it; its offset.
-pub(crate) async fn append(log: &dyn EventLog, topic: &str, key: &str, value: Vec<u8>) -> Result<(i32, i64)> {
+pub(crate) async fn append(
+    log: &dyn EventLog,
+    topic: &str,
+    key: &str,
+    value: Vec<u8>,
+) -> Result<(i32, i64)> {
     let partitions = log.partition_count(topic).await?;
     let mut record = OutgoingRecord::new(topic, key, value);
     record.partition = Some(platform::partitioner::partition_for_key(
