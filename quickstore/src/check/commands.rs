@@ -131,35 +131,32 @@ impl CommandLedger {
                 findings.push(f);
             }
             match &c.first_outcome {
-                Some((at, CommandStatus::Accepted, _, count)) => {
-                    if i64::from(*count) != i64::from(c.events) {
-                        findings.push(
-                            Finding::new(
-                                "event-count-mismatch",
-                                id,
-                                format!(
-                                    "the outcome names {count} event(s), the event topics hold {}",
-                                    c.events
-                                ),
-                            )
-                            .at(at),
-                        );
-                    }
-                }
-                Some(_) => {
-                    if c.events > 0 {
-                        findings.push(Finding::new(
-                            "events-of-refused-command",
+                Some((at, CommandStatus::Accepted, _, count))
+                    if i64::from(*count) != i64::from(c.events) =>
+                {
+                    findings.push(
+                        Finding::new(
+                            "event-count-mismatch",
                             id,
-                            format!("refused, yet {} event(s) carry its id", c.events),
-                        ));
-                    }
+                            format!(
+                                "the outcome names {count} event(s), the event topics hold {}",
+                                c.events
+                            ),
+                        )
+                        .at(at),
+                    );
                 }
-                None if records == 0 && c.events > 0 => {
-                    // Events whose command is gone (retention) or was
-                    // never a record (seeding): nothing to hold them to.
+                Some((_, status, ..)) if *status != CommandStatus::Accepted && c.events > 0 => {
+                    findings.push(Finding::new(
+                        "events-of-refused-command",
+                        id,
+                        format!("refused, yet {} event(s) carry its id", c.events),
+                    ));
                 }
-                None => {}
+                // Accepted with its events; refused with none; or events
+                // whose command is gone (retention) or never was a record
+                // (seeding): nothing to hold them to.
+                _ => {}
             }
         }
         let distinct = self
