@@ -87,6 +87,14 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Checks the system's invariants over the whole log and the read
+    /// models: every command has exactly one outcome, no duplicate event
+    /// id, versions 1..n with an intact hash chain, every saga terminal or
+    /// within its deadline, stock and money conserved, every read-model row
+    /// the fold of its events (docs/operations.md, "Checking invariants").
+    /// Run it on a quiet system. Exit code 0: every invariant holds, 1:
+    /// findings, 2: could not run.
+    Check(CheckArgs),
     /// Benchmarks, each against a raw baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -107,6 +115,29 @@ pub enum AuditCommand {
     /// code 0: shown and intact, 1: no such aggregate or chain findings,
     /// 2: could not run.
     Stream(AuditStreamArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Also write the report as JSON here ({"ok": bool, "invariants":
+    /// [{"name", "ok", "checked", "findings": [...]}]}).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// The moment saga deadlines are judged against: RFC 3339 or
+    /// milliseconds since the epoch (default: now).
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+    /// An open saga with no deadline of its own (in transit) whose last
+    /// step is older than this is stuck, e.g. 1h (default: only the sagas'
+    /// own deadlines are checked).
+    #[arg(long, value_name = "DUR")]
+    pub saga_timeout: Option<String>,
+    /// First wait until no topic has grown for this long (e.g. 5s).
+    #[arg(long, value_name = "DUR")]
+    pub settle: Option<String>,
+    /// Do not compare the read models (no read store needed).
+    #[arg(long)]
+    pub skip_read_models: bool,
 }
 
 #[derive(Debug, Args)]

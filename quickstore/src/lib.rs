@@ -27,6 +27,8 @@
 //!   customer's personal data by deleting their data key (ADR 0014).
 //! - [`audit`] — `quickstore audit verify|stream`: hash chains checked,
 //!   an aggregate's history and its state at a past moment.
+//! - [`check`] — `quickstore check`: the invariant checker (commands and
+//!   outcomes, event ids, chains, sagas, stock, money, read models).
 //! - [`bench`] — `quickstore bench …`: throughput against raw baselines
 //!   measured in the same run.
 //! - [`shutdown`] — SIGINT/SIGTERM, installed before start-up work.
@@ -36,6 +38,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod check;
 pub mod cli;
 pub mod customers_cmd;
 pub mod dev;
@@ -102,6 +105,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Probe(args) => probe::run(args).await,
         Command::Audit { command } => audit::run(settings, command).await,
+        Command::Check(args) => check::run(settings, args).await,
         Command::Bench {
             command: BenchCommand::Log(args),
         } => bench::log::run(settings, args).await,

@@ -16,7 +16,7 @@ async fn main() -> std::process::ExitCode {
     match quickstore::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            // `quickstore audit` has exit codes of its own (1 findings, 2
+            // `quickstore audit` and `check` have exit codes of their own (1 findings, 2
             // could not run); its report may already have said everything.
             if let Some(exit) = e.downcast_ref::<quickstore::audit::AuditExit>() {
                 if !exit.message.is_empty() {

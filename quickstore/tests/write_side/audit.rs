@@ -31,7 +31,7 @@ fn unique(app: &TestApp, name: &str) -> String {
 }
 
 /// The binary, configured like the app: same log, registry, prefix.
-fn quickstore(app: &TestApp, adapter: TestAdapter) -> Command {
+pub(crate) fn quickstore(app: &TestApp, adapter: TestAdapter) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_quickstore"));
     for (key, _) in std::env::vars() {
         if key.starts_with("QS_") {
@@ -57,7 +57,7 @@ fn quickstore(app: &TestApp, adapter: TestAdapter) -> Command {
 }
 
 /// Runs it: (exit code, stdout, stderr).
-async fn run(mut command: Command) -> Result<(i32, String, String)> {
+pub(crate) async fn run(mut command: Command) -> Result<(i32, String, String)> {
     let out = tokio::task::spawn_blocking(move || command.output())
         .await?
         .context("running the quickstore binary")?;
@@ -77,7 +77,7 @@ async fn cli(app: &TestApp, adapter: TestAdapter, args: &[&str]) -> Result<(i32,
 /// The log to write behind the system's back. The embedded log is one
 /// process's at a time: the app has let go of it (see [`release_log`]),
 /// so the test opens it, and drops it before the binary runs.
-async fn raw_log(app: &TestApp, adapter: TestAdapter) -> Result<Arc<dyn EventLog>> {
+pub(crate) async fn raw_log(app: &TestApp, adapter: TestAdapter) -> Result<Arc<dyn EventLog>> {
     if adapter == TestAdapter::Kafka {
         return Ok(Arc::clone(&app.system.log));
     }
@@ -96,7 +96,7 @@ async fn raw_log(app: &TestApp, adapter: TestAdapter) -> Result<Arc<dyn EventLog
 
 /// On the embedded twin, closes the app's log (a placeholder takes its
 /// place) so the binary can open the directory.
-fn release_log(app: &mut TestApp, adapter: TestAdapter) -> Result<tempfile::TempDir> {
+pub(crate) fn release_log(app: &mut TestApp, adapter: TestAdapter) -> Result<tempfile::TempDir> {
     let scratch = tempfile::tempdir()?;
     if adapter == TestAdapter::Embedded {
         let placeholder: Arc<dyn EventLog> = Arc::new(EmbeddedLog::open(
@@ -131,7 +131,12 @@ async fn product_events(
 }
 
 /// Appends `value` under `key` where murmur2 puts it; its offset.
-async fn append(log: &dyn EventLog, topic: &str, key: &str, value: Vec<u8>) -> Result<(i32, i64)> {
+pub(crate) async fn append(
+    log: &dyn EventLog,
+    topic: &str,
+    key: &str,
+    value: Vec<u8>,
+) -> Result<(i32, i64)> {
     let partitions = log.partition_count(topic).await?;
     let mut record = OutgoingRecord::new(topic, key, value);
     record.partition = Some(platform::partitioner::partition_for_key(

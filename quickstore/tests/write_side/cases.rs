@@ -26,7 +26,7 @@ fn order_id(body: &serde_json::Value) -> String {
 }
 
 /// Admin assigns the courier; the courier picks the parcel up.
-async fn assign_and_pick_up(
+pub(crate) async fn assign_and_pick_up(
     app: &mut TestApp,
     order: &str,
     courier: &(String, String),

@@ -6,6 +6,7 @@ mod app;
 mod audit;
 mod bad_input;
 mod cases;
+mod check;
 mod crash;
 mod pii;
 mod projections;
@@ -56,6 +57,7 @@ fn main() {
         case!(pii::personal_data_is_sealed_shown_and_forgotten),
         case!(audit::audit_cli_is_clean_then_finds_every_tampering),
         case!(audit::auditors_read_state_and_chain_on_the_query_api),
+        case!(check::checker_passes_then_finds_every_tampering),
     ];
     let mut trials = Vec::new();
     for adapter in TestAdapter::ALL {

@@ -40,7 +40,7 @@ pub(crate) async fn read_side(app: &TestApp, adapter: TestAdapter) -> Result<Rea
 }
 
 /// Waits until every projection has projected everything (lag exactly 0).
-async fn caught_up(side: &ReadSide) -> Result<()> {
+pub(crate) async fn caught_up(side: &ReadSide) -> Result<()> {
     let mut watch = side.watch().context("projectors run")?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     // Settle: the lag is measured every 250 ms; ask twice in a row.

@@ -1,0 +1,378 @@
+//! The reader: every partition of the command, outcome, event and saga
+//! topics from its first stored offset to its read_committed end as of
+//! the start (what is appended meanwhile is left for the next check), each
+//! record decoded once per use and fed to the ledgers. One pass per topic;
+//! memory is the ledgers' per-aggregate state.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Context as _, Result};
+use futures::StreamExt;
+use platform::eventlog::{EventLog, LogRecord, TopicPartition};
+use platform::readstore::ReadStore;
+use projectors::projection::{Input, Projected};
+use schemas::{
+    AnyCommand, AnyEvent, AvroCodec, CodecError, CommandOutcome, Context, OrderFulfillmentStep,
+    TopicNames, ORDER_FULFILLMENT,
+};
+
+use super::commands::CommandLedger;
+use super::money::MoneyLedger;
+use super::read_models::{self, ReadModelFold};
+use super::report::{Position, Report};
+use super::sagas::SagaLedger;
+use super::stock::StockLedger;
+use super::{chains, CheckOptions};
+use crate::audit::check::{ChainChecker, Location, Seen};
+use crate::audit::decode::{decode, DecodeError};
+
+/// The topics a check reads (those that exist).
+#[derive(Debug, Clone, Default)]
+pub struct CheckTopics {
+    /// (context, commands topic).
+    pub commands: Vec<(Context, String)>,
+    pub outcomes: Option<String>,
+    pub events: Vec<String>,
+    pub saga_steps: Option<String>,
+}
+
+impl CheckTopics {
+    pub fn all(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.commands.iter().map(|(_, t)| t.clone()).collect();
+        out.extend(self.outcomes.clone());
+        out.extend(self.events.clone());
+        out.extend(self.saga_steps.clone());
+        out
+    }
+}
+
+/// Which of QuickStore's topics the log has; none of the event topics is
+/// an error that says where to look.
+pub async fn topics(log: &dyn EventLog, names: &TopicNames) -> Result<CheckTopics> {
+    let existing = log.list_topics().await.context("listing the log's topics (is the log reachable? QS_EVENT_LOG, QS_KAFKA_BOOTSTRAP, QS_DATA_DIR)")?;
+    let has = |t: &String| existing.contains(t);
+    let mut out = CheckTopics::default();
+    for context in Context::ALL {
+        let c = names.commands(context);
+        if has(&c) {
+            out.commands.push((context, c));
+        }
+        let e = names.events(context);
+        if has(&e) {
+            out.events.push(e);
+        }
+    }
+    out.outcomes = Some(names.command_outcomes()).filter(has);
+    out.saga_steps = Some(names.saga_events(ORDER_FULFILLMENT)).filter(has);
+    if out.events.is_empty() {
+        bail!(
+            "the log has none of the event topics (e.g. {}): check QS_EVENT_LOG, QS_DATA_DIR or QS_KAFKA_BOOTSTRAP, \
+             and QS_TOPIC_PREFIX (`quickstore topics` lists what is there)",
+            names.events(Context::Orders)
+        );
+    }
+    Ok(out)
+}
+
+/// Every partition's read_committed end (to see whether the log grows).
+pub async fn ends(log: &dyn EventLog, topics: &[String]) -> Result<Vec<i64>> {
+    let mut out = Vec::new();
+    for topic in topics {
+        for p in 0..log
+            .partition_count(topic)
+            .await
+            .with_context(|| format!("reading {topic}"))?
+        {
+            out.push(
+                log.end_offset(&TopicPartition::new(topic.clone(), p))
+                    .await?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Reads `topic` from its start to its end as of now, each record to
+/// the ledgers as `kind`.
+async fn read_all(
+    log: &dyn EventLog,
+    topic: &str,
+    ledgers: &mut Ledgers<'_>,
+    kind: Kind,
+) -> Result<()> {
+    let partitions = log
+        .partition_count(topic)
+        .await
+        .with_context(|| format!("reading the partitions of {topic}"))?;
+    for p in 0..partitions {
+        let tp = TopicPartition::new(topic.to_owned(), p);
+        let start = log
+            .start_offset(&tp)
+            .await
+            .with_context(|| format!("{tp}"))?;
+        let end = log.end_offset(&tp).await.with_context(|| format!("{tp}"))?;
+        let mut stream = log.read_range(tp.clone(), start, end);
+        while let Some(record) = stream.next().await {
+            let record = record.with_context(|| format!("reading {tp}"))?;
+            match kind {
+                Kind::Event => ledgers.event(record, partitions).await?,
+                Kind::Saga => ledgers.saga_step(record, partitions).await?,
+                Kind::Command => ledgers.command(record).await?,
+                Kind::Outcome => ledgers.outcome(record).await?,
+            }
+        }
+    }
+    Ok(())
+}
+
+fn position(record: &LogRecord) -> Position {
+    Position {
+        topic: record.topic.clone(),
+        partition: record.partition,
+        offset: record.offset,
+    }
+}
+
+fn registry_down(e: &CodecError, record: &LogRecord) -> Option<anyhow::Error> {
+    matches!(e, CodecError::Registry(_)).then(|| {
+        anyhow::anyhow!(
+            "the schema registry did not answer while decoding {}/{}@{}: {e} (is QS_SCHEMA_REGISTRY_URL right and the registry up?)",
+            record.topic, record.partition, record.offset
+        )
+    })
+}
+
+/// The ledgers one scan feeds.
+struct Ledgers<'a> {
+    codec: &'a AvroCodec,
+    chain: ChainChecker,
+    commands: CommandLedger,
+    stock: StockLedger,
+    money: MoneyLedger,
+    sagas: SagaLedger,
+    fold: Option<ReadModelFold>,
+}
+
+impl Ledgers<'_> {
+    async fn chained(&mut self, record: &LogRecord, partitions: i32) -> Result<bool> {
+        let at = Location {
+            topic: record.topic.clone(),
+            partition: record.partition,
+            offset: record.offset,
+        };
+        match decode(self.codec, record).await {
+            Ok(d) => {
+                self.chain.check(Seen { at: &at, key: &record.key, partitions: Some(partitions), link: &d.link, event_id: &d.envelope.event_id });
+                Ok(true)
+            }
+            Err(DecodeError::NotAnEvent(reason)) => {
+                self.chain.undecodable(&at, &reason);
+                Ok(false)
+            }
+            Err(DecodeError::Registry(e)) => bail!(
+                "the schema registry did not answer while decoding {}/{}@{}: {e} (is QS_SCHEMA_REGISTRY_URL right and the registry up?)",
+                record.topic, record.partition, record.offset
+            ),
+        }
+    }
+
+    async fn event(&mut self, record: LogRecord, partitions: i32) -> Result<()> {
+        if !self.chained(&record, partitions).await? {
+            return Ok(());
+        }
+        let value = record.value.as_deref().unwrap_or_default();
+        let (envelope, event) = match self.codec.decode_event::<AnyEvent>(value).await {
+            Ok(d) => d,
+            Err(e) => match registry_down(&e, &record) {
+                Some(down) => return Err(down),
+                None => return Ok(()), // the chain checker has no complaint; nothing to fold
+            },
+        };
+        let at = position(&record);
+        self.commands.event(&envelope.command_id);
+        match &event {
+            AnyEvent::Inventory(e) => {
+                self.stock
+                    .apply(&envelope.aggregate_id, envelope.version, e, &at)
+            }
+            AnyEvent::Payments(e) => self.money.payment(e, &at),
+            AnyEvent::Orders(e) if envelope.aggregate_type == "Order" => {
+                self.money.order(&envelope.aggregate_id, e, &at)
+            }
+            _ => {}
+        }
+        if let Some(fold) = &mut self.fold {
+            fold.feed(&Projected {
+                topic: record.topic,
+                partition: record.partition,
+                offset: record.offset,
+                input: Input::Event { envelope, event },
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn saga_step(&mut self, record: LogRecord, partitions: i32) -> Result<()> {
+        if !self.chained(&record, partitions).await? {
+            return Ok(());
+        }
+        let value = record.value.as_deref().unwrap_or_default();
+        let step = match self.codec.decode_named::<OrderFulfillmentStep>(value).await {
+            Ok(s) => s,
+            Err(e) => match registry_down(&e, &record) {
+                Some(down) => return Err(down),
+                None => return Ok(()),
+            },
+        };
+        self.sagas.step(&step, &position(&record));
+        if let Some(fold) = &mut self.fold {
+            fold.feed(&Projected {
+                topic: record.topic,
+                partition: record.partition,
+                offset: record.offset,
+                input: Input::SagaStep(step),
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn command(&mut self, record: LogRecord) -> Result<()> {
+        let at = position(&record);
+        let decoded = match record.value.as_deref() {
+            Some(v) => self
+                .codec
+                .decode_command::<AnyCommand>(v)
+                .await
+                .map(|(e, _)| e.command_id),
+            None => Err(CodecError::EmptyOrTooShort { len: 0 }),
+        };
+        let id = match decoded {
+            Ok(id) => id,
+            Err(e) => match registry_down(&e, &record) {
+                Some(down) => return Err(down),
+                // The processor answers an unreadable command under this id.
+                None => format!("{}-{}-{}", record.topic, record.partition, record.offset),
+            },
+        };
+        self.commands.command(&id, at);
+        Ok(())
+    }
+
+    async fn outcome(&mut self, record: LogRecord) -> Result<()> {
+        let Some(value) = record.value.as_deref() else {
+            return Ok(());
+        };
+        match self.codec.decode_named::<CommandOutcome>(value).await {
+            Ok(o) => self.commands.outcome(&o, position(&record)),
+            Err(e) => {
+                if let Some(down) = registry_down(&e, &record) {
+                    return Err(down);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Event,
+    Saga,
+    Command,
+    Outcome,
+}
+
+/// Checks every invariant over `topics` (and `store`'s read models when
+/// given).
+pub async fn check(
+    log: &dyn EventLog,
+    codec: &AvroCodec,
+    names: &TopicNames,
+    topics: &CheckTopics,
+    store: Option<&dyn ReadStore>,
+    options: &CheckOptions,
+) -> Result<Report> {
+    // The processors' committed offsets first: a command after them is in
+    // flight. Read before the scan, so a command consumed during the scan
+    // counts as in flight rather than missing.
+    let mut consumed: HashMap<TopicPartition, i64> = HashMap::new();
+    for (context, topic) in &topics.commands {
+        let group = format!("{}{}.command-processor", names.prefix, context.as_str());
+        let partitions = log.partition_count(topic).await?;
+        let tps: Vec<TopicPartition> = (0..partitions)
+            .map(|p| TopicPartition::new(topic.clone(), p))
+            .collect();
+        let committed = log
+            .committed_offsets(&group, &tps)
+            .await
+            .with_context(|| format!("reading the offsets of group {group}"))?;
+        consumed.extend(committed.into_iter().map(|(tp, c)| (tp, c.next_offset)));
+    }
+    let fold = match store {
+        Some(_) => Some(ReadModelFold::new(names).await?),
+        None => None,
+    };
+    let mut ledgers = Ledgers {
+        codec,
+        chain: ChainChecker::new(),
+        commands: CommandLedger::default(),
+        stock: StockLedger::default(),
+        money: MoneyLedger::default(),
+        sagas: SagaLedger::default(),
+        fold,
+    };
+    let mut chained_topics = 0;
+    for topic in &topics.events {
+        read_all(log, topic, &mut ledgers, Kind::Event).await?;
+        chained_topics += 1;
+    }
+    if let Some(topic) = &topics.saga_steps {
+        read_all(log, topic, &mut ledgers, Kind::Saga).await?;
+        chained_topics += 1;
+    }
+    // Outcomes before commands: every outcome read has its command record
+    // further on (it was appended first), and a command whose outcome
+    // comes after the outcomes' end was consumed after the offsets above
+    // were read, so it counts as in flight, never as missing.
+    if let Some(topic) = &topics.outcomes {
+        read_all(log, topic, &mut ledgers, Kind::Outcome).await?;
+    }
+    for (_, topic) in &topics.commands {
+        read_all(log, topic, &mut ledgers, Kind::Command).await?;
+    }
+    let Ledgers {
+        chain,
+        commands,
+        stock,
+        money,
+        sagas,
+        fold,
+        ..
+    } = ledgers;
+    let (unique, chains) = chains::reports(&chain, chained_topics);
+    let mut invariants = vec![
+        commands.report(&consumed),
+        unique,
+        chains,
+        sagas.report(options.now_ms, options.saga_timeout_ms),
+        stock.report(),
+        money.report(),
+    ];
+    match (fold, store) {
+        (Some(fold), Some(store)) => invariants.push(fold.compare(store).await?),
+        _ => invariants.push(
+            super::report::InvariantReport::new(
+                read_models::NAME,
+                Default::default(),
+                Default::default(),
+            )
+            .note("skipped (--skip-read-models)"),
+        ),
+    }
+    Ok(Report::new(
+        query_api::time::rfc3339(options.now_ms),
+        invariants,
+    ))
+}
