@@ -7,6 +7,8 @@
 //! - [`idempotency`] — `Idempotency-Key` on every state-changing request.
 //! - [`problem`] — `AppError` and the refusal-code → status mapping.
 //! - [`json`] — the body extractor that names the field at fault.
+//! - [`limits`] — rate limits (logins, commands per subject); the size
+//!   limits are `platform::telemetry::request_limits`.
 //! - [`pii`] — personal fields sealed with the customer's key before a command is produced.
 //! - [`routes`] — the endpoints, one file per area.
 
@@ -14,6 +16,7 @@ pub mod caller;
 pub mod dto;
 pub mod idempotency;
 pub mod json;
+pub mod limits;
 pub mod pii;
 pub mod problem;
 pub mod routes;
@@ -79,7 +82,67 @@ fn documented_routes() -> OpenApiRouter<SharedState> {
 
 /// The OpenAPI document of the command API, generated from the handlers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented_routes().split_for_parts().1
+    let mut api = documented_routes().split_for_parts().1;
+    document_rate_limits(&mut api);
+    api
+}
+
+/// Adds the 429 answer to every rate-limited operation (every
+/// state-changing one but the gateway's webhook), so the document cannot
+/// forget one ([`limits`] decides which at run time by the same rule).
+fn document_rate_limits(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{path::HttpMethod, ResponseBuilder};
+    for (path, item) in api.paths.paths.iter_mut() {
+        if path.starts_with("/webhooks/") {
+            continue;
+        }
+        let why = if path.starts_with("/auth/") {
+            "Too many sign-in requests from this address (or logins for this account): retry after `Retry-After` seconds"
+        } else {
+            "Too many commands from this account (per token subject): retry after `Retry-After` seconds"
+        };
+        for method in [
+            HttpMethod::Post,
+            HttpMethod::Put,
+            HttpMethod::Patch,
+            HttpMethod::Delete,
+        ] {
+            let operation = match method {
+                HttpMethod::Post => item.post.as_mut(),
+                HttpMethod::Put => item.put.as_mut(),
+                HttpMethod::Patch => item.patch.as_mut(),
+                _ => item.delete.as_mut(),
+            };
+            if let Some(operation) = operation {
+                operation
+                    .responses
+                    .responses
+                    .entry("429".to_owned())
+                    .or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description(why)
+                            .content(
+                                "application/problem+json",
+                                utoipa::openapi::ContentBuilder::new()
+                                    .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+                                    .build(),
+                            )
+                            .header(
+                                "Retry-After",
+                                utoipa::openapi::HeaderBuilder::new()
+                                    .schema(
+                                        utoipa::openapi::ObjectBuilder::new()
+                                            .schema_type(utoipa::openapi::schema::Type::Integer),
+                                    )
+                                    .description(Some("Seconds until a retry can succeed"))
+                                    .build(),
+                            )
+                            .build()
+                            .into()
+                    });
+            }
+        }
+    }
 }
 
 /// The router and its OpenAPI document (`/readyz` always ready: see
@@ -91,7 +154,8 @@ pub fn router(state: SharedState) -> Router {
 /// The router with `/healthz`, `/readyz` (running `readiness`) and
 /// `/metrics`, every request traced and timed (docs/observability.md).
 pub fn router_with(state: SharedState, readiness: platform::telemetry::Readiness) -> Router {
-    let (router, api) = documented_routes().split_for_parts();
+    let (router, mut api) = documented_routes().split_for_parts();
+    document_rate_limits(&mut api);
     let openapi = api.clone();
     let max_body = state.config.max_body_bytes;
     router
@@ -102,7 +166,17 @@ pub fn router_with(state: SharedState, readiness: platform::telemetry::Readiness
             state.clone(),
             idempotency_middleware,
         ))
+        // Outside the idempotency layer: a 429 must not be stored as the
+        // key's outcome (a retry after Retry-After has to run).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::enforce,
+        ))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            platform::telemetry::request_limits::RequestLimits::with_body(max_body),
+            platform::telemetry::request_limits::enforce,
+        ))
         // Outermost: the request span is current in every handler (the
         // command bus injects it into the command's headers).
         .layer(axum::middleware::from_fn_with_state(
