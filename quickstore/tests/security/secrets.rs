@@ -247,9 +247,15 @@ pub async fn secrets_never_reach_the_logs(adapter: TestAdapter) -> Result<()> {
 
     env.stop().await?;
     let text = logs();
-    // The sink works: our requests are in it.
+    if let Ok(path) = std::env::var("QS_SECURITY_LOG_DUMP") {
+        std::fs::write(path, &text)?;
+    }
+    // The sink works: the settings line (with every secret field, printed
+    // through `Debug`) and the query API's request spans are in it.
     ensure!(
-        text.contains("/auth/login") && text.contains("/webhooks/payments"),
+        text.contains("security::secrets: settings")
+            && text.contains("kafka_sasl_password")
+            && text.contains("service=\"query-api\""),
         "the log sink captured nothing useful ({} bytes)",
         text.len()
     );

@@ -65,7 +65,7 @@ pub async fn replayed_webhook_is_refused(adapter: TestAdapter) -> Result<()> {
         "the first delivery"
     );
     env.app
-        .wait_for(Context::Payments, &order, "PaymentAuthorized")
+        .wait_for(Context::Deliveries, &order, "ShipmentScheduled")
         .await?;
     let before = env.written().await?;
     // The very same request again (a captured delivery replayed)...
