@@ -92,9 +92,14 @@ pub fn check_login_account(state: &SharedState, email: &str) -> Result<(), AppEr
         .map_err(|r| too_many(r, "login attempts for this account"))
 }
 
-/// The anonymous entry points an address limit guards: password work
-/// (argon2) or token lookups on every call.
-const ADDRESS_LIMITED: &[&str] = &["/auth/login", "/auth/register", "/auth/refresh"];
+/// The sign-in family an address limit guards: password work (argon2) or
+/// token-store lookups on every call.
+const ADDRESS_LIMITED: &[&str] = &[
+    "/auth/login",
+    "/auth/register",
+    "/auth/refresh",
+    "/auth/logout",
+];
 
 /// Routes the per-subject command limit leaves alone: the login family
 /// has its own limits, and the gateway's webhook is signed and not a
