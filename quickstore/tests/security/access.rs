@@ -360,7 +360,8 @@ pub async fn courier_cannot_act_on_anothers_shipment(adapter: TestAdapter) -> Re
         // Pickup and failure are refused as not his; delivery may be refused
         // first for not being picked up: refused either way.
         ensure!(
-            status.is_client_error() && (path.ends_with("/delivery") || body["code"] == "not-your-shipment"),
+            status.is_client_error()
+                && (path.ends_with("/delivery") || body["code"] == "not-your-shipment"),
             "yann on xavier's shipment {path}: {status} {body}"
         );
     }
