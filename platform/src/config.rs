@@ -39,6 +39,16 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Logins a minute per account: a person mistyping is never stopped, a
+/// password-guessing script gets 10 tries a minute.
+pub const DEFAULT_LOGIN_PER_MIN: u32 = 10;
+/// Logins a minute per client address: a NAT'd office or a test suite
+/// logging in many accounts is fine, a credential-stuffing run is slowed.
+pub const DEFAULT_LOGIN_IP_PER_MIN: u32 = 600;
+/// Commands a second per subject: far above a person or an app, below
+/// what one stolen token could flood the log with.
+pub const DEFAULT_COMMANDS_PER_SEC: u32 = 1_000;
+
 /// Which event log backs the system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -75,6 +85,19 @@ pub struct Settings {
     pub kafka_sasl_username: Option<String>,
     /// `QS_KAFKA_SASL_PASSWORD` (secret).
     pub kafka_sasl_password: Option<Secret>,
+    /// `QS_KAFKA_SSL_CA_LOCATION`: PEM file of the CA(s) of the brokers'
+    /// certificates (`ssl` / `sasl_ssl`); unset = the system's roots.
+    pub kafka_ssl_ca_location: Option<String>,
+    /// `QS_KAFKA_SSL_CERTIFICATE_LOCATION`: client certificate (PEM) for
+    /// brokers that authenticate clients by certificate (mTLS).
+    pub kafka_ssl_certificate_location: Option<String>,
+    /// `QS_KAFKA_SSL_KEY_LOCATION`: the client certificate's private key (PEM).
+    pub kafka_ssl_key_location: Option<String>,
+    /// `QS_KAFKA_SSL_KEY_PASSWORD` (secret): the key's passphrase, if any.
+    pub kafka_ssl_key_password: Option<Secret>,
+    /// `QS_KAFKA_SSL_VERIFY`: check the brokers' certificates and host
+    /// names (default true; false only for a throwaway test broker).
+    pub kafka_ssl_verify: bool,
     /// `QS_SCHEMA_REGISTRY_URL`: a Confluent-compatible registry; unset =
     /// the embedded registry (persisted in `data_dir`).
     pub schema_registry_url: Option<String>,
@@ -122,6 +145,17 @@ pub struct Settings {
     pub cql_username: Option<String>,
     /// `QS_CQL_PASSWORD` (secret).
     pub cql_password: Option<Secret>,
+    /// `QS_CQL_TLS`: client-to-node TLS (default false).
+    pub cql_tls: bool,
+    /// `QS_CQL_TLS_CA_FILE`: PEM of the CA that signed the nodes'
+    /// certificates (required when verifying).
+    pub cql_tls_ca_file: Option<PathBuf>,
+    /// `QS_CQL_TLS_VERIFY`: check the node's certificate (default true).
+    pub cql_tls_verify: bool,
+    /// `QS_CQL_TLS_CERT_FILE` / `QS_CQL_TLS_KEY_FILE`: a client certificate
+    /// and key (PEM) for nodes with `require_client_auth`.
+    pub cql_tls_cert_file: Option<PathBuf>,
+    pub cql_tls_key_file: Option<PathBuf>,
     /// `QS_QUERY_API_LISTEN`: where the query API listens.
     pub query_api_listen: String,
     /// `QS_READ_YOUR_WRITES_TIMEOUT_MS`: how long a query carrying a
@@ -138,6 +172,16 @@ pub struct Settings {
     /// `/healthz`, `/readyz`) of processes without an HTTP API (`quickstore
     /// projections run`); unset = none.
     pub ops_listen: Option<String>,
+    /// `QS_RATE_LIMIT_LOGIN_PER_MIN`: logins a minute per account (e-mail),
+    /// a burst of as many; 0 = off (docs/security.md).
+    pub rate_limit_login_per_min: u32,
+    /// `QS_RATE_LIMIT_LOGIN_IP_PER_MIN`: logins a minute per client
+    /// address (many accounts from one place); 0 = off.
+    pub rate_limit_login_ip_per_min: u32,
+    /// `QS_RATE_LIMIT_COMMANDS_PER_SEC`: state-changing requests a second
+    /// per token subject, a burst of as many; 0 = off. High by default so
+    /// benchmarks and seeding scripts are not throttled.
+    pub rate_limit_commands_per_sec: u32,
 }
 
 impl Default for Settings {
@@ -150,6 +194,11 @@ impl Default for Settings {
             kafka_sasl_mechanism: None,
             kafka_sasl_username: None,
             kafka_sasl_password: None,
+            kafka_ssl_ca_location: None,
+            kafka_ssl_certificate_location: None,
+            kafka_ssl_key_location: None,
+            kafka_ssl_key_password: None,
+            kafka_ssl_verify: true,
             schema_registry_url: None,
             topic_prefix: String::new(),
             partitions: 6,
@@ -169,11 +218,19 @@ impl Default for Settings {
             cql_consistency: "local_quorum".to_owned(),
             cql_username: None,
             cql_password: None,
+            cql_tls: false,
+            cql_tls_ca_file: None,
+            cql_tls_verify: true,
+            cql_tls_cert_file: None,
+            cql_tls_key_file: None,
             query_api_listen: "127.0.0.1:8090".to_owned(),
             read_your_writes_timeout_ms: 2_000,
             otlp_endpoint: None,
             service_name: None,
             ops_listen: None,
+            rate_limit_login_per_min: DEFAULT_LOGIN_PER_MIN,
+            rate_limit_login_ip_per_min: DEFAULT_LOGIN_IP_PER_MIN,
+            rate_limit_commands_per_sec: DEFAULT_COMMANDS_PER_SEC,
         }
     }
 }
@@ -305,6 +362,28 @@ impl Settings {
             crate::readstore::CqlConfig::new(self.cql_contact_points(), self.cql_keyspace.clone());
         config.replication_factor = self.cql_replication_factor;
         config.consistency = self.cql_consistency()?;
+        if self.cql_tls {
+            let cert = match (&self.cql_tls_cert_file, &self.cql_tls_key_file) {
+                (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+                (None, None) => None,
+                _ => {
+                    return Err(ConfigError(
+                        "set both QS_CQL_TLS_CERT_FILE and QS_CQL_TLS_KEY_FILE, or neither".into(),
+                    ))
+                }
+            };
+            if !self.cql_tls_verify {
+                tracing::warn!("QS_CQL_TLS_VERIFY=false: the CQL nodes' certificates are not checked (encryption without authentication)");
+            }
+            let tls =
+                crate::readstore::tls::client_config(&crate::readstore::tls::CqlTlsSettings {
+                    ca_file: self.cql_tls_ca_file.clone(),
+                    verify: self.cql_tls_verify,
+                    client_cert: cert,
+                })
+                .map_err(ConfigError)?;
+            config.tls = Some(tls);
+        }
         match (&self.cql_username, &self.cql_password) {
             (Some(user), Some(password)) => {
                 config.credentials = Some((user.clone(), password.clone()));
@@ -333,6 +412,22 @@ impl Settings {
         }
         if let Some(p) = &self.kafka_sasl_password {
             set("sasl.password", p.expose());
+        }
+        if let Some(ca) = &self.kafka_ssl_ca_location {
+            set("ssl.ca.location", ca);
+        }
+        if let Some(cert) = &self.kafka_ssl_certificate_location {
+            set("ssl.certificate.location", cert);
+        }
+        if let Some(key) = &self.kafka_ssl_key_location {
+            set("ssl.key.location", key);
+        }
+        if let Some(p) = &self.kafka_ssl_key_password {
+            set("ssl.key.password", p.expose());
+        }
+        if !self.kafka_ssl_verify {
+            set("enable.ssl.certificate.verification", "false");
+            set("ssl.endpoint.identification.algorithm", "none");
         }
         config
     }
@@ -363,6 +458,98 @@ mod tests {
         };
         assert!(!format!("{s:?}").contains("hunter2"));
         assert!(!format!("{:?}", s.kafka()).contains("hunter2"));
+    }
+
+    #[test]
+    fn kafka_security_settings_reach_the_client_and_never_print() {
+        let s = Settings {
+            kafka_security_protocol: "sasl_ssl".into(),
+            kafka_sasl_mechanism: Some("SCRAM-SHA-512".into()),
+            kafka_sasl_username: Some("shop".into()),
+            kafka_sasl_password: Some(Secret::new("sasl-pw-3141")),
+            kafka_ssl_ca_location: Some("/etc/kafka/ca.pem".into()),
+            kafka_ssl_certificate_location: Some("/etc/kafka/client.pem".into()),
+            kafka_ssl_key_location: Some("/etc/kafka/client.key".into()),
+            kafka_ssl_key_password: Some(Secret::new("key-pw-2718")),
+            kafka_ssl_verify: false,
+            ..Settings::default()
+        };
+        let config = s.kafka();
+        let get = |k: &str| {
+            config
+                .client_properties
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(get("security.protocol").as_deref(), Some("sasl_ssl"));
+        assert_eq!(get("sasl.mechanism").as_deref(), Some("SCRAM-SHA-512"));
+        assert_eq!(get("sasl.username").as_deref(), Some("shop"));
+        assert_eq!(get("sasl.password").as_deref(), Some("sasl-pw-3141"));
+        assert_eq!(get("ssl.ca.location").as_deref(), Some("/etc/kafka/ca.pem"));
+        assert_eq!(
+            get("ssl.certificate.location").as_deref(),
+            Some("/etc/kafka/client.pem")
+        );
+        assert_eq!(
+            get("ssl.key.location").as_deref(),
+            Some("/etc/kafka/client.key")
+        );
+        assert_eq!(get("ssl.key.password").as_deref(), Some("key-pw-2718"));
+        assert_eq!(
+            get("enable.ssl.certificate.verification").as_deref(),
+            Some("false")
+        );
+        for text in [format!("{s:?}"), format!("{config:?}")] {
+            assert!(!text.contains("sasl-pw-3141"), "{text}");
+            assert!(!text.contains("key-pw-2718"), "{text}");
+        }
+    }
+
+    #[test]
+    fn cql_credentials_and_tls_reach_the_driver_config_and_never_print() {
+        let s = Settings {
+            cql_username: Some("reader".into()),
+            cql_password: Some(Secret::new("cql-pw-1618")),
+            cql_tls: true,
+            cql_tls_verify: false,
+            ..Settings::default()
+        };
+        let Ok(config) = s.cql() else {
+            unreachable!("TLS without verification needs no file");
+        };
+        assert_eq!(
+            config
+                .credentials
+                .as_ref()
+                .map(|(u, p)| (u.as_str(), p.expose())),
+            Some(("reader", "cql-pw-1618"))
+        );
+        assert!(config.tls.is_some());
+        assert!(!format!("{config:?}").contains("cql-pw-1618"));
+        assert!(!format!("{s:?}").contains("cql-pw-1618"));
+        // Verifying without a CA names the setting to add.
+        let err = Settings {
+            cql_tls: true,
+            ..Settings::default()
+        }
+        .cql()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(err.contains("QS_CQL_TLS_CA_FILE"), "{err}");
+        // Half a client certificate is refused.
+        let err = Settings {
+            cql_tls: true,
+            cql_tls_verify: false,
+            cql_tls_cert_file: Some("/x.pem".into()),
+            ..Settings::default()
+        }
+        .cql()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(err.contains("QS_CQL_TLS_KEY_FILE"), "{err}");
     }
 
     #[test]

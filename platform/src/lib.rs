@@ -36,6 +36,7 @@ pub mod config;
 pub mod eventlog;
 pub mod partitioner;
 pub mod pii;
+pub mod ratelimit;
 pub mod readstore;
 pub mod telemetry;
 #[cfg(feature = "testing")]

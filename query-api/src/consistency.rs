@@ -440,6 +440,12 @@ async fn admit(
     }
     if let Some(caller) = &caller {
         may_wait(caller, rule.access, &param)?;
+        // Whose order it is, before the wait: an order the caller may not
+        // see answers 404 at once, whatever the token's version, so the
+        // wait cannot be used to learn how far someone else's order got.
+        if rule.access == Access::Authenticated && rule.same_id == Some("order_id") {
+            crate::routes::orders::not_someone_elses(state, caller, &param("order_id")).await?;
+        }
     }
     Ok(Served::of_route(Some(route)))
 }

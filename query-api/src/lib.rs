@@ -64,6 +64,10 @@ pub use state::{QueryConfig, QueryState};
 
 use problem::AppError;
 
+/// Largest request body accepted (the API only reads; see
+/// `platform::telemetry::request_limits` for the URI and header bounds).
+pub const MAX_BODY_BYTES: usize = 1024;
+
 /// The query API: every endpoint, `/openapi.json`, `/docs`, the probes.
 pub fn router(state: QueryState) -> Router {
     let (data, probes, api) = openapi::parts();
@@ -96,6 +100,12 @@ pub fn router(state: QueryState) -> Router {
             "the query API only reads: use GET",
         )
     })
+    // The query API reads: no body is ever needed, a small one is
+    // tolerated (clients that send `{}`), a big one is refused unread.
+    .layer(axum::middleware::from_fn_with_state(
+        platform::telemetry::request_limits::RequestLimits::with_body(MAX_BODY_BYTES),
+        platform::telemetry::request_limits::enforce,
+    ))
     // Every request traced (continuing a `traceparent`) and timed.
     .layer(axum::middleware::from_fn_with_state(
         "query-api",

@@ -139,7 +139,10 @@ impl WriteSideOptions {
             simulated_couriers: Vec::new(),
             gateway: Arc::new(SimulatedGateway::new()),
             credentials: Credentials::Embedded,
-            api: ApiConfig::default(),
+            api: ApiConfig {
+                rate_limits: command_api::http::limits::RateLimits::from_settings(s),
+                ..ApiConfig::default()
+            },
             timeouts: FulfillmentTimeouts {
                 payment_authorization_ms: s.payment_authorization_timeout_ms,
                 courier_assignment_ms: s.courier_assignment_timeout_ms,
@@ -500,6 +503,7 @@ async fn app_state(system: &System, options: &WriteSideOptions) -> Result<AppSta
             }
         },
         config: options.api.clone(),
+        limiters: command_api::http::limits::Limiters::new(options.api.rate_limits),
         clock: Arc::clone(&options.clock),
     })
 }

@@ -7,6 +7,8 @@
 //! - [`idempotency`] — `Idempotency-Key` on every state-changing request.
 //! - [`problem`] — `AppError` and the refusal-code → status mapping.
 //! - [`json`] — the body extractor that names the field at fault.
+//! - [`limits`] — rate limits (logins, commands per subject); the size
+//!   limits are `platform::telemetry::request_limits`.
 //! - [`openapi`] — the answers every endpoint shares, added to the document.
 //! - [`pii`] — personal fields sealed with the customer's key before a command is produced.
 //! - [`routes`] — the endpoints, one file per area.
@@ -15,6 +17,7 @@ pub mod caller;
 pub mod dto;
 pub mod idempotency;
 pub mod json;
+pub mod limits;
 pub mod openapi;
 pub mod pii;
 pub mod problem;
@@ -113,7 +116,17 @@ pub fn router_with(state: SharedState, readiness: platform::telemetry::Readiness
         .layer(axum::middleware::map_response(
             problem::problem_for_rejections,
         ))
+        // Outside the idempotency layer: a 429 must not be stored as the
+        // key's outcome (a retry after Retry-After has to run).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::enforce,
+        ))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            platform::telemetry::request_limits::RequestLimits::with_body(max_body),
+            platform::telemetry::request_limits::enforce,
+        ))
         // Outermost: the request span is current in every handler (the
         // command bus injects it into the command's headers).
         .layer(axum::middleware::from_fn_with_state(

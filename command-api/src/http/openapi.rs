@@ -30,6 +30,7 @@ pub fn finish(api: &mut OpenApi) {
             }
         }
     }
+    document_rate_limits(api);
 }
 
 fn problem(description: &str) -> RefOr<utoipa::openapi::Response> {
@@ -166,5 +167,62 @@ fn describe_responses(op: &mut Operation) {
             _ => "",
         }
         .to_owned();
+    }
+}
+
+/// Adds the 429 answer to every rate-limited operation (every
+/// state-changing one but the gateway's webhook), so the document cannot
+/// forget one ([`super::limits`] decides which at run time by the same rule).
+fn document_rate_limits(api: &mut utoipa::openapi::OpenApi) {
+    for (path, item) in api.paths.paths.iter_mut() {
+        if path.starts_with("/webhooks/") {
+            continue;
+        }
+        let why = if path.starts_with("/auth/") {
+            "Too many sign-in requests from this address (or logins for this account): retry after `Retry-After` seconds"
+        } else {
+            "Too many commands from this account (per token subject): retry after `Retry-After` seconds"
+        };
+        for method in [
+            HttpMethod::Post,
+            HttpMethod::Put,
+            HttpMethod::Patch,
+            HttpMethod::Delete,
+        ] {
+            let operation = match method {
+                HttpMethod::Post => item.post.as_mut(),
+                HttpMethod::Put => item.put.as_mut(),
+                HttpMethod::Patch => item.patch.as_mut(),
+                _ => item.delete.as_mut(),
+            };
+            if let Some(operation) = operation {
+                operation
+                    .responses
+                    .responses
+                    .entry("429".to_owned())
+                    .or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description(why)
+                            .content(
+                                "application/problem+json",
+                                utoipa::openapi::ContentBuilder::new()
+                                    .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+                                    .build(),
+                            )
+                            .header(
+                                "Retry-After",
+                                utoipa::openapi::HeaderBuilder::new()
+                                    .schema(
+                                        utoipa::openapi::ObjectBuilder::new()
+                                            .schema_type(utoipa::openapi::schema::Type::Integer),
+                                    )
+                                    .description(Some("Seconds until a retry can succeed"))
+                                    .build(),
+                            )
+                            .build()
+                            .into()
+                    });
+            }
+        }
     }
 }

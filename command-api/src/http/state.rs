@@ -13,6 +13,7 @@ use crate::gateway::PaymentGateway;
 use crate::pricebook::PriceBook;
 
 use super::idempotency::IdempotencyStore;
+use super::limits::{Limiters, RateLimits};
 
 /// Infrastructure time in ms since the epoch (envelopes' `issued_at`, token
 /// times). Tests swap it; the domain only ever sees it as data.
@@ -29,6 +30,8 @@ pub struct ApiConfig {
     pub webhook_tolerance_s: i64,
     /// How long an unknown SKU is waited for (a product created a moment ago).
     pub catalog_wait: Duration,
+    /// Logins per account and address, commands per subject (0 = off).
+    pub rate_limits: RateLimits,
 }
 
 impl Default for ApiConfig {
@@ -38,6 +41,7 @@ impl Default for ApiConfig {
             max_body_bytes: 64 * 1024,
             webhook_tolerance_s: 300,
             catalog_wait: Duration::from_millis(500),
+            rate_limits: RateLimits::default(),
         }
     }
 }
@@ -56,6 +60,8 @@ pub struct AppState {
     /// Per-customer data keys: personal fields are sealed before a command is produced.
     pub keys: Arc<KeyStore>,
     pub config: ApiConfig,
+    /// Built from `config.rate_limits`.
+    pub limiters: Limiters,
     pub clock: Clock,
 }
 

@@ -85,6 +85,9 @@ pub fn session_builder(config: &CqlConfig) -> SessionBuilder {
     if let Some((user, password)) = &config.credentials {
         builder = builder.user(user, password.expose());
     }
+    if let Some(tls) = &config.tls {
+        builder = builder.tls_context(Some(std::sync::Arc::clone(tls.client_config())));
+    }
     builder
         .known_nodes(&config.contact_points)
         .connection_timeout(config.request_timeout)
@@ -115,6 +118,8 @@ pub struct CqlConfig {
     pub request_timeout: Duration,
     /// User name and password for PasswordAuthenticator (`None`: no auth).
     pub credentials: Option<(String, crate::config::Secret)>,
+    /// Client-to-node TLS (`None`: plain TCP), see [`super::tls`].
+    pub tls: Option<super::tls::CqlTls>,
 }
 
 impl CqlConfig {
@@ -128,6 +133,7 @@ impl CqlConfig {
             consistency: Consistency::default(),
             request_timeout: Duration::from_secs(10),
             credentials: None,
+            tls: None,
         }
     }
 }

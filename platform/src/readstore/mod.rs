@@ -47,6 +47,7 @@ use async_trait::async_trait;
 
 pub mod cql;
 pub mod embedded;
+pub mod tls;
 
 pub use cql::{CqlConfig, CqlStore};
 pub use embedded::EmbeddedStore;

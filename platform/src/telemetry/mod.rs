@@ -18,6 +18,7 @@ pub mod http;
 pub mod lag;
 pub mod metrics;
 pub mod propagation;
+pub mod request_limits;
 
 pub use health::{ops_router, Readiness};
 pub use metrics::metrics;

@@ -200,6 +200,26 @@ pub async fn visible_order(
     }
 }
 
+/// 404 if the order exists and the caller may not see it; `Ok` if they
+/// may, or if it is not projected yet (read-your-writes then waits for it,
+/// and [`visible_order`] decides after the wait).
+pub async fn not_someone_elses(
+    state: &QueryState,
+    caller: &Caller,
+    order_id: &str,
+) -> Result<(), AppError> {
+    let order_id = path_id(order_id, "order_id")?;
+    let row = state
+        .get(&orders::ORDERS_BY_ID, &key("order_id", order_id))
+        .await?;
+    match row.and_then(|r| cells::text(&r, "customer_id")) {
+        Some(owner) if !caller.may_see_order_of(&owner) => {
+            Err(AppError::not_found("no such order"))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn order_view(row: &Row) -> Result<OrderView, AppError> {
     let table = orders::ORDERS_BY_ID.name;
     let lines: Vec<StoredLine> = cells::json(row, table, "lines_json")?.unwrap_or_default();

@@ -232,6 +232,11 @@ async fn login(
     State(state): State<SharedState>,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Json<TokenResponse>, AppError> {
+    // Before the password hash: a guessing run must not buy argon2 work.
+    crate::http::limits::check_login_account(
+        &state,
+        &platform::auth::normalize_email(&body.email),
+    )?;
     let now = state.now_s();
     let password = Secret::new(body.password);
     let (credential, pair) = {

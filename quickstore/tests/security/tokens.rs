@@ -1,0 +1,308 @@
+//! Forged, stale and revoked access tokens: refused by the command API
+//! (401, nothing appended) and by the query API (401).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+
+use std::sync::Arc;
+
+use anyhow::{ensure, Result};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac as _};
+use platform::auth::{Role, TokenIssuer};
+use platform::testing::TestAdapter;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::env::{self, nothing_written, refused, Env};
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// (header, payload, signature) segments.
+fn segments(token: &str) -> (String, String, String) {
+    let mut it = token.split('.');
+    let h = it.next().unwrap_or_default().to_owned();
+    let p = it.next().unwrap_or_default().to_owned();
+    let s = it.next().unwrap_or_default().to_owned();
+    (h, p, s)
+}
+
+fn header_with_alg(env: &Env, alg: &str) -> String {
+    let kid = env.state().issuer.keys().kid().to_owned();
+    b64(json!({"alg": alg, "typ": "at+jwt", "kid": kid})
+        .to_string()
+        .as_bytes())
+}
+
+/// The token must be refused everywhere, and nothing written.
+async fn refused_by_both(env: &Env, token: &str, what: &str) -> Result<()> {
+    let before = env.written().await?;
+    let (status, body) = env
+        .app
+        .place_order(token, &[(&env.sku, 1)], crate::app::APPROVE)
+        .await?;
+    ensure!(
+        status == StatusCode::UNAUTHORIZED,
+        "{what}: the command API answered {status} {body}"
+    );
+    let answer = env
+        .command(Method::POST, "/products", Some(token), Some(&json!({"sku": "FORGED-1", "name": "x", "category": "x", "price_minor": 1, "currency": "EUR"})))
+        .await?;
+    refused(&answer, StatusCode::UNAUTHORIZED, what)?;
+    ensure!(
+        answer.1.contains_key(reqwest::header::WWW_AUTHENTICATE),
+        "{what}: no WWW-Authenticate"
+    );
+    for path in [
+        "/customers/me/orders".to_owned(),
+        format!("/orders/{}", uuid::Uuid::new_v4()),
+        format!("/stock/{}", env.sku),
+    ] {
+        let answer = env.query(&path, Some(token)).await?;
+        refused(
+            &answer,
+            StatusCode::UNAUTHORIZED,
+            &format!("{what}: query API {path}"),
+        )?;
+    }
+    nothing_written(env, &before, what).await
+}
+
+/// A token signed by the real key for another issuer or audience.
+fn signed_for(env: &Env, issuer: &str, audience: &str, sub: &str, now_s: i64) -> String {
+    let state = env.state();
+    let other = TokenIssuer::new(
+        Arc::new(state.issuer.keys().clone()),
+        Arc::clone(state.issuer.store()),
+        issuer,
+        audience,
+    );
+    other
+        .sign_access(sub, &[Role::Customer, Role::Admin], now_s)
+        .unwrap()
+        .expose()
+        .to_owned()
+}
+
+pub async fn alg_none_is_refused_by_both_apis(adapter: TestAdapter) -> Result<()> {
+    let env = env::start(adapter).await?;
+    let (_, token) = env.app.customer("nora").await?;
+    let (_, payload, _) = segments(&token);
+    for forged in [
+        format!("{}.{payload}.", header_with_alg(&env, "none")),
+        format!("{}.{payload}.", header_with_alg(&env, "None")),
+        format!("{}.{payload}", b64(br#"{"alg":"none"}"#)),
+    ] {
+        refused_by_both(&env, &forged, "alg none").await?;
+    }
+    env.stop().await
+}
+
+pub async fn hs256_signed_with_the_public_key_is_refused_by_both_apis(
+    adapter: TestAdapter,
+) -> Result<()> {
+    let env = env::start(adapter).await?;
+    let (id, _) = env.app.customer("hugo").await?;
+    // Admin claims, HMAC'd with what an attacker has: the published key.
+    let claims = json!({"iss": env.app.system.settings.auth_issuer, "aud": env.app.system.settings.auth_audience,
+        "sub": id, "roles": ["customer", "admin"], "iat": env.now_s(), "nbf": env.now_s(),
+        "exp": env.now_s() + 600, "jti": uuid::Uuid::new_v4().to_string()});
+    let jwk = env.state().issuer.keys().current().clone();
+    let jwk_text = serde_json::to_string(&jwk)?;
+    let mut point = URL_SAFE_NO_PAD.decode(&jwk.x)?;
+    point.extend(URL_SAFE_NO_PAD.decode(&jwk.y)?);
+    for (alg, key) in [
+        ("HS256", jwk_text.as_bytes().to_vec()),
+        ("HS256", point.clone()),
+        ("HS384", jwk_text.as_bytes().to_vec()),
+    ] {
+        let input = format!(
+            "{}.{}",
+            header_with_alg(&env, alg),
+            b64(claims.to_string().as_bytes())
+        );
+        let signature = match alg {
+            "HS384" => {
+                let mut mac = Hmac::<sha2::Sha384>::new_from_slice(&key)?;
+                mac.update(input.as_bytes());
+                mac.finalize().into_bytes().to_vec()
+            }
+            _ => {
+                let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key)?;
+                mac.update(input.as_bytes());
+                mac.finalize().into_bytes().to_vec()
+            }
+        };
+        let forged = format!("{input}.{}", b64(&signature));
+        refused_by_both(&env, &forged, &format!("{alg} with the public key")).await?;
+    }
+    env.stop().await
+}
+
+pub async fn wrong_issuer_is_refused_by_both_apis(adapter: TestAdapter) -> Result<()> {
+    let env = env::start(adapter).await?;
+    let (id, _) = env.app.customer("ivan").await?;
+    let audience = env.app.system.settings.auth_audience.clone();
+    let forged = signed_for(&env, "https://evil.example", &audience, &id, env.now_s());
+    refused_by_both(&env, &forged, "wrong issuer").await?;
+    env.stop().await
+}
+
+pub async fn wrong_audience_is_refused_by_both_apis(adapter: TestAdapter) -> Result<()> {
+    let env = env::start(adapter).await?;
+    let (id, _) = env.app.customer("aude").await?;
+    let issuer = env.app.system.settings.auth_issuer.clone();
+    let forged = signed_for(&env, &issuer, "some-other-service", &id, env.now_s());
+    refused_by_both(&env, &forged, "wrong audience").await?;
+    env.stop().await
+}
+
+pub async fn expired_token_is_refused_by_both_apis(adapter: TestAdapter) -> Result<()> {
+    let env = env::start(adapter).await?;
+    let (id, _) = env.app.customer("ella").await?;
+    let state = env.state();
+    // Issued an hour ago: its 15 minutes ran out 45 minutes ago.
+    let old = state
+        .issuer
+        .sign_access(&id, &[Role::Customer], env.now_s() - 3_600)
+        .unwrap();
+    refused_by_both(&env, old.expose(), "expired").await?;
+    // Just past expiry plus the 30 s leeway.
+    let ttl = platform::auth::tokens::DEFAULT_ACCESS_TTL.as_secs() as i64;
+    let just = state
+        .issuer
+        .sign_access(&id, &[Role::Customer], env.now_s() - ttl - 31)
+        .unwrap();
+    refused_by_both(&env, just.expose(), "expired beyond the leeway").await?;
+    env.stop().await
+}
+
+pub async fn not_yet_valid_token_is_refused_by_both_apis(adapter: TestAdapter) -> Result<()> {
+    let env = env::start(adapter).await?;
+    let (id, _) = env.app.customer("fred").await?;
+    // Issued (iat = nbf) an hour from now, e.g. by a node whose clock runs ahead.
+    let future = env
+        .state()
+        .issuer
+        .sign_access(&id, &[Role::Customer], env.now_s() + 3_600)
+        .unwrap();
+    refused_by_both(&env, future.expose(), "not yet valid").await?;
+    env.stop().await
+}
+
+pub async fn tampered_signature_is_refused_by_both_apis(adapter: TestAdapter) -> Result<()> {
+    let env = env::start(adapter).await?;
+    let (_, token) = env.app.customer("tess").await?;
+    let (h, p, s) = segments(&token);
+    let mut sig: Vec<char> = s.chars().collect();
+    // A character in the middle (the last one may carry only padding bits).
+    let i = sig.len() / 2;
+    sig[i] = if sig[i] == 'A' { 'B' } else { 'A' };
+    let tampered: String = sig.into_iter().collect();
+    refused_by_both(&env, &format!("{h}.{p}.{tampered}"), "tampered signature").await?;
+    refused_by_both(&env, &format!("{h}.{p}."), "signature removed").await?;
+    env.stop().await
+}
+
+pub async fn tampered_claims_are_refused_by_both_apis(adapter: TestAdapter) -> Result<()> {
+    let env = env::start(adapter).await?;
+    let (_, token) = env.app.customer("carl").await?;
+    let (h, p, s) = segments(&token);
+    let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&p)?)?;
+    claims["roles"] = json!(["customer", "admin"]);
+    let escalated = format!("{h}.{}.{s}", b64(claims.to_string().as_bytes()));
+    refused_by_both(&env, &escalated, "claims edited to admin").await?;
+    claims["roles"] = json!(["customer"]);
+    claims["exp"] = json!(claims["exp"].as_i64().unwrap_or(0) + 86_400);
+    let extended = format!("{h}.{}.{s}", b64(claims.to_string().as_bytes()));
+    refused_by_both(&env, &extended, "expiry extended").await?;
+    env.stop().await
+}
+
+/// Register: (customer id, access token, refresh token).
+async fn session(env: &Env, name: &str) -> Result<(String, String, String)> {
+    let email = format!(
+        "{name}-{}@example.com",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let (status, _, v) = env
+        .command(
+            Method::POST,
+            "/auth/register",
+            None,
+            Some(&json!({"email": email, "password": crate::app::PASSWORD, "display_name": name})),
+        )
+        .await?;
+    ensure!(status == StatusCode::CREATED, "register: {status} {v}");
+    Ok((
+        v["customer_id"].as_str().unwrap().to_owned(),
+        v["access_token"].as_str().unwrap().to_owned(),
+        v["refresh_token"].as_str().unwrap().to_owned(),
+    ))
+}
+
+/// Logout revokes the access token (command API, which keeps the
+/// revocation list) and the refresh token's whole session. The query API
+/// verifies tokens offline and does not see the list: it accepts a
+/// logged-out access token until it expires (at most 15 minutes) —
+/// documented in docs/security.md, not asserted here.
+pub async fn revoked_after_logout_is_refused(adapter: TestAdapter) -> Result<()> {
+    let env = env::start(adapter).await?;
+    let (_, access, refresh) = session(&env, "lou").await?;
+    let (status, _, body) = env
+        .command(
+            Method::POST,
+            "/auth/logout",
+            Some(&access),
+            Some(&json!({"refresh_token": refresh})),
+        )
+        .await?;
+    ensure!(status == StatusCode::NO_CONTENT, "logout: {status} {body}");
+    let before = env.written().await?;
+    let (status, body) = env
+        .app
+        .place_order(&access, &[(&env.sku, 1)], crate::app::APPROVE)
+        .await?;
+    ensure!(
+        status == StatusCode::UNAUTHORIZED,
+        "a logged-out access token placed an order: {status} {body}"
+    );
+    let answer = env
+        .command(
+            Method::POST,
+            "/auth/refresh",
+            None,
+            Some(&json!({"refresh_token": refresh})),
+        )
+        .await?;
+    refused(&answer, StatusCode::UNAUTHORIZED, "refresh after logout")?;
+    nothing_written(&env, &before, "after logout").await?;
+    env.stop().await
+}
+
+pub async fn reused_refresh_token_revokes_the_session(adapter: TestAdapter) -> Result<()> {
+    let env = env::start(adapter).await?;
+    let (_, _, first) = session(&env, "rita").await?;
+    let refresh = |token: &str| {
+        let body = json!({"refresh_token": token});
+        let env = &env;
+        async move {
+            env.command(Method::POST, "/auth/refresh", None, Some(&body))
+                .await
+        }
+    };
+    let (status, _, rotated) = refresh(&first).await?;
+    ensure!(
+        status == StatusCode::OK,
+        "first refresh: {status} {rotated}"
+    );
+    let second = rotated["refresh_token"].as_str().unwrap().to_owned();
+    // The old token again: a thief or a replay. Refused...
+    let answer = refresh(&first).await?;
+    refused(&answer, StatusCode::UNAUTHORIZED, "reused refresh token")?;
+    // ...and the legitimate successor dies with it (the family is revoked).
+    let answer = refresh(&second).await?;
+    refused(&answer, StatusCode::UNAUTHORIZED, "refresh after reuse")?;
+    env.stop().await
+}
