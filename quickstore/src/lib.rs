@@ -36,6 +36,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod chaos;
 pub mod cli;
 pub mod customers_cmd;
 pub mod dev;
@@ -69,6 +70,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => dev::run(settings, args).await,
         Command::Serve(args) => serve::run(settings, args).await,
+        Command::Chaos(args) => chaos::run(args).await,
         Command::Topics { command: None } => topics::run(settings).await,
         Command::Topics {
             command: Some(TopicsCommand::Apply(args)),
