@@ -230,6 +230,9 @@ impl Client {
             match self.classify(request.send().await).await {
                 Attempt::Final(reply) => break Some(reply),
                 Attempt::Pending(reply) => {
+                    // Durable but not decided in time: what a command API
+                    // answers while a processor is away.
+                    self.stats.pending_202.fetch_add(1, Ordering::Relaxed);
                     if let Some(reply) = self.follow(session, &reply, deadline).await {
                         break Some(reply);
                     }
@@ -306,10 +309,7 @@ impl Client {
                 Attempt::Retry
             }
             401 => Attempt::Unauthorized,
-            202 => {
-                self.stats.pending_202.fetch_add(1, Ordering::Relaxed);
-                Attempt::Pending(reply)
-            }
+            202 => Attempt::Pending(reply),
             // The same key still running (the first try is in flight).
             409 if reply.body.to_string().contains("request-in-progress") => Attempt::Retry,
             _ => Attempt::Final(reply),

@@ -219,7 +219,7 @@ impl Cluster {
                 if instance.last_start.elapsed() < Duration::from_secs(2) {
                     continue;
                 }
-                let tail = tail(&instance.log, 5);
+                let tail: String = tail(&instance.log, 3).chars().take(400).collect();
                 self.unexpected_exits.push(format!(
                     "{} incarnation {} exited ({status}): {tail}",
                     instance.name, instance.incarnation
