@@ -36,6 +36,10 @@ pub struct Quiescence {
     pub lag: Option<i64>,
     /// Dead letters not yet retried.
     pub dead_letters_pending: Option<u64>,
+    /// Consumer groups still behind at the end: `group: lag N, M members`
+    /// (a group with lag and no member is a worker that died inside a
+    /// process that did not).
+    pub groups_behind: Vec<String>,
 }
 
 /// Waits (bounded by `deadline`, at most 5 min) until every order the
@@ -102,9 +106,10 @@ pub async fn quiesce(
             }
         }
         q.examples.truncate(20);
-        let (lag, dead) = status(exe, env, dir).await;
+        let (lag, dead, behind) = status(exe, env, dir).await;
         q.lag = lag;
         q.dead_letters_pending = dead;
+        q.groups_behind = behind;
         q.reached = q.not_terminal == 0 && q.missing == 0 && lag == Some(0);
         q.waited_s = started.elapsed().as_secs_f64();
         if q.reached || Instant::now() > until {
@@ -115,7 +120,11 @@ pub async fn quiesce(
 }
 
 /// `quickstore status --json`: the summed lag and pending dead letters.
-async fn status(exe: &Path, env: &[(String, String)], dir: &Path) -> (Option<i64>, Option<u64>) {
+async fn status(
+    exe: &Path,
+    env: &[(String, String)],
+    dir: &Path,
+) -> (Option<i64>, Option<u64>, Vec<String>) {
     let mut command = tokio::process::Command::new(exe);
     super::nodes::clear_qs_env(&mut command);
     command
@@ -125,18 +134,43 @@ async fn status(exe: &Path, env: &[(String, String)], dir: &Path) -> (Option<i64
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     let Ok(Ok(out)) = tokio::time::timeout(Duration::from_secs(60), command.output()).await else {
-        return (None, None);
+        return (
+            None,
+            None,
+            vec!["quickstore status did not answer within 60 s".into()],
+        );
     };
     let Ok(status) = serde_json::from_slice::<Value>(&out.stdout) else {
-        return (None, None);
+        let err: String = String::from_utf8_lossy(&out.stderr)
+            .chars()
+            .take(300)
+            .collect();
+        return (None, None, vec![format!("quickstore status failed: {err}")]);
     };
+    let behind = status["groups"]
+        .as_array()
+        .map(|groups| {
+            groups
+                .iter()
+                .filter(|g| g["lag"].as_i64().unwrap_or_default() > 0)
+                .map(|g| {
+                    format!(
+                        "{}: lag {}, {} members",
+                        g["group"].as_str().unwrap_or("?"),
+                        g["lag"],
+                        g["members"].as_array().map_or(0, Vec::len)
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let lag = status["groups"]
         .as_array()
         .map(|groups| groups.iter().filter_map(|g| g["lag"].as_i64()).sum());
     let dead = status["dead_letters"]
         .as_array()
         .map(|d| d.iter().filter_map(|d| d["pending"].as_u64()).sum());
-    (lag, dead)
+    (lag, dead, behind)
 }
 
 /// The invariants the run promises.
@@ -366,6 +400,9 @@ impl Report {
             }
             for e in &q.examples {
                 out.push_str(&format!("  · {e}\n"));
+            }
+            for g in &q.groups_behind {
+                out.push_str(&format!("  · behind: {g}\n"));
             }
         }
         out
