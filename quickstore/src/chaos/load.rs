@@ -404,7 +404,7 @@ impl Load {
         what: &str,
     ) -> bool {
         let deadline = Instant::now() + Duration::from_secs(120);
-        let mut attempt = 0;
+        let mut attempt: u32 = 0;
         loop {
             attempt += 1;
             let reply = self
@@ -426,7 +426,9 @@ impl Load {
             if Instant::now() > deadline {
                 return false;
             }
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            // Each try is a command through the log: 0.5 s growing to 3 s
+            // keeps the polling from being most of the load.
+            tokio::time::sleep(Duration::from_millis((500 * u64::from(attempt)).min(3000))).await;
         }
     }
 
