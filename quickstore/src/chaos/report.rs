@@ -32,7 +32,8 @@ pub struct Quiescence {
     pub unexpected_outcomes: u64,
     /// A few examples of each problem.
     pub examples: Vec<String>,
-    /// Sum of every consumer group's lag at the end (`quickstore status`).
+    /// Every consumer group's lag at the end (`quickstore status`), less
+    /// one per partition for the last transaction's commit marker.
     pub lag: Option<i64>,
     /// Dead letters not yet retried.
     pub dead_letters_pending: Option<u64>,
@@ -119,6 +120,18 @@ pub async fn quiesce(
     }
 }
 
+/// A group's lag less one per partition: a transactional writer's last
+/// commit marker sits after the last record and is never consumed, so an
+/// idle group shows lag 1 on every partition a transaction touched
+/// (kafka-consumer-groups.sh shows the same) — a marker, not work left.
+fn beyond_markers(g: &Value) -> i64 {
+    g["partitions"].as_array().map_or(0, |ps| {
+        ps.iter()
+            .map(|p| (p["lag"].as_i64().unwrap_or_default() - 1).max(0))
+            .sum()
+    })
+}
+
 /// `quickstore status --json`: the summed lag and pending dead letters.
 async fn status(
     exe: &Path,
@@ -152,12 +165,12 @@ async fn status(
         .map(|groups| {
             groups
                 .iter()
-                .filter(|g| g["lag"].as_i64().unwrap_or_default() > 0)
+                .filter(|g| beyond_markers(g) > 0)
                 .map(|g| {
                     format!(
-                        "{}: lag {}, {} members",
+                        "{}: lag {} beyond commit markers, {} members",
                         g["group"].as_str().unwrap_or("?"),
-                        g["lag"],
+                        beyond_markers(g),
                         g["members"].as_array().map_or(0, Vec::len)
                     )
                 })
@@ -166,7 +179,7 @@ async fn status(
         .unwrap_or_default();
     let lag = status["groups"]
         .as_array()
-        .map(|groups| groups.iter().filter_map(|g| g["lag"].as_i64()).sum());
+        .map(|groups| groups.iter().map(beyond_markers).sum());
     let dead = status["dead_letters"]
         .as_array()
         .map(|d| d.iter().filter_map(|d| d["pending"].as_u64()).sum());
