@@ -3,12 +3,18 @@
 # free loopback ports, for tests.
 #
 #   deploy/kafka/start.sh [NAME]
+#   deploy/kafka/start.sh --resume RUN_DIR
 #
 # NAME (or $QS_KAFKA_NAME) names the run dir
 # ${QS_RUN_DIR:-/tmp/quickstore-run}/kafka-NAME; without it a random one is
 # made. Runs fetch.sh first (a no-op when the cache is complete).
 # On success the last stdout line is  QS_KAFKA_BOOTSTRAP=127.0.0.1:<port>
 # and <run dir>/env holds the same (plus QS_KAFKA_RUN_DIR).
+#
+# --resume restarts a broker that deploy/kafka/stop.sh stopped with KEEP=1:
+# same run dir, same ports, same cluster id and data (`quickstore chaos`
+# restarts the broker under load this way; clients reconnect to the same
+# address).
 #
 # Env knobs: QS_KAFKA_START_TIMEOUT (s, default 120), QS_KAFKA_HEAP
 # (default 768m), JAVA_HOME.
@@ -21,13 +27,25 @@ export QS_LOG_TAG=kafka-start
 
 TIMEOUT="${QS_KAFKA_START_TIMEOUT:-120}"
 HEAP="${QS_KAFKA_HEAP:-768m}"
-NAME="${1:-${QS_KAFKA_NAME:-}}"
+RESUME=""
+if [[ "${1:-}" == "--resume" ]]; then
+  RESUME="${2:?usage: start.sh --resume RUN_DIR}"
+  [[ -f "$RESUME/config/server.properties" ]] || qs_die "$RESUME has no config/server.properties: not a stopped broker's run dir"
+  NAME=""
+else
+  NAME="${1:-${QS_KAFKA_NAME:-}}"
+fi
 
 JAVA="$(qs_java 17)"
 LIBS="$("$HERE/fetch.sh")"
 
 mkdir -p "$QS_RUN_ROOT"
-if [[ -n "$NAME" ]]; then
+if [[ -n "$RESUME" ]]; then
+  RUN="$(cd "$RESUME" && pwd)"
+  if [[ -f "$RUN/kafka.pid" ]] && qs_pid_alive "$(cat "$RUN/kafka.pid")"; then
+    qs_die "the broker in $RUN is still running (pid $(cat "$RUN/kafka.pid"))"
+  fi
+elif [[ -n "$NAME" ]]; then
   [[ "$NAME" =~ ^[A-Za-z0-9._-]+$ ]] || qs_die "bad name '$NAME' (use [A-Za-z0-9._-])"
   RUN="$QS_RUN_ROOT/kafka-$NAME"
   if [[ -f "$RUN/kafka.pid" ]] && qs_pid_alive "$(cat "$RUN/kafka.pid")"; then
@@ -140,19 +158,31 @@ PORT_CLASH=0
 start_once() {
   local broker_port controller_port cid deadline pid started=$SECONDS
   PORT_CLASH=0
-  broker_port="$(qs_free_port)"
-  controller_port="$(qs_free_port "$broker_port")"
-  rm -rf "$RUN/data" "$RUN/logs"/* "$RUN/kafka.pid"
-  write_config "$broker_port" "$controller_port"
-  cid="$(cluster_id)"
+  if [[ -n "$RESUME" ]]; then
+    # Same ports and the formatted storage as before; only the logs start
+    # afresh (readiness greps server.log for this start's line).
+    broker_port="$(sed -n 's|^listeners=PLAINTEXT://127.0.0.1:\([0-9]*\),.*|\1|p' "$RUN/config/server.properties")"
+    controller_port="$(sed -n 's|^controller.quorum.voters=1@127.0.0.1:\([0-9]*\)$|\1|p' "$RUN/config/server.properties")"
+    [[ -n "$broker_port" && -n "$controller_port" ]] || qs_die "no ports in $RUN/config/server.properties"
+    for log in "$RUN/logs"/*.log; do
+      [[ -f "$log" ]] && mv -f "$log" "$log.prev"
+    done
+    rm -f "$RUN/kafka.pid"
+  else
+    broker_port="$(qs_free_port)"
+    controller_port="$(qs_free_port "$broker_port")"
+    rm -rf "$RUN/data" "$RUN/logs"/* "$RUN/kafka.pid"
+    write_config "$broker_port" "$controller_port"
+    cid="$(cluster_id)"
 
-  qs_log "formatting KRaft storage in $RUN/data (cluster id $cid)"
-  if ! "$JAVA" -Xmx256m -cp "$LIBS/*" \
-      -Dlog4j2.configurationFile="$RUN/config/log4j2.properties" \
-      kafka.tools.StorageTool format --ignore-formatted \
-      -t "$cid" -c "$RUN/config/server.properties" >"$RUN/logs/format.log" 2>&1; then
-    cat "$RUN/logs/format.log" >&2
-    qs_die "kafka storage format failed (run dir kept: $RUN)"
+    qs_log "formatting KRaft storage in $RUN/data (cluster id $cid)"
+    if ! "$JAVA" -Xmx256m -cp "$LIBS/*" \
+        -Dlog4j2.configurationFile="$RUN/config/log4j2.properties" \
+        kafka.tools.StorageTool format --ignore-formatted \
+        -t "$cid" -c "$RUN/config/server.properties" >"$RUN/logs/format.log" 2>&1; then
+      cat "$RUN/logs/format.log" >&2
+      qs_die "kafka storage format failed (run dir kept: $RUN)"
+    fi
   fi
 
   qs_log "starting broker on 127.0.0.1:$broker_port (controller :$controller_port), heap $HEAP"
@@ -196,6 +226,7 @@ start_once() {
 for attempt in 1 2 3; do
   start_once
   (( PORT_CLASH )) || exit 0
+  [[ -z "$RESUME" ]] || qs_die "port $broker_port or $controller_port was taken while the broker was down (run dir kept: $RUN)"
   qs_log "attempt $attempt failed on a port clash, retrying with new ports"
 done
 qs_die "could not bind free ports after 3 attempts (run dir kept: $RUN)"

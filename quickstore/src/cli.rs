@@ -95,6 +95,12 @@ pub enum Command {
     /// Run it on a quiet system. Exit code 0: every invariant holds, 1:
     /// findings, 2: could not run.
     Check(CheckArgs),
+    /// The fault harness (loopback only): its own broker, CQL node and five
+    /// role processes under a mixed load, while it kills (-9) and restarts
+    /// each role, restarts the broker, stops the CQL node and pauses a saga
+    /// worker past its session timeout; then quiescence and the checker.
+    /// Exit code 0: clean, 1: findings, 2: could not run (docs/chaos.md).
+    Chaos(crate::chaos::ChaosArgs),
     /// Benchmarks, each against a raw baseline measured in the same run.
     Bench {
         #[command(subcommand)]

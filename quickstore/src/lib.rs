@@ -38,6 +38,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod chaos;
 pub mod check;
 pub mod cli;
 pub mod customers_cmd;
@@ -72,6 +73,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => dev::run(settings, args).await,
         Command::Serve(args) => serve::run(settings, args).await,
+        Command::Chaos(args) => chaos::run(args).await,
         Command::Topics { command: None } => topics::run(settings).await,
         Command::Topics {
             command: Some(TopicsCommand::Apply(args)),

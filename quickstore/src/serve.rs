@@ -52,7 +52,7 @@ pub async fn run(settings: Settings, args: ServeArgs) -> Result<()> {
     let service_config = crate::projections_cmd::service_config(&settings);
     let system = System::connect(settings).await?;
 
-    let write = if write_roles.any() {
+    let mut write = if write_roles.any() {
         let mut options = WriteSideOptions::from_settings(&system);
         options.roles = write_roles;
         if let Some(listen) = &args.listen {
@@ -153,7 +153,21 @@ pub async fn run(settings: Settings, args: ServeArgs) -> Result<()> {
         None => None,
     };
 
-    shutdown.received().await;
+    // A worker that gave up (an unrecoverable error) ends the process with
+    // an error instead of leaving it serving with that worker gone: the
+    // supervisor (Kubernetes, compose, `quickstore chaos`) restarts it.
+    let worker_exit = async {
+        match write.as_mut() {
+            Some(side) => side.worker_exit().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = shutdown.received() => {}
+        (worker, why) = worker_exit => {
+            anyhow::bail!("the {worker} stopped on its own: {why}; exiting so it is restarted");
+        }
+    }
     // Stop taking requests first (the APIs drain), then the workers finish
     // their batches and leave their groups; the ops listener goes last so
     // probes see the drain.

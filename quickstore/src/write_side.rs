@@ -361,6 +361,26 @@ impl WriteSide {
             .map(|(name, _)| name.as_str())
     }
 
+    /// Resolves when a worker ends before a stop was asked — an error it
+    /// could not recover from (a poisoned transactional producer, say):
+    /// its name and why. `serve` then exits non-zero, so the supervisor
+    /// restarts the process instead of leaving it up with one context's
+    /// commands never decided (found by `quickstore chaos`, ADR 0016).
+    /// Never resolves without workers.
+    pub async fn worker_exit(&mut self) -> (String, String) {
+        if self.workers.is_empty() {
+            return std::future::pending().await;
+        }
+        let (result, index, _) =
+            futures::future::select_all(self.workers.iter_mut().map(|(_, h)| h)).await;
+        let why = match result {
+            Ok(Ok(())) => "it returned".to_owned(),
+            Ok(Err(e)) => format!("{e:#}"),
+            Err(e) => format!("it panicked: {e}"),
+        };
+        (self.workers[index].0.clone(), why)
+    }
+
     /// Graceful stop: the API stops taking requests and drains, then every
     /// worker finishes its batch and leaves its group.
     pub async fn stop(mut self) -> Result<()> {
