@@ -165,6 +165,14 @@ pub async fn run(settings: Settings, args: ServeArgs) -> Result<()> {
     tokio::select! {
         () = shutdown.received() => {}
         (worker, why) = worker_exit => {
+            // A worker that stalled may have left a librdkafka call running
+            // on the blocking pool, which the runtime would wait for at
+            // exit: give the orderly exit a moment, then end regardless.
+            std::thread::spawn(|| {
+                std::thread::sleep(std::time::Duration::from_secs(15));
+                eprintln!("error: the orderly exit did not finish in 15 s; exiting now");
+                std::process::exit(1);
+            });
             anyhow::bail!("the {worker} stopped on its own: {why}; exiting so it is restarted");
         }
     }

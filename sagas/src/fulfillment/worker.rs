@@ -88,6 +88,12 @@ pub enum SagaError {
     Codec(#[from] CodecError),
     #[error("saga state of {order_id}: {reason}")]
     State { order_id: String, reason: String },
+    /// A step, a rejoin or a leave took longer than the group's poll
+    /// interval: the member is wedged (seen after a broker restart: a
+    /// producer fenced while aborting, its client stuck), so the worker
+    /// stops and the process is restarted by its supervisor.
+    #[error("the saga worker stalled: {0} took longer than {1:?}")]
+    Stalled(&'static str, Duration),
 }
 
 impl SagaError {
@@ -96,9 +102,20 @@ impl SagaError {
             SagaError::Log(LogError::Fenced(_)) => true,
             SagaError::Log(e) => e.is_retriable(),
             SagaError::Codec(CodecError::Registry(_)) => true,
-            SagaError::Codec(_) | SagaError::State { .. } => false,
+            SagaError::Codec(_) | SagaError::State { .. } | SagaError::Stalled(..) => false,
         }
     }
+}
+
+/// `work`, or [`SagaError::Stalled`] once `bound` has passed.
+async fn bounded<T>(
+    bound: Duration,
+    what: &'static str,
+    work: impl std::future::Future<Output = Result<T, SagaError>>,
+) -> Result<T, SagaError> {
+    tokio::time::timeout(bound, work)
+        .await
+        .unwrap_or(Err(SagaError::Stalled(what, bound)))
 }
 
 /// The `step` label of a stage (`reserving_stock`).
@@ -238,19 +255,32 @@ impl FulfillmentWorker {
         shutdown: watch::Receiver<bool>,
     ) -> Result<WorkerStats, SagaError> {
         self.check_co_partitioning().await?;
-        let mut member = self.join().await?;
+        // Every call on the member is bounded by the poll interval: past
+        // it the group has dropped us anyway, and a member that does not
+        // come back is wedged (librdkafka calls that never return after a
+        // fatal producer error) — only a new process recovers from that.
+        let bound = self.config.max_poll_interval;
+        let mut member = bounded(bound, "joining the group", self.join()).await?;
         while !*shutdown.borrow() && shutdown.has_changed().is_ok() {
-            match self.step(&mut member).await {
+            match bounded(bound, "a step", self.step(&mut member)).await {
                 Ok(()) => {}
                 Err(e) if e.is_recoverable() => {
                     tracing::warn!(error = %e, "saga worker recovering: rejoining the group");
                     self.partitions.clear();
                     self.positions.clear();
                     self.publish_instances();
-                    let _ = member.close().await;
+                    // A failed leave is the old member's problem; a stalled
+                    // one is the process's.
+                    let left = bounded(bound, "leaving the group", async {
+                        Ok(member.close().await?)
+                    })
+                    .await;
+                    if let Err(stalled @ SagaError::Stalled(..)) = left {
+                        return Err(stalled);
+                    }
                     member = loop {
                         tokio::time::sleep(Duration::from_millis(200)).await;
-                        match self.join().await {
+                        match bounded(bound, "rejoining the group", self.join()).await {
                             Ok(m) => break m,
                             Err(e) if e.is_recoverable() && !*shutdown.borrow() => {
                                 tracing::warn!(error = %e, "rejoining failed; retrying");
@@ -262,7 +292,10 @@ impl FulfillmentWorker {
                 Err(e) => return Err(e),
             }
         }
-        member.close().await?;
+        bounded(bound, "leaving the group", async {
+            Ok(member.close().await?)
+        })
+        .await?;
         Ok(self.stats)
     }
 
