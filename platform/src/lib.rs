@@ -25,6 +25,10 @@
 //! - [`auth`] — argon2id passwords, the credential store (memory | redb),
 //!   ES256 access tokens with a JWKS, rotating refresh tokens with reuse
 //!   detection, logout, and the local [`auth::Verifier`] every service runs.
+//! - [`ratelimit`] — token buckets with time as data, for the APIs' limits.
+//! - [`http_rejections`] — axum's plain-text rejections read for the APIs'
+//!   problem answers.
+//! - [`telemetry`] — tracing, metrics, probes, request size limits.
 //!
 //! Why ports at all: the command processor, sagas and projectors are written
 //! once against the port; the embedded adapter makes the whole system one
@@ -34,6 +38,7 @@
 pub mod auth;
 pub mod config;
 pub mod eventlog;
+pub mod http_rejections;
 pub mod partitioner;
 pub mod pii;
 pub mod ratelimit;

@@ -200,39 +200,17 @@ impl IntoResponse for AppError {
     }
 }
 
-/// axum's own extractor rejections (a path segment that is not UTF-8, a
-/// path or query value of the wrong type) are plain text: answered as
-/// problem+json like every other refusal, naming the parameter when axum's
-/// message does (``Invalid URL: Invalid UTF-8 in `order_id` ``).
+/// axum's plain-text extractor rejections answered as problem+json naming
+/// the parameter (`platform::http_rejections`).
 pub async fn problem_for_rejections(response: Response) -> Response {
-    let plain = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/plain"));
-    if !plain || !response.status().is_client_error() {
-        return response;
+    match platform::http_rejections::plain_rejection(response).await {
+        Ok(rejection) => {
+            let mut e = AppError::new(rejection.status, rejection.code, rejection.detail);
+            e.field = rejection.field;
+            e.into_response()
+        }
+        Err(response) => response,
     }
-    let status = response.status();
-    // Rejection messages are a line; more is not a rejection's.
-    let body = axum::body::to_bytes(response.into_body(), 4096)
-        .await
-        .unwrap_or_default();
-    let detail = String::from_utf8_lossy(&body).into_owned();
-    let code = if detail.starts_with("Invalid URL") {
-        "invalid-path"
-    } else if detail.contains("query string") {
-        "invalid-query"
-    } else {
-        "bad-request"
-    };
-    let mut e = AppError::new(status, code, detail.clone());
-    e.field = detail
-        .split('`')
-        .nth(1)
-        .filter(|f| !f.is_empty())
-        .map(str::to_owned);
-    e.into_response()
 }
 
 #[cfg(test)]
