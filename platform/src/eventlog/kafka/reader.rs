@@ -124,6 +124,16 @@ fn read_blocking(
             // End of the partition: everything up to the LSO was read.
             Some(Err(KafkaError::PartitionEOF(_))) => break,
             Some(Err(e)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) => break,
+            // A dropped connection (idle reaping, a broker restart) is
+            // reported and then re-established by librdkafka itself: keep
+            // polling, within the idle deadline.
+            Some(Err(e))
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(
+                        RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure
+                    )
+                ) && std::time::Instant::now() <= deadline => {}
             Some(Err(e)) => return Err(kafka_error(&tp.to_string(), &e)),
             None if std::time::Instant::now() > deadline => {
                 return Err(LogError::Timeout(format!("reading {tp} up to {end}")))
