@@ -98,6 +98,10 @@ pub struct Settings {
     /// `QS_KAFKA_SSL_VERIFY`: check the brokers' certificates and host
     /// names (default true; false only for a throwaway test broker).
     pub kafka_ssl_verify: bool,
+    /// `QS_KAFKA_DEBUG`: librdkafka debug contexts for diagnosing a client
+    /// (e.g. `cgrp,eos` or `protocol`), logged at DEBUG under the
+    /// `librdkafka` target. Unset in normal operation: it is verbose.
+    pub kafka_debug: Option<String>,
     /// `QS_SCHEMA_REGISTRY_URL`: a Confluent-compatible registry; unset =
     /// the embedded registry (persisted in `data_dir`).
     pub schema_registry_url: Option<String>,
@@ -199,6 +203,7 @@ impl Default for Settings {
             kafka_ssl_key_location: None,
             kafka_ssl_key_password: None,
             kafka_ssl_verify: true,
+            kafka_debug: None,
             schema_registry_url: None,
             topic_prefix: String::new(),
             partitions: 6,
@@ -428,6 +433,9 @@ impl Settings {
         if !self.kafka_ssl_verify {
             set("enable.ssl.certificate.verification", "false");
             set("ssl.endpoint.identification.algorithm", "none");
+        }
+        if let Some(contexts) = self.kafka_debug.as_deref().filter(|c| !c.is_empty()) {
+            set("debug", contexts);
         }
         config
     }

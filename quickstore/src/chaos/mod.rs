@@ -234,6 +234,12 @@ async fn drive(
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
+    // Diagnosing a run: librdkafka's debug contexts reach every role.
+    .chain(
+        std::env::var("QS_KAFKA_DEBUG")
+            .ok()
+            .map(|v| ("QS_KAFKA_DEBUG".to_owned(), v)),
+    )
     .collect();
     for (key, value) in &env {
         if key.ends_with("BOOTSTRAP") || key.ends_with("POINTS") || key.ends_with("URL") {
