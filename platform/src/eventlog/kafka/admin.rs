@@ -316,26 +316,80 @@ impl Admin {
         .await
     }
 
+    /// The group's committed offsets, stable ones first.
+    ///
+    /// A read_committed client asks the broker for stable offsets
+    /// (KIP-447 `RequireStable`): while a transaction holds uncommitted
+    /// offsets of the group, the broker answers "unstable" and librdkafka
+    /// asks again until the transaction ends — so a new owner of a
+    /// partition never starts from an offset a zombie may still commit
+    /// past. Every transaction ends by `transaction.timeout.ms` (the
+    /// coordinator aborts it), so when the answer stays unstable for longer
+    /// than [`KafkaConfig::unstable_offsets_wait`] the pending offsets are
+    /// no live transaction's: after a hard exit across a broker restart we
+    /// saw them outlive every transaction (ids `Empty`, nothing hanging)
+    /// and pin a restarted processor for good. Then the last committed
+    /// offsets are read instead. That is safe for the command processor:
+    /// re-reading a command whose outcome is already in the log answers
+    /// from the outcome window (dedup by command id), never twice.
     pub(super) async fn committed_offsets(
         &self,
         group: &str,
         partitions: &[TopicPartition],
     ) -> Result<HashMap<TopicPartition, CommittedOffset>, LogError> {
+        let wait = self
+            .config
+            .unstable_offsets_wait
+            .max(self.config.operation_timeout);
+        match self.fetch_committed(group, partitions, true, wait).await {
+            Err(LogError::Timeout(reason)) => {
+                let last = self
+                    .fetch_committed(group, partitions, false, self.config.operation_timeout)
+                    .await?;
+                tracing::warn!(
+                    group,
+                    %reason,
+                    waited_s = wait.as_secs(),
+                    "the group's offsets stayed unstable past every transaction's timeout; \
+                     using its last committed offsets"
+                );
+                Ok(last)
+            }
+            other => other,
+        }
+    }
+
+    /// One OffsetFetch through a consumer of `group`; `stable` asks for
+    /// stable offsets (read_committed), else for the last committed ones.
+    async fn fetch_committed(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+        stable: bool,
+        timeout: std::time::Duration,
+    ) -> Result<HashMap<TopicPartition, CommittedOffset>, LogError> {
         // Committed offsets are fetched through a consumer of that group;
         // it never subscribes, so it does not join or disturb the group.
+        // librdkafka sets RequireStable from the isolation level.
         let consumer: BaseConsumer = self
             .config
             .client_config()
             .set("group.id", group)
             .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
+            .set(
+                "isolation.level",
+                if stable {
+                    "read_committed"
+                } else {
+                    "read_uncommitted"
+                },
+            )
             .create()
             .map_err(|e| kafka_error("creating an offsets client", &e))?;
         let mut tpl = TopicPartitionList::new();
         for tp in partitions {
             tpl.add_partition(&tp.topic, tp.partition);
         }
-        let timeout = self.config.operation_timeout;
         blocking(move || {
             let committed = consumer
                 .committed_offsets(tpl, timeout)

@@ -48,6 +48,14 @@ pub struct KafkaConfig {
     pub client_properties: Vec<(String, String)>,
     /// Bound on blocking broker round trips.
     pub operation_timeout: Duration,
+    /// How long a read_committed fetch of a group's committed offsets may
+    /// wait for a transaction that holds uncommitted offsets of the group
+    /// (KIP-447 "unstable offsets") before the last committed offsets are
+    /// read instead. Longer than any transaction of the group can stay open
+    /// (its `transaction.timeout.ms`, 30 s for the processors and saga
+    /// workers, plus the coordinator's 10 s abort sweep): past that, no live
+    /// transaction owns the pending offsets. See `Admin::committed_offsets`.
+    pub unstable_offsets_wait: Duration,
 }
 
 impl std::fmt::Debug for KafkaConfig {
@@ -62,6 +70,7 @@ impl std::fmt::Debug for KafkaConfig {
             .field("bootstrap_servers", &self.bootstrap_servers)
             .field("client_property_keys", &keys)
             .field("operation_timeout", &self.operation_timeout)
+            .field("unstable_offsets_wait", &self.unstable_offsets_wait)
             .finish()
     }
 }
@@ -72,6 +81,7 @@ impl KafkaConfig {
             bootstrap_servers: bootstrap_servers.into(),
             client_properties: Vec::new(),
             operation_timeout: super::DEFAULT_OP_TIMEOUT,
+            unstable_offsets_wait: Duration::from_secs(60),
         }
     }
 
