@@ -60,6 +60,12 @@ pub struct LedgerEntry {
     pub what: String,
     pub status: Option<u16>,
     pub attempts: u32,
+    /// Some attempt got a 202: the command was durable in the log. One
+    /// of these without a final answer is a lost command; one never
+    /// acknowledged is the system being unavailable for the deadline.
+    pub accepted: bool,
+    /// What the last attempt got, for a command without a final answer.
+    pub last_attempt: String,
 }
 
 /// A logged-in user (re-logs in when a token stops working).
@@ -161,7 +167,7 @@ impl Client {
                 .await;
             match self.classify(sent).await {
                 Attempt::Final(reply) => return Ok(reply),
-                Attempt::Retry | Attempt::Unauthorized | Attempt::Pending(_) => {}
+                Attempt::Retry(_) | Attempt::Unauthorized | Attempt::Pending(_) => {}
             }
             if Instant::now() > deadline {
                 return Err(anyhow!("POST {path}: no answer within the deadline"));
@@ -189,7 +195,7 @@ impl Client {
                 Attempt::Final(reply) => return Some(reply),
                 Attempt::Pending(reply) => return Some(reply),
                 Attempt::Unauthorized => self.relogin(session).await,
-                Attempt::Retry => {}
+                Attempt::Retry(_) => {}
             }
             if Instant::now() > deadline {
                 return None;
@@ -215,6 +221,8 @@ impl Client {
         let deadline = Instant::now() + self.command_deadline;
         let mut backoff = Backoff::default();
         let mut attempts = 0;
+        let mut accepted = false;
+        let mut last_attempt: String;
         let result = loop {
             attempts += 1;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
@@ -227,9 +235,12 @@ impl Client {
             if let Some(body) = &body {
                 request = request.json(body);
             }
-            match self.classify(request.send().await).await {
+            let attempt = self.classify(request.send().await).await;
+            last_attempt = attempt.describe();
+            match attempt {
                 Attempt::Final(reply) => break Some(reply),
                 Attempt::Pending(reply) => {
+                    accepted = true;
                     // Durable but not decided in time: what a command API
                     // answers while a processor is away.
                     self.stats.pending_202.fetch_add(1, Ordering::Relaxed);
@@ -242,7 +253,7 @@ impl Client {
                     // outcome.
                 }
                 Attempt::Unauthorized => self.relogin(session).await,
-                Attempt::Retry => {}
+                Attempt::Retry(_) => {}
             }
             if Instant::now() > deadline {
                 break None;
@@ -256,6 +267,8 @@ impl Client {
                 what: what.to_owned(),
                 status: result.as_ref().map(|r| r.status),
                 attempts,
+                accepted,
+                last_attempt,
             });
         }
         result
@@ -288,7 +301,7 @@ impl Client {
             Ok(r) => r,
             Err(_) => {
                 self.stats.connection_errors.fetch_add(1, Ordering::Relaxed);
-                return Attempt::Retry;
+                return Attempt::Retry("connection error".into());
             }
         };
         let status = response.status().as_u16();
@@ -296,7 +309,7 @@ impl Client {
             Ok(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
             Err(_) => {
                 self.stats.connection_errors.fetch_add(1, Ordering::Relaxed);
-                return Attempt::Retry;
+                return Attempt::Retry(format!("{status}, body cut off"));
             }
         };
         let reply = Reply { status, body };
@@ -306,12 +319,14 @@ impl Client {
                 if status == 503 {
                     self.stats.unavailable_503.fetch_add(1, Ordering::Relaxed);
                 }
-                Attempt::Retry
+                Attempt::Retry(status.to_string())
             }
             401 => Attempt::Unauthorized,
             202 => Attempt::Pending(reply),
             // The same key still running (the first try is in flight).
-            409 if reply.body.to_string().contains("request-in-progress") => Attempt::Retry,
+            409 if reply.body.to_string().contains("request-in-progress") => {
+                Attempt::Retry("409 request-in-progress".into())
+            }
             _ => Attempt::Final(reply),
         }
     }
@@ -321,7 +336,19 @@ enum Attempt {
     Final(Reply),
     Pending(Reply),
     Unauthorized,
-    Retry,
+    /// Worth another try; what it got.
+    Retry(String),
+}
+
+impl Attempt {
+    fn describe(&self) -> String {
+        match self {
+            Attempt::Final(r) => r.status.to_string(),
+            Attempt::Pending(_) => "202, no outcome within 20 s".into(),
+            Attempt::Unauthorized => "401".into(),
+            Attempt::Retry(what) => what.clone(),
+        }
+    }
 }
 
 /// 100 ms doubling to 2 s.

@@ -102,6 +102,9 @@ pub struct Load {
     pub skus: Vec<String>,
     pub stats: LoadStats,
     pub orders: Mutex<Vec<PlacedOrder>>,
+    /// Why courier flows gave up (the first 20): their orders wait for a
+    /// courier for good, so quiescence cannot be reached.
+    pub stuck_flows: Mutex<Vec<String>>,
     pub stop: AtomicBool,
     pub seed: u64,
     /// Tells keys of different runs apart (keys are scoped per user, and
@@ -309,6 +312,9 @@ impl Load {
         let roll = rng.random_range(0..100);
         let base = format!("/shipments/{order_id}");
         let assign = json!({"courier_id": self.courier.customer_id});
+        // Watch the read side for the shipment first: a read is cheap, a
+        // command that answers 404 is a transaction through the log.
+        self.until_shipment_is_visible(order_id).await;
         if !self
             .until_ok(
                 &self.admin,
@@ -391,9 +397,29 @@ impl Load {
         }
     }
 
+    /// Polls the query API (as the admin) until the saga's shipment for
+    /// `order_id` is there, for as long as one command may take. Giving up
+    /// is not decided here: the command that follows says.
+    async fn until_shipment_is_visible(&self, order_id: &str) {
+        let deadline = Instant::now() + self.client.command_deadline;
+        let path = format!("/shipments/{order_id}");
+        while Instant::now() < deadline && !self.stop.load(Ordering::Relaxed) {
+            let seen = self
+                .client
+                .query(&self.admin, &path, Duration::from_secs(10))
+                .await
+                .is_some_and(|r| r.status == 200);
+            if seen {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
     /// A step that may come too early (404/409 until the saga got there):
     /// tried again under a fresh key — each try is a new request, not a
-    /// retry of the same one — for up to 120 s.
+    /// retry of the same one — for as long as one command may take (the
+    /// saga it waits on waits out the same outages).
     async fn until_ok(
         &self,
         who: &Session,
@@ -403,8 +429,18 @@ impl Load {
         key: &str,
         what: &str,
     ) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(120);
+        let deadline = Instant::now() + self.client.command_deadline;
         let mut attempt: u32 = 0;
+        let give_up = |tries: u32, last: String| {
+            if let Ok(mut stuck) = self.stuck_flows.lock() {
+                if stuck.len() < 20 {
+                    stuck.push(format!(
+                        "{path}: {what} gave up after {tries} tries, last {last}"
+                    ));
+                }
+            }
+            false
+        };
         loop {
             attempt += 1;
             let reply = self
@@ -418,13 +454,14 @@ impl Load {
                     what,
                 )
                 .await;
-            match reply {
+            let last = match reply {
                 Some(r) if r.ok() => return true,
-                Some(r) if r.status == 404 || r.status == 409 => {}
-                _ => return false,
-            }
+                Some(r) if r.status == 404 || r.status == 409 => r.status.to_string(),
+                Some(r) => return give_up(attempt, format!("{} {}", r.status, r.body["type"])),
+                None => return give_up(attempt, "no answer within the client's deadline".into()),
+            };
             if Instant::now() > deadline {
-                return false;
+                return give_up(attempt, last);
             }
             // Each try is a command through the log: 0.5 s growing to 3 s
             // keeps the polling from being most of the load.

@@ -80,6 +80,22 @@ pub struct ChaosArgs {
     pub work_dir: Option<PathBuf>,
 }
 
+/// Resolves on the first SIGINT or SIGTERM, naming it.
+async fn interrupted() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => "Ctrl-C",
+                _ = term.recv() => "SIGTERM",
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "Ctrl-C"
+}
+
 /// `90`, `90s`, `20m`, `1h`.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -179,19 +195,24 @@ async fn run_inner(args: ChaosArgs) -> Result<bool> {
         }
     };
 
-    let outcome = drive(
-        &args,
-        seed,
-        bound,
-        &run_id,
-        &exe,
-        &dir,
-        &kafka,
-        &cql,
-        &registry.url,
-        started,
-    )
-    .await;
+    // Ctrl-C or SIGTERM ends the run early but never leaves its broker,
+    // node or roles behind: dropping `drive` kills the roles (the cluster's
+    // Drop), and the servers are stopped below like on any other exit.
+    let outcome = tokio::select! {
+        outcome = drive(
+            &args,
+            seed,
+            bound,
+            &run_id,
+            &exe,
+            &dir,
+            &kafka,
+            &cql,
+            &registry.url,
+            started,
+        ) => outcome,
+        signal = interrupted() => Err(anyhow!("interrupted by {signal}; roles, broker and CQL node stopped")),
+    };
     registry.stop().await;
     kafka.finish().await;
     cql.finish().await;
@@ -435,6 +456,7 @@ async fn load_and_faults(
         skus,
         stats: load::LoadStats::default(),
         orders: Mutex::new(Vec::new()),
+        stuck_flows: Mutex::new(Vec::new()),
         stop: std::sync::atomic::AtomicBool::new(false),
         seed,
         run_id: run_id.to_owned(),

@@ -32,8 +32,8 @@ pub struct Quiescence {
     pub unexpected_outcomes: u64,
     /// A few examples of each problem.
     pub examples: Vec<String>,
-    /// Every consumer group's lag at the end (`quickstore status`), less
-    /// one per partition for the last transaction's commit marker.
+    /// Every consumer group's pending records at the end (`quickstore
+    /// status`): the lag less transaction markers and aborted records.
     pub lag: Option<i64>,
     /// Dead letters not yet retried.
     pub dead_letters_pending: Option<u64>,
@@ -120,16 +120,11 @@ pub async fn quiesce(
     }
 }
 
-/// A group's lag less one per partition: a transactional writer's last
-/// commit marker sits after the last record and is never consumed, so an
-/// idle group shows lag 1 on every partition a transaction touched
-/// (kafka-consumer-groups.sh shows the same) — a marker, not work left.
-fn beyond_markers(g: &Value) -> i64 {
-    g["partitions"].as_array().map_or(0, |ps| {
-        ps.iter()
-            .map(|p| (p["lag"].as_i64().unwrap_or_default() - 1).max(0))
-            .sum()
-    })
+/// A group's pending records (`quickstore status`): its lag less the
+/// transaction markers and aborted records a read_committed member never
+/// receives — the work really left.
+fn pending(g: &Value) -> i64 {
+    g["pending"].as_i64().unwrap_or_default()
 }
 
 /// `quickstore status --json`: the summed lag and pending dead letters.
@@ -165,12 +160,12 @@ async fn status(
         .map(|groups| {
             groups
                 .iter()
-                .filter(|g| beyond_markers(g) > 0)
+                .filter(|g| pending(g) > 0)
                 .map(|g| {
                     format!(
-                        "{}: lag {} beyond commit markers, {} members",
+                        "{}: {} records pending, {} members",
                         g["group"].as_str().unwrap_or("?"),
-                        beyond_markers(g),
+                        pending(g),
                         g["members"].as_array().map_or(0, Vec::len)
                     )
                 })
@@ -179,7 +174,7 @@ async fn status(
         .unwrap_or_default();
     let lag = status["groups"]
         .as_array()
-        .map(|groups| groups.iter().map(beyond_markers).sum());
+        .map(|groups| groups.iter().map(pending).sum());
     let dead = status["dead_letters"]
         .as_array()
         .map(|d| d.iter().filter_map(|d| d["pending"].as_u64()).sum());
@@ -200,8 +195,14 @@ pub struct Invariants {
 #[derive(Debug, Clone, Serialize)]
 pub struct LedgerFigures {
     pub commands: u64,
+    /// No final answer within the client's deadline (retries included).
     pub without_outcome: u64,
+    /// Of those, acknowledged with a 202 (durable in the log): lost.
+    pub accepted_without_outcome: u64,
     pub by_status: BTreeMap<u16, u64>,
+    /// Up to 20 commands without a final answer: key, what, attempts and
+    /// what the last attempt got.
+    pub unanswered: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -240,16 +241,37 @@ impl Report {
             .unwrap_or_default();
         let mut by_status = BTreeMap::new();
         let mut without_outcome = 0;
+        let mut accepted_without_outcome = 0;
+        let mut unanswered = Vec::new();
         for e in &entries {
             match e.status {
                 Some(s) => *by_status.entry(s).or_insert(0) += 1,
-                None => without_outcome += 1,
+                None => {
+                    without_outcome += 1;
+                    accepted_without_outcome += u64::from(e.accepted);
+                    if unanswered.len() < 20 {
+                        unanswered.push(format!(
+                            "{} ({}): {} attempts, {}, last: {}",
+                            e.key,
+                            e.what,
+                            e.attempts,
+                            if e.accepted {
+                                "acknowledged (202)"
+                            } else {
+                                "never acknowledged"
+                            },
+                            e.last_attempt
+                        ));
+                    }
+                }
             }
         }
         let ledger = LedgerFigures {
             commands: entries.len() as u64,
             without_outcome,
+            accepted_without_outcome,
             by_status,
+            unanswered,
         };
         let load_figures = load.stats.figures();
         let mut problems = Vec::new();
@@ -275,20 +297,41 @@ impl Report {
             }
         };
         let invariants = Invariants {
-            lost_commands: ledger.without_outcome + quiescence.missing + missing_outcomes,
+            lost_commands: ledger.accepted_without_outcome + quiescence.missing + missing_outcomes,
             duplicate_events,
             version_gaps,
         };
         if invariants.lost_commands > 0 {
             problems.push(format!(
-                "{} lost commands ({} without an answer, {} accepted orders missing from the read side, {} consumed without an outcome)",
-                invariants.lost_commands, ledger.without_outcome, quiescence.missing, missing_outcomes
+                "{} lost commands ({} acknowledged but never answered, {} accepted orders missing from the read side, {} consumed without an outcome)",
+                invariants.lost_commands, ledger.accepted_without_outcome, quiescence.missing, missing_outcomes
+            ));
+        }
+        let never_acknowledged = ledger.without_outcome - ledger.accepted_without_outcome;
+        if never_acknowledged > 0 {
+            // Not lost (never in the log), but the system did not take a
+            // command for the client's whole deadline: a liveness failure.
+            problems.push(format!(
+                "{never_acknowledged} commands never acknowledged within the client's deadline: {}",
+                ledger.unanswered.join("; ")
             ));
         }
         if !quiescence.reached {
             problems.push(format!(
-                "no quiescence: {} orders not terminal, {} missing, lag {:?}",
+                "no quiescence: {} orders not terminal, {} missing, pending {:?}",
                 quiescence.not_terminal, quiescence.missing, quiescence.lag
+            ));
+        }
+        let stuck = load
+            .stuck_flows
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        if !stuck.is_empty() {
+            problems.push(format!(
+                "{} courier flows gave up (their orders wait for a courier for good): {}",
+                load_figures.courier_flows_stuck,
+                stuck.join("; ")
             ));
         }
         if quiescence.unexpected_outcomes > 0 {
@@ -351,8 +394,8 @@ impl Report {
              courier:   {} assigned, {} picked up, {} delivered, {} failed, {} stuck; {} browses\n\
              faults:    kills [{}], {} broker restarts, {} CQL outages, {} zombies (fenced in log: {})\n\
              client:    {} requests, {} retries, {} 5xx ({} of them 503), {} connection errors, {} 202s\n\
-             ledger:    {} commands, {} without an answer\n\
-             rest:      lag {:?}, dead letters pending {:?}, after {:.0}s\n\
+             ledger:    {} commands, {} without an answer ({} of them acknowledged)\n\
+             rest:      pending {:?}, dead letters pending {:?}, after {:.0}s\n\
              exits:     {} unexpected (restarted)\n\
              invariants: {} lost commands, {} duplicate events, {} version gaps\n",
             self.seed,
@@ -387,6 +430,7 @@ impl Report {
             self.client.pending_202,
             self.ledger.commands,
             self.ledger.without_outcome,
+            self.ledger.accepted_without_outcome,
             q.lag,
             q.dead_letters_pending,
             q.waited_s,

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Result;
+use futures::StreamExt;
 use platform::config::Settings;
 use platform::eventlog::{EventLog, TopicPartition};
 use platform::readstore::ReadStore;
@@ -46,6 +47,8 @@ pub struct GroupStatus {
     pub partitions: Vec<PartitionLag>,
     /// Sum of the partitions' lag.
     pub lag: i64,
+    /// Sum of the partitions' pending records: the work really left.
+    pub pending: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -66,7 +69,16 @@ pub struct PartitionLag {
     pub log_end_offset: i64,
     /// End minus committed; with nothing committed, everything stored.
     pub lag: i64,
+    /// The records a read_committed member of the group still has to
+    /// read: the lag less transaction markers and aborted records, which
+    /// take offsets but are never delivered (a quiet transactional
+    /// partition shows lag 1 and pending 0). Counted by reading the range
+    /// when the lag is at most [`PENDING_SCAN_LIMIT`], else the lag.
+    pub pending: i64,
 }
+
+/// Above this lag `pending` is not counted record by record (it is the lag).
+pub const PENDING_SCAN_LIMIT: i64 = 10_000;
 
 #[derive(Debug, Serialize)]
 pub struct DeadLetterStatus {
@@ -172,6 +184,7 @@ pub async fn collect(system: &System, store: Option<&Arc<dyn ReadStore>>) -> Res
         let partitions = lags(log, &tps, &committed).await?;
         out.push(GroupStatus {
             lag: partitions.iter().map(|p| p.lag).sum(),
+            pending: partitions.iter().map(|p| p.pending).sum(),
             group,
             role,
             state: described.state,
@@ -238,9 +251,21 @@ async fn lags(
     for tp in tps {
         let end = log.end_offset(tp).await?;
         let current = committed.get(tp).map(|c| c.next_offset);
-        let lag = match current {
-            Some(c) => (end - c).max(0),
-            None => end - log.start_offset(tp).await?,
+        let from = match current {
+            Some(c) => c,
+            None => log.start_offset(tp).await?,
+        };
+        let lag = (end - from).max(0);
+        let pending = if lag == 0 || lag > PENDING_SCAN_LIMIT {
+            lag
+        } else {
+            let mut records = log.read_range(tp.clone(), from, end);
+            let mut n = 0;
+            while let Some(record) = records.next().await {
+                record?;
+                n += 1;
+            }
+            n
         };
         out.push(PartitionLag {
             topic: tp.topic.clone(),
@@ -248,6 +273,7 @@ async fn lags(
             current_offset: current,
             log_end_offset: end,
             lag,
+            pending,
         });
     }
     Ok(out)
@@ -260,6 +286,7 @@ fn print(status: &Status) {
         "STATE".to_owned(),
         "MEMBERS".to_owned(),
         "LAG".to_owned(),
+        "PENDING".to_owned(),
         "ROLE".to_owned(),
     ]];
     for g in &status.groups {
@@ -268,6 +295,7 @@ fn print(status: &Status) {
             g.state.clone(),
             g.members.len().to_string(),
             g.lag.to_string(),
+            g.pending.to_string(),
             g.role.clone(),
         ]);
     }
@@ -281,6 +309,7 @@ fn print(status: &Status) {
         "CURRENT-OFFSET".to_owned(),
         "LOG-END-OFFSET".to_owned(),
         "LAG".to_owned(),
+        "PENDING".to_owned(),
     ]];
     for g in &status.groups {
         for p in &g.partitions {
@@ -291,6 +320,7 @@ fn print(status: &Status) {
                 p.current_offset.map_or("-".to_owned(), |c| c.to_string()),
                 p.log_end_offset.to_string(),
                 p.lag.to_string(),
+                p.pending.to_string(),
             ]);
         }
     }
