@@ -214,8 +214,19 @@ async fn run_inner(args: ChaosArgs) -> Result<bool> {
         signal = interrupted() => Err(anyhow!("interrupted by {signal}; roles, broker and CQL node stopped")),
     };
     registry.stop().await;
-    kafka.finish().await;
-    cql.finish().await;
+    // A failed run keeps the broker's and the node's data for the
+    // post-mortem (the checker's findings name offsets in them).
+    let keep = !matches!(&outcome, Ok(report) if report.ok);
+    if keep {
+        for server in [&kafka, &cql] {
+            if server.owned() && server.stop_keeping_data().await.is_ok() {
+                println!("chaos: data kept in {}", server.run_dir().display());
+            }
+        }
+    } else {
+        kafka.finish().await;
+        cql.finish().await;
+    }
     let report = outcome?;
     println!("{}", report.summary());
     if let Some(path) = &args.report {
@@ -481,9 +492,12 @@ async fn load_and_faults(
             } else {
                 Duration::from_secs(4)
             },
+            // No fault starts in the last 8 min: the last one gets 3 min
+            // to finish (a broker or CQL restart under load takes ~1.5)
+            // before the load stops, then quiescence has 5.
             soak_until: args.soak.then(|| {
                 deadline
-                    .checked_sub(Duration::from_secs(300))
+                    .checked_sub(Duration::from_secs(480))
                     .unwrap_or(deadline)
             }),
         },
@@ -505,7 +519,14 @@ async fn load_and_faults(
     let fault_error = match fault_result {
         Ok(Ok(())) => None,
         Ok(Err(e)) => Some(format!("{e:#}")),
-        Err(_) => Some("the faults did not finish before the deadline".to_owned()),
+        Err(_) => {
+            // A lane cut off mid-fault must not leave a zombie paused for
+            // good (quiescence would wait on its partitions).
+            if let Ok(mut c) = cluster.lock() {
+                c.resume_paused();
+            }
+            Some("the faults did not finish before the deadline".to_owned())
+        }
     };
     // Enough orders (or out of time), then the clients finish their flows.
     let mut last_print = Instant::now();

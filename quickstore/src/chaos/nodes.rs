@@ -162,6 +162,15 @@ impl Server {
         })
     }
 
+    /// Whether this run started it (and so may stop it).
+    pub fn owned(&self) -> bool {
+        self.owned
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
     /// Stops it, keeping its data and ports for [`Server::resume`].
     pub async fn stop_keeping_data(&self) -> Result<()> {
         let status = Command::new(self.deploy.join(self.kind.dir()).join("stop.sh"))

@@ -236,13 +236,18 @@ impl Cluster {
         (instance.log.clone(), instance.kind.ready_line())
     }
 
-    /// SIGCONT to anything paused, SIGTERM to all, SIGKILL after 30 s.
-    pub fn stop_all(&mut self) {
+    /// SIGCONT to anything paused.
+    pub fn resume_paused(&mut self) {
         for index in 0..self.instances.len() {
             if self.instances[index].paused {
                 let _ = self.signal_pause(index, false);
             }
         }
+    }
+
+    /// SIGCONT to anything paused, SIGTERM to all, SIGKILL after 30 s.
+    pub fn stop_all(&mut self) {
+        self.resume_paused();
         for instance in &mut self.instances {
             if let Some(child) = &instance.child {
                 let _ = Command::new("kill")

@@ -92,13 +92,14 @@ pub async fn ends(log: &dyn EventLog, topics: &[String]) -> Result<Vec<i64>> {
     Ok(out)
 }
 
-/// Reads `topic` from its start to its end as of now, each record to
-/// the ledgers as `kind`.
+/// Reads `topic` from its start to its end as of now (or, per partition,
+/// to `cut` where given), each record to the ledgers as `kind`.
 async fn read_all(
     log: &dyn EventLog,
     topic: &str,
     ledgers: &mut Ledgers<'_>,
     kind: Kind,
+    cut: Option<&[i64]>,
 ) -> Result<()> {
     let partitions = log
         .partition_count(topic)
@@ -110,7 +111,10 @@ async fn read_all(
             .start_offset(&tp)
             .await
             .with_context(|| format!("{tp}"))?;
-        let end = log.end_offset(&tp).await.with_context(|| format!("{tp}"))?;
+        let end = match cut.and_then(|c| c.get(p as usize)) {
+            Some(&end) => end,
+            None => log.end_offset(&tp).await.with_context(|| format!("{tp}"))?,
+        };
         let mut stream = log.read_range(tp.clone(), start, end);
         while let Some(record) = stream.next().await {
             let record = record.with_context(|| format!("reading {tp}"))?;
@@ -323,13 +327,22 @@ pub async fn check(
         sagas: SagaLedger::default(),
         fold,
     };
+    // The outcomes' ends are cut before any event is read: an outcome and
+    // its events commit in one transaction, so every outcome up to the cut
+    // has its events within the events read after it. (Read the other way
+    // round, on a log still moving, an outcome committed during the scan
+    // names events beyond the events' end.)
+    let outcomes_cut = match &topics.outcomes {
+        Some(topic) => Some(ends(log, std::slice::from_ref(topic)).await?),
+        None => None,
+    };
     let mut chained_topics = 0;
     for topic in &topics.events {
-        read_all(log, topic, &mut ledgers, Kind::Event).await?;
+        read_all(log, topic, &mut ledgers, Kind::Event, None).await?;
         chained_topics += 1;
     }
     if let Some(topic) = &topics.saga_steps {
-        read_all(log, topic, &mut ledgers, Kind::Saga).await?;
+        read_all(log, topic, &mut ledgers, Kind::Saga, None).await?;
         chained_topics += 1;
     }
     // Outcomes before commands: every outcome read has its command record
@@ -337,10 +350,17 @@ pub async fn check(
     // comes after the outcomes' end was consumed after the offsets above
     // were read, so it counts as in flight, never as missing.
     if let Some(topic) = &topics.outcomes {
-        read_all(log, topic, &mut ledgers, Kind::Outcome).await?;
+        read_all(
+            log,
+            topic,
+            &mut ledgers,
+            Kind::Outcome,
+            outcomes_cut.as_deref(),
+        )
+        .await?;
     }
     for (_, topic) in &topics.commands {
-        read_all(log, topic, &mut ledgers, Kind::Command).await?;
+        read_all(log, topic, &mut ledgers, Kind::Command, None).await?;
     }
     let Ledgers {
         chain,
