@@ -43,7 +43,7 @@ use store::{AggregateStore, StoreSettings};
 
 /// Aggregates kept decoded in memory per processor (every owned partition
 /// together); the rest are on the local disk.
-pub const DEFAULT_CACHE_AGGREGATES: usize = 10_000;
+pub use platform::config::DEFAULT_PROCESSOR_CACHE_AGGREGATES as DEFAULT_CACHE_AGGREGATES;
 
 /// Infrastructure timestamps (outcome `decided_at`, snapshot `taken_at`).
 /// Domain time never comes from here: it is the command's `issued_at`.
