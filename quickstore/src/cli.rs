@@ -332,7 +332,7 @@ pub enum BenchCommand {
 
 #[derive(Debug, Args)]
 pub struct BenchMemoryArgs {
-    /// 2,000 and 20,000 aggregates instead of 10,000 and 1,000,000.
+    /// 1,000 and 10,000 aggregates instead of 10,000 and 1,000,000.
     #[arg(long)]
     pub quick: bool,
     /// `kafka` (needs QS_KAFKA_BOOTSTRAP) or `embedded`.

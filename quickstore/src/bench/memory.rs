@@ -1,5 +1,5 @@
 //! `quickstore bench memory`: the command processor's resident memory at
-//! N distinct aggregates, for N = 10,000 and 1,000,000 (2,000 and 20,000
+//! N distinct aggregates, for N = 10,000 and 1,000,000 (1,000 and 10,000
 //! with `--quick`). The verdict is the ratio RSS(largest N) / RSS(smallest
 //! N): flat (≈ 1–2) with the local aggregate store and its bounded cache
 //! (ADR 0020), ≈ N-ratio if every aggregate were held in memory.
@@ -63,7 +63,7 @@ impl MemorySettings {
         Self {
             backend: "kafka".into(),
             sizes: if quick {
-                vec![2_000, 20_000]
+                vec![1_000, 10_000]
             } else {
                 vec![10_000, 1_000_000]
             },
