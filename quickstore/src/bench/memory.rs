@@ -155,7 +155,10 @@ pub async fn measure(settings: &MemorySettings) -> Result<MemoryFigures> {
                     settings.child_timeout
                 )
             })??;
-        ensure!(status.success(), "the child for {n} aggregates failed: {status}");
+        ensure!(
+            status.success(),
+            "the child for {n} aggregates failed: {status}"
+        );
         let point: MemoryPoint = serde_json::from_slice(
             &std::fs::read(&out).with_context(|| format!("reading {}", out.display()))?,
         )?;
