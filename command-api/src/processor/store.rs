@@ -123,7 +123,10 @@ impl<A: Aggregate> AggregateStore<A> {
             let open = open_fresh(&self.settings).map_err(|reason| self.error(reason))?;
             self.open = Some(open);
         }
-        Ok(&self.open.as_ref().expect("opened above").db)
+        match &self.open {
+            Some(open) => Ok(&open.db),
+            None => Err(self.error("not open")),
+        }
     }
 
     /// The aggregate as last committed, or `None` if it has no events.
@@ -230,7 +233,7 @@ impl<A: Aggregate> AggregateStore<A> {
         ) -> Result<(), redb::StorageError>,
     ) -> Result<(), StoreError> {
         self.commits = self.commits.wrapping_add(1);
-        let durability = if self.commits % DURABLE_EVERY == 0 {
+        let durability = if self.commits.is_multiple_of(DURABLE_EVERY) {
             Durability::Immediate
         } else {
             Durability::None
@@ -473,6 +476,7 @@ impl<A> Lru<A> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test code")]
 mod tests {
     use super::*;
     use crate::testkit::counter::Counter;
@@ -491,7 +495,7 @@ mod tests {
         AggregateEntry {
             state: Counter { total },
             version,
-            last_hash: vec![version as u8; 32],
+            last_hash: vec![u8::try_from(version).unwrap(); 32],
         }
     }
 
@@ -507,7 +511,7 @@ mod tests {
         for i in 0..10 {
             let got = s.get(2, &format!("c{i}")).unwrap().unwrap();
             assert_eq!((got.state.total, got.version), (i, i + 1));
-            assert_eq!(got.last_hash, vec![(i + 1) as u8; 32]);
+            assert_eq!(got.last_hash, vec![u8::try_from(i + 1).unwrap(); 32]);
         }
         assert!(s.get(2, "missing").unwrap().is_none());
         assert!(s.get(3, "c1").unwrap().is_none(), "partitions are apart");
