@@ -117,5 +117,6 @@ qs_log "benchmark, quick mode (checks the report, not the numbers)"
 ./target/debug/quickstore bench log --quick
 ./target/debug/quickstore bench orders --quick
 ./target/debug/quickstore bench projections --quick
+./target/debug/quickstore bench memory --quick
 
 qs_log "all tests passed in $(( $(date +%s) - T0 ))s"

@@ -49,6 +49,9 @@ pub const DEFAULT_LOGIN_IP_PER_MIN: u32 = 600;
 /// what one stolen token could flood the log with.
 pub const DEFAULT_COMMANDS_PER_SEC: u32 = 1_000;
 
+/// Aggregates a command processor keeps decoded in memory by default.
+pub const DEFAULT_PROCESSOR_CACHE_AGGREGATES: usize = 10_000;
+
 /// Which event log backs the system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -186,6 +189,15 @@ pub struct Settings {
     /// per token subject, a burst of as many; 0 = off. High by default so
     /// benchmarks and seeding scripts are not throttled.
     pub rate_limit_commands_per_sec: u32,
+    /// `QS_PROCESSOR_STATE_DIR`: where command processors keep their local
+    /// aggregate store (scratch, rebuilt from the log on every assignment;
+    /// ADR 0020). Unset = `<data_dir>/processor-state`.
+    pub processor_state_dir: Option<PathBuf>,
+    /// `QS_PROCESSOR_CACHE_AGGREGATES`: aggregates each command processor
+    /// keeps decoded in memory (all its partitions together); the rest are
+    /// read from its local store on demand. Memory per processor is flat in
+    /// the number of aggregates: about this many times an aggregate's size.
+    pub processor_cache_aggregates: usize,
 }
 
 impl Default for Settings {
@@ -236,6 +248,8 @@ impl Default for Settings {
             rate_limit_login_per_min: DEFAULT_LOGIN_PER_MIN,
             rate_limit_login_ip_per_min: DEFAULT_LOGIN_IP_PER_MIN,
             rate_limit_commands_per_sec: DEFAULT_COMMANDS_PER_SEC,
+            processor_state_dir: None,
+            processor_cache_aggregates: DEFAULT_PROCESSOR_CACHE_AGGREGATES,
         }
     }
 }
@@ -315,6 +329,13 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+
+    /// Where the command processors' local aggregate stores go.
+    pub fn processor_state_dir(&self) -> PathBuf {
+        self.processor_state_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("processor-state"))
     }
 
     /// The OTLP endpoint: `QS_OTLP_ENDPOINT`, else the standard

@@ -322,6 +322,58 @@ pub enum BenchCommand {
     /// and `GET /orders/{id}` latency at a fixed rate vs a raw select by
     /// key, on the same store.
     Projections(BenchProjectionsArgs),
+    /// The command processor's resident memory (RSS) at 10k and 1M
+    /// distinct aggregates: flat, not linear (the local aggregate store).
+    Memory(BenchMemoryArgs),
+    /// One point of `bench memory`, in a process of its own (internal).
+    #[command(hide = true)]
+    MemoryChild(BenchMemoryChildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchMemoryArgs {
+    /// 1,000 and 10,000 aggregates instead of 10,000 and 1,000,000.
+    #[arg(long)]
+    pub quick: bool,
+    /// `kafka` (needs QS_KAFKA_BOOTSTRAP) or `embedded`.
+    #[arg(long, default_value = "kafka")]
+    pub backend: String,
+    /// Comma-separated numbers of aggregates, smallest first (overrides
+    /// the defaults), e.g. `10000,100000,1000000`.
+    #[arg(long)]
+    pub sizes: Option<String>,
+    /// The processor's cache (QS_PROCESSOR_CACHE_AGGREGATES; default 10000).
+    #[arg(long)]
+    pub cache: Option<usize>,
+    /// Commands per transaction.
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
+    /// Partitions of the counter context's topics.
+    #[arg(long, default_value_t = 6)]
+    pub partitions: i32,
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchMemoryChildArgs {
+    #[arg(long)]
+    pub backend: String,
+    #[arg(long)]
+    pub aggregates: u64,
+    #[arg(long)]
+    pub cache: usize,
+    #[arg(long)]
+    pub batch: usize,
+    #[arg(long)]
+    pub partitions: i32,
+    /// Scratch directory (embedded log, processor state).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Where to write the point as JSON.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

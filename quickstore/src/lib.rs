@@ -117,5 +117,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Projections(args),
         } => bench::projections::run(settings, args).await,
+        Command::Bench {
+            command: BenchCommand::Memory(args),
+        } => bench::memory::run(args).await,
+        Command::Bench {
+            command: BenchCommand::MemoryChild(args),
+        } => bench::memory::run_child(settings, args).await,
     }
 }

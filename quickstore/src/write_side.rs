@@ -429,6 +429,8 @@ fn spawn_processor<A: Aggregate>(
         format!("{prefix}{context}.command-processor.{}", options.instance),
     );
     config.max_batch = options.max_batch;
+    config.state_dir = Some(system.settings.processor_state_dir());
+    config.cache_aggregates = system.settings.processor_cache_aggregates;
     let (tx, rx) = watch::channel(ProcessorStats::default());
     let mut processor = CommandProcessor::<A>::new(
         Arc::clone(&system.log),

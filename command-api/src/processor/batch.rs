@@ -11,6 +11,7 @@ use schemas::{
 use tracing::Instrument;
 
 use super::partition::{AggregateEntry, PartitionState};
+use super::store::{AggregateStore, StoreError};
 use super::{CommandProcessor, ProcessorError};
 use crate::aggregate::{Aggregate, DecisionContext, DomainError};
 
@@ -64,13 +65,18 @@ impl<A: Aggregate> Batch<A> {
     pub fn apply(
         self,
         partitions: &mut HashMap<i32, PartitionState<A>>,
+        store: &mut AggregateStore<A>,
         positions: &[RecordPosition],
         dedup_window: usize,
-    ) {
+    ) -> Result<(), StoreError> {
+        let mut by_partition: HashMap<i32, Vec<(String, AggregateEntry<A>)>> = HashMap::new();
         for ((partition, id), entry) in self.staged {
-            if let Some(state) = partitions.get_mut(&partition) {
-                state.aggregates.insert(id, entry);
+            if partitions.contains_key(&partition) {
+                by_partition.entry(partition).or_default().push((id, entry));
             }
+        }
+        for (partition, entries) in by_partition {
+            store.put(partition, entries)?;
         }
         for (sent, position) in self.sent.into_iter().zip(positions) {
             match sent {
@@ -105,6 +111,7 @@ impl<A: Aggregate> Batch<A> {
                 Sent::Reply => {}
             }
         }
+        Ok(())
     }
 }
 
@@ -226,9 +233,9 @@ impl<A: Aggregate> CommandProcessor<A> {
             )?;
             return Ok("duplicate");
         }
-        let facts = match &self.consultant {
+        let facts = match self.consultant.clone() {
             Some(consultant) => {
-                let entry = self.current(batch, partition, &incoming.envelope.aggregate_id);
+                let entry = self.current(batch, partition, &incoming.envelope.aggregate_id)?;
                 consultant
                     .consult(&entry.state, &incoming.envelope, &incoming.command)
                     .await?
@@ -253,15 +260,17 @@ impl<A: Aggregate> CommandProcessor<A> {
         Ok(label)
     }
 
-    /// The aggregate as this batch has left it so far.
-    fn current(&self, batch: &Batch<A>, partition: i32, id: &str) -> AggregateEntry<A> {
+    /// The aggregate as this batch has left it so far (from the local
+    /// store — its cache, or its disk — if the batch has not touched it).
+    fn current(
+        &mut self,
+        batch: &Batch<A>,
+        partition: i32,
+        id: &str,
+    ) -> Result<AggregateEntry<A>, ProcessorError> {
         match batch.staged.get(&(partition, id.to_owned())) {
-            Some(e) => e.clone(),
-            None => self
-                .partitions
-                .get(&partition)
-                .and_then(|s| s.aggregates.get(id).cloned())
-                .unwrap_or_default(),
+            Some(e) => Ok(e.clone()),
+            None => Ok(self.store.get(partition, id)?.unwrap_or_default()),
         }
     }
 
@@ -277,7 +286,7 @@ impl<A: Aggregate> CommandProcessor<A> {
         let envelope = &incoming.envelope;
         let id = envelope.aggregate_id.clone();
         let key = (partition, id.clone());
-        let mut entry = self.current(batch, partition, &id);
+        let mut entry = self.current(batch, partition, &id)?;
         let decided_at = (self.clock)();
         // Checked by `misrouted`: a type this aggregate handles.
         let aggregate_type = envelope.aggregate_type.as_str();
@@ -409,21 +418,26 @@ impl<A: Aggregate> CommandProcessor<A> {
         batch: &mut Batch<A>,
     ) -> Result<(), ProcessorError> {
         let lag = self.config.max_unsnapshotted_lag;
-        let mut due: Vec<(i32, String, AggregateEntry<A>)> = Vec::new();
-        for (partition, state) in &self.partitions {
+        // A batch adds at most `max_batch` aggregates to `unsnapshotted`;
+        // taking up to twice that many laggards per batch drains it faster
+        // than it fills, so it stays bounded by the lag window (a cap
+        // below `max_batch` would let it grow with the aggregate count).
+        let cap = self.config.max_batch.saturating_mul(2).max(100);
+        let mut due: Vec<(i32, String)> = Vec::new();
+        'partitions: for (partition, state) in &self.partitions {
             for (id, first_offset) in &state.unsnapshotted {
-                if state.events_end - first_offset > lag {
-                    if let Some(entry) = state.aggregates.get(id) {
-                        due.push((*partition, id.clone(), entry.clone()));
-                    }
+                if due.len() >= cap {
+                    break 'partitions;
                 }
-                if due.len() >= 100 {
-                    break;
+                if state.events_end - first_offset > lag {
+                    due.push((*partition, id.clone()));
                 }
             }
         }
-        for (partition, id, entry) in due {
-            self.send_snapshot(member, batch, partition, &id, &entry)?;
+        for (partition, id) in due {
+            if let Some(entry) = self.store.get(partition, &id)? {
+                self.send_snapshot(member, batch, partition, &id, &entry)?;
+            }
         }
         Ok(())
     }

@@ -11,14 +11,18 @@
 //! State per owned partition: the aggregates (restored on assignment from
 //! the `<context>.snapshots` changelog, then the events after the checkpoint
 //! committed with the command offset), and a window of recent outcomes so a
-//! duplicate command id is answered with its first outcome.
+//! duplicate command id is answered with its first outcome. The aggregates
+//! live in a local on-disk store with a bounded cache in front
+//! ([`store`], ADR 0020): memory does not grow with their number.
 
 mod batch;
 mod consult;
 mod partition;
 mod restore;
+mod store;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +38,12 @@ use crate::aggregate::Aggregate;
 use crate::topology::CommandTopology;
 pub use consult::{ConsultError, Consultant, Consultation};
 use partition::PartitionState;
+pub use store::StoreError;
+use store::{AggregateStore, StoreSettings};
+
+/// Aggregates kept decoded in memory per processor (every owned partition
+/// together); the rest are on the local disk.
+pub use platform::config::DEFAULT_PROCESSOR_CACHE_AGGREGATES as DEFAULT_CACHE_AGGREGATES;
 
 /// Infrastructure timestamps (outcome `decided_at`, snapshot `taken_at`).
 /// Domain time never comes from here: it is the command's `issued_at`.
@@ -74,6 +84,16 @@ pub struct ProcessorConfig {
     pub session_timeout: Duration,
     pub max_poll_interval: Duration,
     pub transaction_timeout: Duration,
+    /// Where the local aggregate store goes (a fresh subdirectory
+    /// `<context>/<instance>-…` per run); `None` = the system's temp
+    /// directory. Scratch: the log is the truth, so a lost directory costs
+    /// a restore, never data.
+    pub state_dir: Option<PathBuf>,
+    /// Aggregates kept decoded in memory (all owned partitions together);
+    /// the others are read from the local store when a command needs them.
+    pub cache_aggregates: usize,
+    /// redb's page cache for the local store.
+    pub store_page_cache_bytes: usize,
 }
 
 impl ProcessorConfig {
@@ -91,6 +111,22 @@ impl ProcessorConfig {
             session_timeout: Duration::from_secs(10),
             max_poll_interval: Duration::from_secs(60),
             transaction_timeout: Duration::from_secs(30),
+            state_dir: None,
+            cache_aggregates: DEFAULT_CACHE_AGGREGATES,
+            store_page_cache_bytes: 16 * 1024 * 1024,
+        }
+    }
+
+    fn store_settings(&self, topology: &CommandTopology) -> StoreSettings {
+        StoreSettings {
+            root: self
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join("quickstore-processor-state")),
+            context: topology.context.clone(),
+            instance: self.transactional_id.clone(),
+            cache_aggregates: self.cache_aggregates,
+            page_cache_bytes: self.store_page_cache_bytes,
         }
     }
 
@@ -119,6 +155,8 @@ pub enum ProcessorError {
     Codec(#[from] schemas::CodecError),
     #[error(transparent)]
     Consult(#[from] ConsultError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 impl ProcessorError {
@@ -131,7 +169,11 @@ impl ProcessorError {
             ProcessorError::Log(e) => e.is_retriable(),
             ProcessorError::Codec(schemas::CodecError::Registry(_)) => true,
             ProcessorError::Consult(_) => true,
-            ProcessorError::Codec(_) | ProcessorError::Restore { .. } => false,
+            // The local disk failing: stop, and let the restart restore
+            // into a fresh directory (the log holds everything).
+            ProcessorError::Codec(_)
+            | ProcessorError::Restore { .. }
+            | ProcessorError::Store(_) => false,
         }
     }
 }
@@ -156,6 +198,8 @@ pub struct CommandProcessor<A: Aggregate> {
     config: ProcessorConfig,
     clock: Clock,
     partitions: HashMap<i32, PartitionState<A>>,
+    /// The aggregates of every owned partition, a cache of the log.
+    store: AggregateStore<A>,
     stats: ProcessorStats,
     /// Receives the counters after every committed transaction.
     progress: Option<watch::Sender<ProcessorStats>>,
@@ -169,6 +213,7 @@ impl<A: Aggregate> std::fmt::Debug for CommandProcessor<A> {
             .field("aggregate", &A::TYPE)
             .field("config", &self.config)
             .field("partitions", &self.partitions.keys().collect::<Vec<_>>())
+            .field("store", &self.store)
             .finish()
     }
 }
@@ -181,6 +226,7 @@ impl<A: Aggregate> CommandProcessor<A> {
         config: ProcessorConfig,
         clock: Clock,
     ) -> Self {
+        let store = AggregateStore::new(config.store_settings(&topology));
         Self {
             log,
             codec,
@@ -188,6 +234,7 @@ impl<A: Aggregate> CommandProcessor<A> {
             config,
             clock,
             partitions: HashMap::new(),
+            store,
             stats: ProcessorStats::default(),
             progress: None,
             consultant: None,
@@ -229,6 +276,7 @@ impl<A: Aggregate> CommandProcessor<A> {
                     tracing::warn!(error = %e, "recovering: rejoining the group");
                     self.set_restored(false);
                     self.partitions.clear();
+                    self.store.forget_all()?;
                     let _ = member.close().await;
                     member = loop {
                         tokio::time::sleep(
@@ -281,6 +329,7 @@ impl<A: Aggregate> CommandProcessor<A> {
                     // member may write them.
                     for tp in tps {
                         self.partitions.remove(&tp.partition);
+                        self.store.forget(tp.partition)?;
                     }
                 }
                 GroupEvent::Assigned(tps) => {
@@ -345,6 +394,7 @@ impl<A: Aggregate> CommandProcessor<A> {
             .committed_offsets(&self.config.group_id, &assigned)
             .await?;
         self.partitions.clear();
+        self.store.forget_all()?;
         for tp in &assigned {
             let offset = match committed.get(tp) {
                 Some(c) => c.next_offset,
@@ -400,7 +450,15 @@ impl<A: Aggregate> CommandProcessor<A> {
         self.stats.transactions += 1;
         self.stats.commands += commands.len() as u64;
         self.stats.events += batch.event_count() as u64;
-        batch.apply(&mut self.partitions, &positions, self.config.dedup_window);
+        // The log has it: now (and only now) it is the partitions' state.
+        // A store that cannot take it stops the processor (never decide
+        // from state that is behind the log).
+        batch.apply(
+            &mut self.partitions,
+            &mut self.store,
+            &positions,
+            self.config.dedup_window,
+        )?;
         if let Some(progress) = &self.progress {
             progress.send_replace(self.stats);
         }

@@ -49,8 +49,13 @@ impl Checkpoint {
     }
 }
 
+/// Everything but the aggregates themselves, which live in the
+/// processor's [`super::store::AggregateStore`] (bounded memory). All of it
+/// is bounded too: `unsnapshotted` by the snapshot policy (an entry older
+/// than `max_unsnapshotted_lag` offsets is snapshotted and dropped), the
+/// outcomes by `dedup_window`.
 pub(crate) struct PartitionState<A> {
-    pub aggregates: HashMap<String, AggregateEntry<A>>,
+    _aggregate: std::marker::PhantomData<fn() -> A>,
     /// Aggregates whose latest events are not in a snapshot yet, with the
     /// offset of their first such event.
     pub unsnapshotted: HashMap<String, i64>,
@@ -66,7 +71,6 @@ pub(crate) struct PartitionState<A> {
 impl<A> std::fmt::Debug for PartitionState<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PartitionState")
-            .field("aggregates", &self.aggregates.len())
             .field("unsnapshotted", &self.unsnapshotted.len())
             .field("events_end", &self.events_end)
             .field("outcomes", &self.outcomes.len())
@@ -77,7 +81,7 @@ impl<A> std::fmt::Debug for PartitionState<A> {
 impl<A: Aggregate> PartitionState<A> {
     pub fn new() -> Self {
         Self {
-            aggregates: HashMap::new(),
+            _aggregate: std::marker::PhantomData,
             unsnapshotted: HashMap::new(),
             events_end: 0,
             outcomes: HashMap::new(),

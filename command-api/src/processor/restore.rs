@@ -1,13 +1,21 @@
 //! Restoring an owned partition: the snapshot changelog, then the events
-//! after the committed checkpoint, then the recent outcomes.
+//! after the committed checkpoint, then the recent outcomes. The aggregates
+//! go into the local store (wiped first: whatever it held is not trusted),
+//! in chunks, so a restore's memory does not grow with their number either.
+
+use std::collections::HashMap;
 
 use futures::StreamExt;
 use platform::eventlog::TopicPartition;
 use schemas::{AggregateSnapshot, CommandOutcome};
 
 use super::partition::{AggregateEntry, Checkpoint, PartitionState};
+use super::store::encode_raw;
 use super::{CommandProcessor, ProcessorError};
 use crate::aggregate::Aggregate;
+
+/// Snapshots decoded per store write while restoring.
+const RESTORE_CHUNK: usize = 10_000;
 
 impl<A: Aggregate> CommandProcessor<A> {
     pub(super) async fn restore_partition(
@@ -24,6 +32,8 @@ impl<A: Aggregate> CommandProcessor<A> {
             .map(|c| Checkpoint::parse(&c.metadata))
             .unwrap_or_default();
         let mut state = PartitionState::<A>::new();
+        self.partitions.remove(&p);
+        self.store.forget(p)?;
         let fail = |tp: &TopicPartition, reason: String| ProcessorError::Restore {
             partition: tp.clone(),
             reason,
@@ -35,40 +45,42 @@ impl<A: Aggregate> CommandProcessor<A> {
         let end = self.log.end_offset(&snapshots_tp).await?;
         let mut stream = self.log.read_range(snapshots_tp.clone(), 0, end);
         let mut snapshots = 0usize;
+        // Chunks of the changelog, merged into the store (highest version
+        // wins across chunks too).
+        let mut chunk: HashMap<String, (i64, Vec<u8>)> = HashMap::new();
         while let Some(record) = stream.next().await {
             let record = record?;
             let Some(bytes) = record.value.as_deref() else {
                 continue;
             };
             let snapshot: AggregateSnapshot = self.codec.decode_record(bytes).await?;
-            let aggregate: A = serde_json::from_str(&snapshot.state_json).map_err(|e| {
+            // Parsed here so a snapshot this code cannot read fails the
+            // restore loudly, not the first command that needs it.
+            serde_json::from_str::<A>(&snapshot.state_json).map_err(|e| {
                 fail(
                     &snapshots_tp,
                     format!("snapshot of {} does not parse: {e}", snapshot.aggregate_id),
                 )
             })?;
-            let newer = state
-                .aggregates
+            let newer = chunk
                 .get(&snapshot.aggregate_id)
-                .is_none_or(|e| e.version < snapshot.version);
+                .is_none_or(|(version, _)| *version < snapshot.version);
             if newer {
-                state.aggregates.insert(
-                    snapshot.aggregate_id,
-                    AggregateEntry {
-                        state: aggregate,
-                        version: snapshot.version,
-                        last_hash: snapshot.last_hash,
-                    },
+                let value = encode_raw(
+                    snapshot.version,
+                    &snapshot.last_hash,
+                    snapshot.state_json.as_bytes(),
                 );
+                chunk.insert(snapshot.aggregate_id, (snapshot.version, value));
             }
             snapshots += 1;
+            if chunk.len() >= RESTORE_CHUNK {
+                self.store.merge_snapshots(p, &chunk)?;
+                chunk.clear();
+            }
         }
-
-        let snapshot_versions: std::collections::HashMap<String, i64> = state
-            .aggregates
-            .iter()
-            .map(|(id, e)| (id.clone(), e.version))
-            .collect();
+        self.store.merge_snapshots(p, &chunk)?;
+        drop(chunk);
 
         // 2. The events after the checkpoint; those a snapshot already
         //    covers are skipped by version.
@@ -78,20 +90,30 @@ impl<A: Aggregate> CommandProcessor<A> {
             .log
             .read_range(events_tp.clone(), checkpoint.events_from, end);
         let mut replayed = 0usize;
+        // The aggregates these events touch, each with the version its
+        // snapshot covers. Bounded: events after the checkpoint are at most
+        // `max_unsnapshotted_lag` offsets (plus a batch) behind the end.
+        let mut replaying: HashMap<String, (i64, AggregateEntry<A>)> = HashMap::new();
         while let Some(record) = stream.next().await {
             let record = record?;
             let Some(bytes) = record.value.as_deref() else {
                 continue;
             };
             let (envelope, event) = self.codec.decode_event::<A::Event>(bytes).await?;
-            let covered = snapshot_versions
-                .get(&envelope.aggregate_id)
-                .copied()
-                .unwrap_or(0);
-            let entry = state
-                .aggregates
-                .entry(envelope.aggregate_id.clone())
-                .or_default();
+            if !replaying.contains_key(&envelope.aggregate_id) {
+                let snapshotted = self
+                    .store
+                    .load(p, &envelope.aggregate_id)?
+                    .unwrap_or_default();
+                replaying.insert(
+                    envelope.aggregate_id.clone(),
+                    (snapshotted.version, snapshotted),
+                );
+            }
+            let Some((covered, entry)) = replaying.get_mut(&envelope.aggregate_id) else {
+                continue; // inserted just above
+            };
+            let covered = *covered;
             if envelope.version <= covered {
                 continue; // in the snapshot already
             }
@@ -124,6 +146,14 @@ impl<A: Aggregate> CommandProcessor<A> {
             replayed += 1;
         }
         state.events_end = end;
+        let touched = replaying.len();
+        self.store.put(
+            p,
+            replaying
+                .into_iter()
+                .map(|(id, (_, entry))| (id, entry))
+                .collect(),
+        )?;
 
         // 3. The duplicate-detection window.
         let outcomes_tp = TopicPartition::new(self.topology.outcomes.clone(), p);
@@ -147,9 +177,10 @@ impl<A: Aggregate> CommandProcessor<A> {
 
         tracing::info!(
             partition = p,
-            aggregates = state.aggregates.len(),
+            aggregates = self.store.count(p)?,
             snapshots,
             replayed,
+            touched,
             from = checkpoint.events_from,
             "restored partition"
         );

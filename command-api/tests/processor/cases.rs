@@ -397,3 +397,128 @@ pub async fn catalog_product_runs_on_the_contract(adapter: TestAdapter) -> Resul
     handle.await??;
     Ok(())
 }
+
+/// Aggregates evicted from the cache decide exactly as if all were in
+/// memory: the same command stream over 1,000 counters, once with a cache
+/// of 10 and once with a cache holding them all, yields identical outcomes
+/// (status, version, code) and identical events (ids, versions, hashes).
+/// Each run also restarts on a new instance (restore with evicted
+/// aggregates, snapshots every 3 versions so events are replayed too) and
+/// then rebalances onto two instances, continuing with the versions the
+/// first phase reported as `expected_version`.
+pub async fn a_small_cache_decides_as_all_in_memory_would(adapter: TestAdapter) -> Result<()> {
+    let small = small_cache_run(adapter, 10).await?;
+    let all = small_cache_run(adapter, 100_000).await?;
+    ensure!(
+        small.0.len() == all.0.len(),
+        "{} outcomes with a small cache, {} with all in memory",
+        small.0.len(),
+        all.0.len()
+    );
+    for (a, b) in small.0.iter().zip(&all.0) {
+        ensure!(
+            a == b,
+            "outcomes differ: small cache {a:?}, all in memory {b:?}"
+        );
+    }
+    ensure!(small.1.len() == all.1.len(), "event counts differ");
+    for (a, b) in small.1.iter().zip(&all.1) {
+        ensure!(
+            a == b,
+            "events differ: small cache {a:?}, all in memory {b:?}"
+        );
+    }
+    Ok(())
+}
+
+type OutcomeKey = (String, String, String, i64, Option<String>, i32);
+type EventKey = (String, i64, String, Vec<u8>);
+
+async fn small_cache_run(
+    adapter: TestAdapter,
+    cache: usize,
+) -> Result<(Vec<OutcomeKey>, Vec<EventKey>)> {
+    const AGGREGATES: i64 = 1_000;
+    let f = Fixture::new(adapter).await?;
+    let mut config = f.processor_config("a");
+    config.cache_aggregates = cache;
+    config.snapshot_every = 3;
+    let mut ids = HashSet::new();
+    let (stop, handle) = f.spawn_processor(config.clone());
+    // 2,000 commands, two per counter, visited round-robin so a small
+    // cache misses on every one; some refused (by 0), some conflicting.
+    for i in 0..2 * AGGREGATES {
+        let id = format!("one-{i}");
+        let by = if i % 13 == 0 { 0 } else { 1 + i % 5 };
+        let expected = (i % 17 == 0).then_some(0);
+        f.send(&id, &format!("c{}", i % AGGREGATES), by, expected)
+            .await?;
+        ids.insert(id);
+    }
+    let outcomes = f.wait_for_outcomes(&ids, WAIT).await?;
+    stop.send(true)?;
+    handle.await??;
+    let mut versions: BTreeMap<String, i64> = BTreeMap::new();
+    for o in &outcomes {
+        let v = versions.entry(o.aggregate_id.clone()).or_default();
+        *v = (*v).max(o.version);
+    }
+
+    // A new instance restores everything, then a second joins halfway.
+    let mut restarted = config.clone();
+    restarted.transactional_id.push_str("-b1");
+    let (stop_b1, handle_b1) = f.spawn_processor(restarted);
+    let mut joined = None;
+    for i in 0..AGGREGATES {
+        let counter = format!("c{i}");
+        let id = format!("two-{i}");
+        let expected = versions.get(&counter).copied().unwrap_or(0);
+        f.send(&id, &counter, 1, Some(expected)).await?;
+        ids.insert(id);
+        if i == AGGREGATES / 2 {
+            let mut second = config.clone();
+            second.transactional_id.push_str("-b2");
+            joined = Some(f.spawn_processor(second));
+        }
+    }
+    let outcomes = f.wait_for_outcomes(&ids, WAIT).await?;
+    let refused: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.command_id.starts_with("two-") && o.status != CommandStatus::Accepted)
+        .collect();
+    ensure!(
+        refused.is_empty(),
+        "cache {cache}: restored versions are wrong, {} refused, e.g. {:?}",
+        refused.len(),
+        refused.first()
+    );
+    f.check_log().await?;
+    stop_b1.send(true)?;
+    handle_b1.await??;
+    if let Some((stop, handle)) = joined {
+        stop.send(true)?;
+        handle.await??;
+    }
+    let mut outcomes: Vec<OutcomeKey> = outcomes
+        .into_iter()
+        .map(|o| {
+            (
+                o.command_id,
+                format!("{:?}", o.status),
+                o.aggregate_id,
+                o.version,
+                o.error_code,
+                o.event_count,
+            )
+        })
+        .collect();
+    outcomes.sort();
+    let mut events: Vec<EventKey> = f
+        .events()
+        .await?
+        .into_iter()
+        .map(|(e, _)| (e.aggregate_id, e.version, e.event_id, e.hash))
+        .collect();
+    events.sort();
+    Ok((outcomes, events))
+}

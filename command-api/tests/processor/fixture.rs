@@ -98,6 +98,10 @@ impl Fixture {
         config.max_poll_interval = Duration::from_millis(3000);
         config.transaction_timeout = Duration::from_secs(5);
         config.max_batch = 100;
+        // Smaller than most cases' aggregate count, so every case also runs
+        // with aggregates evicted to (and read back from) the local store.
+        config.cache_aggregates = 8;
+        config.state_dir = Some(self.spec.data_dir.join("processor-state"));
         config
     }
 

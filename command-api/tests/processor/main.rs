@@ -29,6 +29,7 @@ fn main() {
         case!(restores_from_snapshots_and_events),
         case!(survivor_takes_over_from_a_killed_instance),
         case!(catalog_product_runs_on_the_contract),
+        case!(a_small_cache_decides_as_all_in_memory_would),
     ];
     let mut trials = Vec::new();
     for adapter in TestAdapter::ALL {

@@ -3,5 +3,6 @@
 //! number asserted in a test.
 
 pub mod log;
+pub mod memory;
 pub mod orders;
 pub mod projections;
