@@ -213,7 +213,9 @@ impl RevocationView {
         let mut state = self.lock();
         let key = (revocation.kind, revocation.id);
         if !state.entries.contains_key(&key) && state.entries.len() >= MAX_ENTRIES {
-            state.entries.retain(|_, until| !revocation_expired(*until, now_s));
+            state
+                .entries
+                .retain(|_, until| !revocation_expired(*until, now_s));
             if state.entries.len() >= MAX_ENTRIES {
                 state.overflowed = true;
                 return;
@@ -227,7 +229,9 @@ impl RevocationView {
     pub fn prune(&self, now_s: i64) -> usize {
         let mut state = self.lock();
         let before = state.entries.len();
-        state.entries.retain(|_, until| !revocation_expired(*until, now_s));
+        state
+            .entries
+            .retain(|_, until| !revocation_expired(*until, now_s));
         before - state.entries.len()
     }
 

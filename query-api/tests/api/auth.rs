@@ -222,7 +222,10 @@ async fn revoked_tokens_and_sessions_are_401_and_a_stale_list_is_503() {
         .problem(503, "unavailable", None);
     assert_eq!(f.get("/products", None).await.status, 200);
     view.caught_up(std::time::Instant::now());
-    assert_eq!(f.get("/customers/me/orders", Some(&token)).await.status, 200);
+    assert_eq!(
+        f.get("/customers/me/orders", Some(&token)).await.status,
+        200
+    );
     let jti = |t: &str| -> String {
         use base64::Engine as _;
         let claims = t.split('.').nth(1).unwrap();
@@ -242,7 +245,10 @@ async fn revoked_tokens_and_sessions_are_401_and_a_stale_list_is_503() {
         .sign_access_in("c-2", &[Role::Customer], Some("family-1"), now_s())
         .unwrap();
     let token2 = in_session.expose();
-    assert_eq!(f.get("/customers/me/orders", Some(token2)).await.status, 200);
+    assert_eq!(
+        f.get("/customers/me/orders", Some(token2)).await.status,
+        200
+    );
     view.insert(Revocation::session("family-1", now_s() + 900), now_s());
     f.get("/customers/me/orders", Some(token2))
         .await

@@ -90,7 +90,13 @@ impl Fixture {
     ) -> Self {
         let f = Self::new().await;
         let verifier = VerifierSource::fixed(f.issuer.verifier().unwrap());
-        Self::assemble_with(f.store, f.issuer, verifier, test_config(), Some(revocations))
+        Self::assemble_with(
+            f.store,
+            f.issuer,
+            verifier,
+            test_config(),
+            Some(revocations),
+        )
     }
 
     pub fn assemble_with(

@@ -393,11 +393,17 @@ pub async fn reused_refresh_token_ends_the_session_on_the_query_api(
     let (status, _, rotated) = env
         .command(Method::POST, "/auth/refresh", None, Some(&body))
         .await?;
-    ensure!(status == StatusCode::OK, "first refresh: {status} {rotated}");
+    ensure!(
+        status == StatusCode::OK,
+        "first refresh: {status} {rotated}"
+    );
     let second_access = rotated["access_token"].as_str().unwrap().to_owned();
     for token in [&first_access, &second_access] {
         let (status, _, body) = env.query(&path, Some(token)).await?;
-        ensure!(status == StatusCode::OK, "before the reuse: {status} {body}");
+        ensure!(
+            status == StatusCode::OK,
+            "before the reuse: {status} {body}"
+        );
     }
     let answer = env
         .command(Method::POST, "/auth/refresh", None, Some(&body))
