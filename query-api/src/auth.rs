@@ -120,6 +120,20 @@ pub async fn verify(state: &QueryState, token: &str) -> Result<Caller, AppError>
         .verify(token, state.now_s())
         .await
         .map_err(rejected)?;
+    if let Some(view) = &state.revocations {
+        match view.check(&claims) {
+            Ok(false) => {}
+            Ok(true) => {
+                return Err(AppError::unauthorized(
+                    AuthError::TokenRevoked.to_string(),
+                    true,
+                ))
+            }
+            // Fail closed: a list we cannot keep current might be missing
+            // this very token (see ADR 0022).
+            Err(stale) => return Err(AppError::unavailable(&stale)),
+        }
+    }
     Ok(Caller {
         customer_id: claims.sub,
         roles: claims.roles,

@@ -221,9 +221,9 @@ impl VerifierSource {
         JwksSource::new(url, issuer, audience, config).map(|s| Self::Jwks(Box::new(s)))
     }
 
-    /// Verifies `token` at `now_s`. There is no revocation list here: the
-    /// query API has no access to the issuer's store, so a logged-out access
-    /// token stays readable until it expires (15 minutes by default).
+    /// Verifies `token` at `now_s`: signature, claims, time. Revocation is
+    /// checked by the caller against the view followed from the log
+    /// ([`crate::QueryState::with_revocations`], ADR 0022).
     pub async fn verify(&self, token: &str, now_s: i64) -> Result<Claims, VerifyError> {
         let verifier = match self {
             Self::Fixed(v) => v.clone(),

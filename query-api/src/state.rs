@@ -72,6 +72,9 @@ pub struct QueryState {
     /// Audit reads from the event log (optional: without it the audit
     /// routes that need the log answer 503 `audit-log-unavailable`).
     pub audit_log: Option<Arc<dyn crate::audit_log::AuditLog>>,
+    /// Revoked tokens and sessions, followed from the log (ADR 0022).
+    /// Without it (unit tests) no token is checked for revocation.
+    pub revocations: Option<Arc<platform::auth::revocations::RevocationView>>,
 }
 
 impl std::fmt::Debug for QueryState {
@@ -112,6 +115,7 @@ impl QueryState {
             streams: Arc::new(StreamSlots::default()),
             readiness: platform::telemetry::Readiness::default(),
             audit_log: None,
+            revocations: None,
         }
     }
 
@@ -132,6 +136,16 @@ impl QueryState {
     /// Gives the audit routes the event log (see [`crate::audit_log`]).
     pub fn with_audit_log(mut self, audit_log: Arc<dyn crate::audit_log::AuditLog>) -> Self {
         self.audit_log = Some(audit_log);
+        self
+    }
+
+    /// Refuses revoked tokens and sessions, and every token while `view`
+    /// is staler than its bound (503: fail closed).
+    pub fn with_revocations(
+        mut self,
+        view: Arc<platform::auth::revocations::RevocationView>,
+    ) -> Self {
+        self.revocations = Some(view);
         self
     }
 

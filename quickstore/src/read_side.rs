@@ -66,6 +66,8 @@ pub struct ReadSide {
     pub addr: SocketAddr,
     pub store: Arc<dyn ReadStore>,
     projectors: Option<RunningService>,
+    /// Keeps the query API's revocation view current.
+    _revocations: platform::auth::revocations::Following,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
 }
@@ -119,13 +121,28 @@ impl ReadSide {
             Some(keys) => Arc::clone(keys),
             None => crate::customers_cmd::key_store(&store).await?,
         };
-        let mut state = QueryState::new(Arc::clone(&store), verifier, options.query.clone())
-            .with_keys(keys)
-            .with_audit_log(Arc::new(audit));
+        // Every command-API replica's revocations, from the log (ADR 0022);
+        // `/readyz` says when the view is staler than its bound.
+        let (revocations, revocation_follower) = system
+            .follow_revocations()
+            .await
+            .context("following the revocation topic")?;
+        let mut readiness = platform::telemetry::Readiness::new().with_check("revocations", {
+            let view = Arc::clone(&revocations);
+            move || {
+                let fresh = view.check_fresh().map_err(|e| e.to_string());
+                async move { fresh }
+            }
+        });
         if projectors.is_some() {
             // Projectors in this process: the log and the registry too.
-            state = state.with_readiness(crate::probes::base(system));
+            readiness = readiness.merged(&crate::probes::base(system));
         }
+        let state = QueryState::new(Arc::clone(&store), verifier, options.query.clone())
+            .with_keys(keys)
+            .with_audit_log(Arc::new(audit))
+            .with_revocations(revocations)
+            .with_readiness(readiness);
         let listener = tokio::net::TcpListener::bind(&options.listen)
             .await
             .with_context(|| {
@@ -147,6 +164,7 @@ impl ReadSide {
             addr,
             store,
             projectors,
+            _revocations: revocation_follower,
             stop,
             server,
         })

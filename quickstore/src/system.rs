@@ -124,6 +124,41 @@ impl System {
         specs
     }
 
+    /// The revocation topic (ADR 0022) with this deployment's replication.
+    pub fn revocation_topic(&self) -> TopicSpec {
+        let mut spec = platform::auth::revocations::topic_spec(self.topics.auth_revocations());
+        spec.replication_factor = self.settings.replication_factor;
+        spec.min_insync_replicas = Some(self.settings.min_insync_replicas);
+        spec
+    }
+
+    /// Follows the revocation topic into a new view (created if missing:
+    /// either side may start first).
+    pub async fn follow_revocations(
+        &self,
+    ) -> Result<(
+        Arc<platform::auth::revocations::RevocationView>,
+        platform::auth::revocations::Following,
+    )> {
+        use platform::auth::revocations as r;
+        self.log.create_topics(&[self.revocation_topic()]).await?;
+        let view = Arc::new(r::RevocationView::new(r::DEFAULT_MAX_STALENESS));
+        let now_s: r::NowS = Arc::new(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+                .unwrap_or(0)
+        });
+        let following = r::follow(
+            Arc::clone(&self.log),
+            self.topics.auth_revocations(),
+            Arc::clone(&view),
+            r::DEFAULT_POLL,
+            now_s,
+        );
+        Ok((view, following))
+    }
+
     /// Creates the contract's topics and registers its schemas.
     pub async fn ensure_contract(&self) -> Result<()> {
         self.log.create_topics(&self.contract_topics()).await?;

@@ -54,6 +54,7 @@ pub enum TopicKind {
     SagaEvents,
     SagaReplies,
     DeadLetters,
+    Revocations,
 }
 
 impl TopicKind {
@@ -66,13 +67,15 @@ impl TopicKind {
             Self::SagaEvents => "saga-events",
             Self::SagaReplies => "saga-replies",
             Self::DeadLetters => "dead-letters",
+            Self::Revocations => "revocations",
         }
     }
 }
 
 /// Every topic QuickStore uses with the spec it must have: the six
 /// contexts' command, event and snapshot topics, the outcomes topic, the
-/// saga's event and reply topics, one dead-letter topic per projection.
+/// saga's event and reply topics, one dead-letter topic per projection, the
+/// revocation topic.
 /// Replication factor and `min.insync.replicas` come from the settings.
 pub fn planned_topics(system: &System) -> Vec<(TopicKind, TopicSpec)> {
     let settings = &system.settings;
@@ -107,6 +110,7 @@ pub fn planned_topics(system: &System) -> Vec<(TopicKind, TopicSpec)> {
         );
         out.push((TopicKind::DeadLetters, spec));
     }
+    out.push((TopicKind::Revocations, system.revocation_topic()));
     for (_, spec) in &mut out {
         spec.replication_factor = settings.replication_factor;
         spec.min_insync_replicas = Some(settings.min_insync_replicas);

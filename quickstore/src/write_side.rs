@@ -8,6 +8,7 @@
 //! Deployment per role): [`WriteRoles`] picks the parts, and the parts only
 //! meet through the event log, so any split gives the same behaviour.
 
+use platform::auth::revocations::RevocationPublisher;
 use platform::pii::KeyStore;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -499,11 +500,30 @@ async fn app_state(system: &System, options: &WriteSideOptions) -> Result<AppSta
         &system.topics,
     )
     .await?;
+    // Revocations go on the log so the query API and the other replicas
+    // refuse a logged-out token too (ADR 0022).
+    let revocations = RevocationPublisher::start(
+        system.log.as_ref(),
+        system.revocation_topic(),
+        &format!(
+            "{}command-api.{}.revocations",
+            system.topics.prefix, options.instance
+        ),
+    )
+    .await
+    .context("starting the revocation publisher")?;
+    let (revocation_view, revocation_follower) = system
+        .follow_revocations()
+        .await
+        .context("following the revocation topic")?;
     Ok(AppState {
         bus,
         prices,
         issuer,
         verifier,
+        revocations,
+        revocation_view,
+        revocation_follower,
         hasher: if options.fast_password_hashing {
             PasswordHasher::fast_params()
         } else {

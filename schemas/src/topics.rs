@@ -130,6 +130,12 @@ impl TopicNames {
         format!("{}command-outcomes", self.prefix)
     }
 
+    /// `<prefix>auth.revocations`: revoked access tokens and sessions, from
+    /// every command-API replica to every verifier (ADR 0022).
+    pub fn auth_revocations(&self) -> String {
+        format!("{}auth.revocations", self.prefix)
+    }
+
     /// `<prefix>sagas.<saga>.events`: a saga's own event-sourced state.
     pub fn saga_events(&self, saga: &str) -> String {
         format!("{}sagas.{saga}.events", self.prefix)
@@ -158,6 +164,7 @@ mod tests {
         assert_eq!(t.commands(Context::Inventory), "qs.inventory.commands");
         assert_eq!(t.snapshots(Context::Orders), "qs.orders.snapshots");
         assert_eq!(t.command_outcomes(), "qs.command-outcomes");
+        assert_eq!(t.auth_revocations(), "qs.auth.revocations");
         assert_eq!(
             t.saga_events("order-fulfillment"),
             "qs.sagas.order-fulfillment.events"

@@ -79,7 +79,14 @@ pub fn verify_bearer(state: &SharedState, header: Option<&str>) -> Result<Caller
         .verifier
         .verify(token.trim(), state.now_s(), Some(revocations))
     {
-        Ok(claims) => Ok(Caller { claims }),
+        // This replica's own store knows its revocations at once; the
+        // others' arrive through the log. Too stale to say: 503, not a
+        // guess (ADR 0022).
+        Ok(claims) => match state.revocation_view.check(&claims) {
+            Ok(false) => Ok(Caller { claims }),
+            Ok(true) => Err(AppError::unauthorized(AuthError::TokenRevoked.to_string())),
+            Err(stale) => Err(AppError::unavailable(&stale)),
+        },
         Err(AuthError::Store(e)) => Err(AppError::unavailable(&e)),
         Err(e) => Err(AppError::unauthorized(e.to_string())),
     }

@@ -52,6 +52,14 @@ pub struct AppState {
     pub prices: PriceBook,
     pub issuer: TokenIssuer,
     pub verifier: Verifier,
+    /// Where this replica's revocations go, so the query API and the other
+    /// replicas refuse the token too (ADR 0022).
+    pub revocations: platform::auth::revocations::RevocationPublisher,
+    /// Every replica's revocations, followed from the log: a token logged
+    /// out on another replica is refused here as well.
+    pub revocation_view: Arc<platform::auth::revocations::RevocationView>,
+    /// Keeps `revocation_view` current; dropped with the state.
+    pub revocation_follower: platform::auth::revocations::Following,
     pub hasher: PasswordHasher,
     pub gateway: Arc<dyn PaymentGateway>,
     pub webhook_secret: Secret,

@@ -87,6 +87,12 @@ impl RevocationList for EmbeddedCredentialStore {
         let table = txn.open_table(REVOKED).map_err(store_err)?;
         Ok(table.get(jti).map_err(store_err)?.is_some())
     }
+
+    fn is_session_revoked(&self, family: &str) -> Result<bool, AuthError> {
+        let txn = self.db.begin_read().map_err(store_err)?;
+        let table = txn.open_table(FAMILIES).map_err(store_err)?;
+        Ok(table.get(family).map_err(store_err)?.is_some())
+    }
 }
 
 impl CredentialStore for EmbeddedCredentialStore {

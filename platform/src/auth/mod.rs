@@ -19,6 +19,9 @@
 //! - [`refresh`] — the opaque refresh-token format (random bytes, stored
 //!   only as a SHA-256 digest).
 //! - [`verify`] — the [`Verifier`] every service runs.
+//! - [`revocations`] — revocations as records on the event log, and the
+//!   [`revocations::RevocationView`] a service without the store (the query
+//!   API) follows them into.
 //!
 //! Every store call blocks (redb is synchronous, argon2 is deliberately
 //! slow): async callers wrap them in `tokio::task::spawn_blocking`.
@@ -27,6 +30,7 @@ pub mod embedded;
 pub mod keys;
 pub mod password;
 pub mod refresh;
+pub mod revocations;
 pub mod store;
 pub mod tokens;
 pub mod verify;

@@ -117,6 +117,13 @@ pub(crate) fn revocation_expired(exp_s: i64, now_s: i64) -> bool {
 /// can plug in another source (a replicated list, a cache).
 pub trait RevocationList: Send + Sync {
     fn is_revoked(&self, jti: &str) -> Result<bool, AuthError>;
+
+    /// Whether the session (refresh family, the access token's `sid`) was
+    /// revoked: by a logout, or because one of its refresh tokens was used
+    /// twice. A list that only knows token ids answers `false`.
+    fn is_session_revoked(&self, _family: &str) -> Result<bool, AuthError> {
+        Ok(false)
+    }
 }
 
 /// The credential store port. All methods block.
@@ -221,6 +228,10 @@ impl MemoryCredentialStore {
 impl RevocationList for MemoryCredentialStore {
     fn is_revoked(&self, jti: &str) -> Result<bool, AuthError> {
         Ok(self.lock().revoked.contains_key(jti))
+    }
+
+    fn is_session_revoked(&self, family: &str) -> Result<bool, AuthError> {
+        Ok(self.lock().families.contains_key(family))
     }
 }
 

@@ -48,6 +48,13 @@ pub struct Claims {
     pub exp: i64,
     /// Unique per token: what logout puts on the revocation list.
     pub jti: String,
+    /// The session: the refresh family the token was issued in (OpenID's
+    /// `sid`). Revoking the family — logout, or a refresh token used twice
+    /// — refuses every access token of the session, not only the one that
+    /// logged out. Absent on tokens minted outside a login (tests, tools),
+    /// and optional so tokens minted before it existed still verify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 impl Claims {
@@ -160,7 +167,7 @@ impl TokenIssuer {
         };
         self.store
             .insert_refresh(&refresh::digest(refresh_token.expose()), &record)?;
-        let access_token = self.sign_access(customer_id, roles, now_s)?;
+        let access_token = self.sign_access_in(customer_id, roles, Some(family), now_s)?;
         Ok(TokenPair {
             access_token,
             refresh_token,
@@ -176,6 +183,17 @@ impl TokenIssuer {
         roles: &[Role],
         now_s: i64,
     ) -> Result<Secret, AuthError> {
+        self.sign_access_in(customer_id, roles, None, now_s)
+    }
+
+    /// [`Self::sign_access`] for the session `sid` (a refresh family).
+    pub fn sign_access_in(
+        &self,
+        customer_id: &str,
+        roles: &[Role],
+        sid: Option<&str>,
+        now_s: i64,
+    ) -> Result<Secret, AuthError> {
         let claims = Claims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
@@ -185,6 +203,7 @@ impl TokenIssuer {
             nbf: now_s,
             exp: now_s.saturating_add(self.access_ttl_s),
             jti: uuid::Uuid::new_v4().to_string(),
+            sid: sid.map(str::to_owned),
         };
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.keys.kid().to_owned());
@@ -248,6 +267,12 @@ impl TokenIssuer {
                 .revoke_family(&record.family, self.family_revoked_until(now_s))?;
         }
         self.store.revoke_access(access_jti, access_exp)
+    }
+
+    /// The access-token lifetime in seconds: how long a revocation must be
+    /// remembered by a verifier (with [`super::verify::MAX_LEEWAY_S`]).
+    pub fn access_ttl_s(&self) -> i64 {
+        self.access_ttl_s
     }
 
     /// Every token of a family expires at most one refresh TTL after the

@@ -215,6 +215,11 @@ impl Verifier {
             if list.is_revoked(&claims.jti)? {
                 return Err(AuthError::TokenRevoked);
             }
+            if let Some(sid) = &claims.sid {
+                if list.is_session_revoked(sid)? {
+                    return Err(AuthError::TokenRevoked);
+                }
+            }
         }
         Ok(claims)
     }

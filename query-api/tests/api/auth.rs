@@ -206,3 +206,51 @@ async fn an_unreachable_jwks_is_503_not_401() {
         "temporarily unavailable, retry later"
     );
 }
+
+/// ADR 0022: a token or session on the revocation view is 401; a view
+/// that could not catch up within its bound answers 503 for every token
+/// (fail closed) — public routes are not affected.
+#[tokio::test]
+async fn revoked_tokens_and_sessions_are_401_and_a_stale_list_is_503() {
+    use platform::auth::revocations::{Revocation, RevocationView};
+    let view = Arc::new(RevocationView::new(Duration::from_secs(30)));
+    let f = Fixture::with_revocations(Arc::clone(&view)).await;
+    let token = f.customer("c-1");
+    // Never caught up: no token is vouched for.
+    f.get("/customers/me/orders", Some(&token))
+        .await
+        .problem(503, "unavailable", None);
+    assert_eq!(f.get("/products", None).await.status, 200);
+    view.caught_up(std::time::Instant::now());
+    assert_eq!(
+        f.get("/customers/me/orders", Some(&token)).await.status,
+        200
+    );
+    let jti = |t: &str| -> String {
+        use base64::Engine as _;
+        let claims = t.split('.').nth(1).unwrap();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(claims)
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        v["jti"].as_str().unwrap().to_owned()
+    };
+    view.insert(Revocation::access(jti(&token), now_s() + 900), now_s());
+    let answer = f.get("/customers/me/orders", Some(&token)).await;
+    answer.problem(401, "unauthorized", None);
+    assert!(answer.body["detail"].as_str().unwrap().contains("revoked"));
+    // A session: every token carrying its `sid`.
+    let in_session = f
+        .issuer
+        .sign_access_in("c-2", &[Role::Customer], Some("family-1"), now_s())
+        .unwrap();
+    let token2 = in_session.expose();
+    assert_eq!(
+        f.get("/customers/me/orders", Some(token2)).await.status,
+        200
+    );
+    view.insert(Revocation::session("family-1", now_s() + 900), now_s());
+    f.get("/customers/me/orders", Some(token2))
+        .await
+        .problem(401, "unauthorized", None);
+}

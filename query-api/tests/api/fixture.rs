@@ -81,6 +81,31 @@ impl Fixture {
         verifier: VerifierSource,
         config: QueryConfig,
     ) -> Self {
+        Self::assemble_with(store, issuer, verifier, config, None)
+    }
+
+    /// A fixture whose query API checks `revocations` (ADR 0022).
+    pub async fn with_revocations(
+        revocations: Arc<platform::auth::revocations::RevocationView>,
+    ) -> Self {
+        let f = Self::new().await;
+        let verifier = VerifierSource::fixed(f.issuer.verifier().unwrap());
+        Self::assemble_with(
+            f.store,
+            f.issuer,
+            verifier,
+            test_config(),
+            Some(revocations),
+        )
+    }
+
+    pub fn assemble_with(
+        store: Arc<EmbeddedStore>,
+        issuer: TokenIssuer,
+        verifier: VerifierSource,
+        config: QueryConfig,
+        revocations: Option<Arc<platform::auth::revocations::RevocationView>>,
+    ) -> Self {
         let clock_offset = Arc::new(AtomicI64::new(0));
         let offset = clock_offset.clone();
         let state =
@@ -91,6 +116,10 @@ impl Fixture {
                     .unwrap();
                 now_ms + offset.load(Ordering::SeqCst)
             }));
+        let state = match revocations {
+            Some(view) => state.with_revocations(view),
+            None => state,
+        };
         let router = query_api::router(state);
         Self {
             store,

@@ -68,6 +68,14 @@ fn main() {
             true,
         ),
         (
+            case!(tokens::logged_out_token_is_refused_by_the_query_api),
+            true,
+        ),
+        (
+            case!(tokens::reused_refresh_token_ends_the_session_on_the_query_api),
+            true,
+        ),
+        (
             case!(access::customer_cannot_use_catalog_admin_commands),
             true,
         ),

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -243,10 +244,8 @@ async fn session(env: &Env, name: &str) -> Result<(String, String, String)> {
 }
 
 /// Logout revokes the access token (command API, which keeps the
-/// revocation list) and the refresh token's whole session. The query API
-/// verifies tokens offline and does not see the list: it accepts a
-/// logged-out access token until it expires (at most 15 minutes) —
-/// documented in docs/security.md, not asserted here.
+/// revocation list) and the refresh token's whole session. The query API's
+/// side of it is `logged_out_token_is_refused_by_the_query_api`.
 pub async fn revoked_after_logout_is_refused(adapter: TestAdapter) -> Result<()> {
     let env = env::start(adapter).await?;
     let (_, access, refresh) = session(&env, "lou").await?;
@@ -304,5 +303,126 @@ pub async fn reused_refresh_token_revokes_the_session(adapter: TestAdapter) -> R
     // ...and the legitimate successor dies with it (the family is revoked).
     let answer = refresh(&second).await?;
     refused(&answer, StatusCode::UNAUTHORIZED, "refresh after reuse")?;
+    env.stop().await
+}
+
+/// How soon the query API must refuse a token revoked on the command API
+/// (ADR 0022 aims at about one poll, 0.5 s; the bound leaves room for a
+/// loaded test machine).
+const REVOCATION_BOUND: Duration = Duration::from_secs(5);
+
+/// Polls the query API with `token` until it answers 401; the time it took.
+async fn refused_by_query_api_within(env: &Env, token: &str, path: &str) -> Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let answer = env.query(path, Some(token)).await?;
+        if answer.0 == StatusCode::UNAUTHORIZED {
+            refused(&answer, StatusCode::UNAUTHORIZED, "revoked token")?;
+            return Ok(started.elapsed());
+        }
+        ensure!(
+            answer.0 == StatusCode::OK,
+            "the query API answered {} {} to a revoked token (expected 200, then 401)",
+            answer.0,
+            answer.2
+        );
+        ensure!(
+            started.elapsed() < REVOCATION_BOUND,
+            "the query API still accepts a revoked access token after {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The query API verifies tokens offline, yet a logged-out access token is
+/// refused there too within a second or so: every command-API replica
+/// appends its revocations to the revocation topic and the query API
+/// follows it (ADR 0022). Another session of the same customer reads on.
+pub async fn logged_out_token_is_refused_by_the_query_api(adapter: TestAdapter) -> Result<()> {
+    let env = env::start(adapter).await?;
+    let (id, access, refresh) = session(&env, "quinn").await?;
+    let path = format!("/customers/{id}/orders");
+    let (status, _, body) = env.query(&path, Some(&access)).await?;
+    ensure!(status == StatusCode::OK, "before logout: {status} {body}");
+    // A second login of the same customer: must survive the logout.
+    let email = {
+        let store = env.state().issuer.store();
+        store.by_customer(&id)?.unwrap().email
+    };
+    let (status, _, other) = env
+        .command(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(&json!({"email": email, "password": crate::app::PASSWORD})),
+        )
+        .await?;
+    ensure!(status == StatusCode::OK, "second login: {status} {other}");
+    let other = other["access_token"].as_str().unwrap().to_owned();
+
+    let (status, _, body) = env
+        .command(
+            Method::POST,
+            "/auth/logout",
+            Some(&access),
+            Some(&json!({"refresh_token": refresh})),
+        )
+        .await?;
+    ensure!(status == StatusCode::NO_CONTENT, "logout: {status} {body}");
+    let took = refused_by_query_api_within(&env, &access, &path).await?;
+    eprintln!("logged_out_token_is_refused_by_the_query_api: refused after {took:?}");
+    let (status, _, body) = env.query(&path, Some(&other)).await?;
+    ensure!(
+        status == StatusCode::OK,
+        "the customer's other session was refused too: {status} {body}"
+    );
+    env.stop().await
+}
+
+/// A refresh token used twice ends its session (the family) everywhere:
+/// the query API refuses the access tokens issued in it — the thief's and
+/// the owner's — not only the refresh tokens (ADR 0022).
+pub async fn reused_refresh_token_ends_the_session_on_the_query_api(
+    adapter: TestAdapter,
+) -> Result<()> {
+    let env = env::start(adapter).await?;
+    let (id, first_access, first) = session(&env, "rory").await?;
+    let path = format!("/customers/{id}/orders");
+    let body = json!({"refresh_token": first});
+    let (status, _, rotated) = env
+        .command(Method::POST, "/auth/refresh", None, Some(&body))
+        .await?;
+    ensure!(
+        status == StatusCode::OK,
+        "first refresh: {status} {rotated}"
+    );
+    let second_access = rotated["access_token"].as_str().unwrap().to_owned();
+    for token in [&first_access, &second_access] {
+        let (status, _, body) = env.query(&path, Some(token)).await?;
+        ensure!(
+            status == StatusCode::OK,
+            "before the reuse: {status} {body}"
+        );
+    }
+    let answer = env
+        .command(Method::POST, "/auth/refresh", None, Some(&body))
+        .await?;
+    refused(&answer, StatusCode::UNAUTHORIZED, "reused refresh token")?;
+    for token in [&first_access, &second_access] {
+        let took = refused_by_query_api_within(&env, token, &path).await?;
+        eprintln!("reused_refresh_token_ends_the_session_on_the_query_api: refused after {took:?}");
+    }
+    // The command API refuses the session's newest access token too.
+    let before = env.written().await?;
+    let (status, body) = env
+        .app
+        .place_order(&second_access, &[(&env.sku, 1)], crate::app::APPROVE)
+        .await?;
+    ensure!(
+        status == StatusCode::UNAUTHORIZED,
+        "an access token of a revoked session placed an order: {status} {body}"
+    );
+    nothing_written(&env, &before, "after the reuse").await?;
     env.stop().await
 }

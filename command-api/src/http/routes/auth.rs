@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use platform::auth::revocations::Revocation;
 use platform::auth::{AuthError, Role, TokenPair};
 use platform::config::Secret;
 use schemas::customers::{CustomersCommand, RegisterCustomer};
@@ -272,8 +273,35 @@ async fn refresh(
 ) -> Result<Json<TokenResponse>, AppError> {
     let now = state.now_s();
     let token = Secret::new(body.refresh_token);
+    let hash = platform::auth::refresh::digest(token.expose());
+    // A used token coming back is a reuse: its session is revoked on the
+    // log *before* here (a failed append is 503 and changes nothing, so a
+    // retry revokes it again), so every verifier drops the session's access
+    // tokens, the thief's included.
+    if let Some(record) = session_of(&state, hash).await? {
+        if record.used {
+            publish(&state, &[session_revocation(&state, &record.family, now)]).await?;
+        }
+    }
     let verifier_state = state.clone();
-    let pair = blocking(move || verifier_state.issuer.refresh(&token, now)).await?;
+    let refreshed = tokio::task::spawn_blocking(move || verifier_state.issuer.refresh(&token, now))
+        .await
+        .map_err(|e| AppError::internal(&e))?;
+    let pair = match refreshed {
+        Err(AuthError::RefreshReused) => {
+            // Two presentations racing past the check above: the loser is
+            // the reuse. Best effort; the family is revoked here already.
+            if let Ok(Some(record)) = session_of(&state, hash).await {
+                let revocation = session_revocation(&state, &record.family, now);
+                if publish(&state, &[revocation]).await.is_err() {
+                    tracing::error!(family = %record.family,
+                        "a reused session could not be put on the revocation topic");
+                }
+            }
+            return Err(auth_error(AuthError::RefreshReused));
+        }
+        other => other.map_err(auth_error)?,
+    };
     let claims = state
         .verifier
         .verify(pair.access_token.expose(), now, None)
@@ -292,9 +320,52 @@ async fn logout(
     let now = state.now_s();
     let token = Secret::new(body.refresh_token);
     let (jti, exp) = (caller.claims.jti.clone(), caller.claims.exp);
+    // On the log first: if the append fails the answer is 503 and nothing
+    // was revoked here, so the client's retry (same tokens) still works
+    // and revokes everywhere. Revoked here first, a retry would be refused
+    // 401 and the query API would never hear of it.
+    let mut revocations = vec![Revocation::access(jti.clone(), exp)];
+    let family = match session_of(&state, platform::auth::refresh::digest(token.expose())).await? {
+        Some(record) => Some(record.family),
+        None => caller.claims.sid.clone(),
+    };
+    if let Some(family) = family {
+        revocations.push(session_revocation(&state, &family, now));
+    }
+    publish(&state, &revocations).await?;
     let s = state.clone();
     blocking(move || s.issuer.logout(&token, &jti, exp, now)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The refresh token's record, if the store knows it.
+async fn session_of(
+    state: &SharedState,
+    hash: [u8; 32],
+) -> Result<Option<platform::auth::RefreshRecord>, AppError> {
+    let s = state.clone();
+    blocking(move || s.issuer.store().refresh_record(&hash)).await
+}
+
+/// A session revocation that outlives every access token of the session:
+/// none is issued after it, and the last one lives one access TTL (plus a
+/// minute for a rotation in flight).
+fn session_revocation(state: &SharedState, family: &str, now_s: i64) -> Revocation {
+    Revocation::session(
+        family,
+        now_s
+            .saturating_add(state.issuer.access_ttl_s())
+            .saturating_add(60),
+    )
+}
+
+/// Appends to the revocation topic; 503 when the log does not take it.
+async fn publish(state: &SharedState, revocations: &[Revocation]) -> Result<(), AppError> {
+    state
+        .revocations
+        .publish(revocations)
+        .await
+        .map_err(|e| AppError::unavailable(&e))
 }
 
 /// The public keys access tokens are signed with (JWKS): verify tokens

@@ -59,7 +59,7 @@ env:
 {{/*
 Every topic QuickStore uses: name, partitions and configs — the same specs
 the code creates (command-api/src/topology.rs, quickstore's saga topics,
-the projectors' dead-letter topics); a test keeps the two equal.
+the projectors' dead-letter topics, the revocation topic); a test keeps the two equal.
 */}}
 {{- define "quickstore.topics" -}}
 {{- $p := int .Values.config.partitions -}}
@@ -78,6 +78,7 @@ the projectors' dead-letter topics); a test keeps the two equal.
 {{- $topics = append $topics (dict "name" (printf "%scommand-outcomes" $prefix) "partitions" $p "config" $weekly) -}}
 {{- $topics = append $topics (dict "name" (printf "%ssagas.order-fulfillment.events" $prefix) "partitions" $p "config" $forever) -}}
 {{- $topics = append $topics (dict "name" (printf "%ssagas.order-fulfillment.replies" $prefix) "partitions" $p "config" $weekly) -}}
+{{- $topics = append $topics (dict "name" (printf "%sauth.revocations" $prefix) "partitions" 1 "config" $weekly) -}}
 {{- range $projection := list "orders" "catalog" "stock" "shipments" "payments" "sales" "customers" "audit" "saga-state" -}}
 {{- $topics = append $topics (dict "name" (printf "%sprojector.%s.dlq" $prefix $projection) "partitions" 1 "config" $forever) -}}
 {{- end -}}
