@@ -10,6 +10,7 @@
 //! system that cannot keep up builds a backlog that the achieved rate
 //! shows.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -226,12 +227,15 @@ async fn run_step(
     let (c0, totals0, cpu0) = (rig.completed(), rig.processor_totals(), process_cpu());
     let events0 = projector_events(read_side);
     // Completions over time: the first and the last one of this step.
+    let drain = Duration::from_secs_f64((seconds * 2.0).max(20.0));
     let watcher = tokio::spawn(watch_completions(
         rig.side.saga_progress.clone(),
         c0,
         orders,
+        Duration::from_secs_f64(seconds) + drain + Duration::from_secs(5),
     ));
-    let lag = tokio::spawn(watch_lag(read_side.watch(), orders));
+    let lag_max = Arc::new(AtomicU64::new(0));
+    let lag = tokio::spawn(watch_lag(read_side.watch(), Arc::clone(&lag_max)));
     let op: Op = {
         let (rig, e2e, query) = (Arc::clone(rig), Arc::clone(&e2e), query.clone());
         Arc::new(move |i| {
@@ -257,16 +261,14 @@ async fn run_step(
         })
     };
     let ack = open_loop(rate, Duration::from_secs_f64(seconds), stream, op).await?;
-    let drain = Duration::from_secs_f64((seconds * 2.0).max(20.0));
     let completed = rig
         .wait_completed(c0 + orders, drain)
         .await?
         .saturating_sub(c0);
     let span = watcher.await?;
-    let (lag_max, step_elapsed) = {
-        lag.abort();
-        (lag.await.unwrap_or(0), span.map(|s| s.2))
-    };
+    lag.abort();
+    let lag_max = lag_max.load(Ordering::Relaxed);
+    let step_elapsed = span.map(|s| s.2);
     // The sampled end-to-end polls finish shortly after the completions.
     let deadline = Instant::now() + Duration::from_secs(10);
     while e2e.lock().await.len() < (orders as usize).div_ceil(every) && Instant::now() < deadline
@@ -325,11 +327,12 @@ async fn watch_completions(
     mut progress: tokio::sync::watch::Receiver<sagas::fulfillment::WorkerStats>,
     c0: u64,
     orders: u64,
+    limit: Duration,
 ) -> Option<(Instant, Instant, Duration)> {
     let started = Instant::now();
     let mut first = None;
     let mut last = None;
-    let deadline = started + Duration::from_secs(600);
+    let deadline = started + limit;
     while Instant::now() < deadline {
         let completed = progress.borrow_and_update().completed.saturating_sub(c0);
         if completed > 0 && first.is_none() {
@@ -351,19 +354,20 @@ async fn watch_completions(
     Some((first?, last?, last?.duration_since(started)))
 }
 
-/// The largest total projector lag seen (sampled at each status update).
+/// Keeps `max` at the largest total projector lag seen (sampled at each
+/// status update) until aborted.
 async fn watch_lag(
     status: Option<tokio::sync::watch::Receiver<projectors::service::ServiceStatus>>,
-    _orders: u64,
-) -> u64 {
+    max: Arc<AtomicU64>,
+) {
     let Some(mut status) = status else {
-        return 0;
+        return;
     };
-    let mut max = 0;
     loop {
-        max = max.max(status.borrow_and_update().lag().unwrap_or(0));
+        let lag = status.borrow_and_update().lag().unwrap_or(0);
+        max.fetch_max(lag, Ordering::Relaxed);
         if status.changed().await.is_err() {
-            return max;
+            return;
         }
     }
 }

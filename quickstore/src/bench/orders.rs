@@ -150,7 +150,7 @@ impl OrderRig {
         // The shop: SKUs with stock to spare, one customer per client.
         let skus: Vec<String> = (0..32).map(|i| format!("BENCH-{i}")).collect();
         for sku in &skus {
-            crate::seed::product(side.api_state()?, sku, sku, "bench", 100, 1_000_000_000).await?;
+            crate::seed::product(side.api_state()?, sku, sku, "bench", 100, 1_000_000).await?;
         }
         let mut customers = Vec::new();
         for i in 0..clients {
