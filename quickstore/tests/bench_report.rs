@@ -52,15 +52,26 @@ fn one_quick_run_reports_every_figure_on_both_targets() {
     assert_eq!(report["schema_version"], 1, "{report:#}");
     assert_eq!(report["mode"], "quick");
     let machine = &report["machine"];
-    assert!(machine["cores"].as_u64().is_some_and(|c| c >= 1), "{machine}");
+    assert!(
+        machine["cores"].as_u64().is_some_and(|c| c >= 1),
+        "{machine}"
+    );
     assert!(machine["quickstore_version"].is_string(), "{machine}");
     // The memory figure is `quickstore bench memory`'s; its section is
     // there, empty, saying so.
-    assert!(report.get("memory").is_some_and(Value::is_null), "{report:#}");
-    assert!(report["memory_note"].as_str().is_some_and(|n| n.contains("bench memory")));
+    assert!(
+        report.get("memory").is_some_and(Value::is_null),
+        "{report:#}"
+    );
+    assert!(report["memory_note"]
+        .as_str()
+        .is_some_and(|n| n.contains("bench memory")));
 
     let targets = report["targets"].as_array().expect("targets");
-    let names: Vec<&str> = targets.iter().filter_map(|t| t["target"].as_str()).collect();
+    let names: Vec<&str> = targets
+        .iter()
+        .filter_map(|t| t["target"].as_str())
+        .collect();
     assert_eq!(names, ["kafka", "embedded"], "both targets, in order");
     for target in targets {
         let name = target["target"].as_str().unwrap_or_default();
@@ -82,7 +93,10 @@ fn one_quick_run_reports_every_figure_on_both_targets() {
             "query_by_id_p99",
             "orders_by_customer_p99",
         ] {
-            assert!(ids.contains(&expected), "{name}: no figure {expected} in {ids:?}");
+            assert!(
+                ids.contains(&expected),
+                "{name}: no figure {expected} in {ids:?}"
+            );
         }
         for f in figures {
             let id = f["id"].as_str().unwrap_or_default();
@@ -112,11 +126,21 @@ fn one_quick_run_reports_every_figure_on_both_targets() {
         assert!(!steps.is_empty(), "{name}: no load step");
         for step in steps {
             assert_eq!(step["ack"]["errors"], 0, "{name}: {step}");
-            assert!(step["completed"].as_u64().is_some_and(|c| c > 0), "{name}: {step}");
-            assert!(step["achieved_per_sec"].as_f64().is_some_and(|a| a > 0.0), "{name}: {step}");
+            assert!(
+                step["completed"].as_u64().is_some_and(|c| c > 0),
+                "{name}: {step}"
+            );
+            assert!(
+                step["achieved_per_sec"].as_f64().is_some_and(|a| a > 0.0),
+                "{name}: {step}"
+            );
         }
-        assert!(target["command_append"]["ratio"].as_f64().is_some_and(|r| r > 0.0));
-        assert!(target["read_side"]["write_ratio"].as_f64().is_some_and(|r| r > 0.0));
+        assert!(target["command_append"]["ratio"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0));
+        assert!(target["read_side"]["write_ratio"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0));
     }
 
     let md = std::fs::read_to_string(out.join("report.md")).expect("report.md written");
@@ -131,7 +155,11 @@ fn one_quick_run_reports_every_figure_on_both_targets() {
         assert!(md.contains(heading), "report.md lacks {heading:?}:\n{md}");
     }
     let plots = report["plots"].as_array().expect("plots");
-    assert_eq!(plots.len(), 3, "throughput + a latency plot per target: {plots:?}");
+    assert_eq!(
+        plots.len(),
+        3,
+        "throughput + a latency plot per target: {plots:?}"
+    );
     for plot in plots {
         let file = out.join(plot.as_str().expect("plot name"));
         let svg = std::fs::read_to_string(&file).expect("plot written");
@@ -141,7 +169,10 @@ fn one_quick_run_reports_every_figure_on_both_targets() {
             file.display(),
             svg.len()
         );
-        assert!(md.contains(plot.as_str().unwrap_or_default()), "report.md links {plot}");
+        assert!(
+            md.contains(plot.as_str().unwrap_or_default()),
+            "report.md links {plot}"
+        );
     }
 }
 

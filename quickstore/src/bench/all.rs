@@ -120,7 +120,11 @@ async fn one_target(settings: &Settings, target: &str, quick: bool) -> Result<Ta
     eprintln!("bench ({target}): read side");
     let read = super::projections::one_backend(
         &settings,
-        if kafka { Backend::Cql } else { Backend::Embedded },
+        if kafka {
+            Backend::Cql
+        } else {
+            Backend::Embedded
+        },
         Plan::new(quick),
     )
     .await?;

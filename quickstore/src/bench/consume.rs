@@ -63,7 +63,10 @@ fn kafka_consume(
 ) -> Result<u64> {
     let consumer: BaseConsumer = config
         .client_config()
-        .set("group.id", format!("bench-raw-consume-{}", uuid::Uuid::new_v4()))
+        .set(
+            "group.id",
+            format!("bench-raw-consume-{}", uuid::Uuid::new_v4()),
+        )
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .create()?;

@@ -166,8 +166,12 @@ mod tests {
     #[test]
     fn a_zero_or_missing_number_is_not_sane() {
         assert!(!Figure::new("x", "x", "1/s", 0.0).is_sane());
-        assert!(!Figure::new("x", "x", "1/s", 1.0).baseline("raw", 0.0).is_sane());
+        assert!(!Figure::new("x", "x", "1/s", 1.0)
+            .baseline("raw", 0.0)
+            .is_sane());
         assert!(!Figure::new("x", "x", "1/s", f64::NAN).is_sane());
-        assert!(Figure::new("x", "x", "1/s", 1.0).baseline("raw", 2.0).is_sane());
+        assert!(Figure::new("x", "x", "1/s", 1.0)
+            .baseline("raw", 2.0)
+            .is_sane());
     }
 }

@@ -31,7 +31,6 @@ pub struct LatencyReport {
     pub cpu_us_per_request: Option<f64>,
 }
 
-
 /// CPU time of this process (user + system, every thread, including
 /// threads that ended), from `/proc/self/stat`. Its unit is USER_HZ ticks,
 /// 1/100 s on every Linux ABI. Not `getrusage`: the workspace forbids
@@ -51,7 +50,6 @@ pub fn cpu_delta(from: Option<Duration>, to: Option<Duration>) -> Option<Duratio
 }
 
 pub type Op = Arc<dyn Fn(usize) -> futures::future::BoxFuture<'static, Result<()>> + Send + Sync>;
-
 
 /// The `i`-th random pick among `n` (splitmix64 of `i`: the same sequence
 /// every run, uniform enough, no dependency).

@@ -416,7 +416,11 @@ async fn raw_port_transactions(
         for i in 0..n {
             let key = &keys[((sent + i) % aggregates) as usize];
             for (topic, (_, bytes)) in topics.iter().zip(sample) {
-                member.send(OutgoingRecord::new(topic.clone(), key.clone(), bytes.clone()))?;
+                member.send(OutgoingRecord::new(
+                    topic.clone(),
+                    key.clone(),
+                    bytes.clone(),
+                ))?;
             }
         }
         member.commit_transaction(&[]).await?;

@@ -92,7 +92,7 @@ fn kafka_version_of_local_broker() -> Option<String> {
         // The jar (`kafka_2.13-4.3.1.jar`) or the cached install's folder
         // (`…/kafka-4.3.1/libs/*`) names the version.
         for (marker, end) in [("kafka_2.13-", ".jar"), ("/kafka-", "/")] {
-            if let Some(at) = cmdline.find(marker) {
+            for (at, _) in cmdline.match_indices(marker) {
                 let rest = &cmdline[at + marker.len()..];
                 if let Some(stop) = rest.find(end) {
                     let version = &rest[..stop];

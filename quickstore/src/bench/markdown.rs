@@ -28,7 +28,11 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(md, "| cores | {} |", m.cores);
     let _ = writeln!(md, "| CPU | {} |", opt(&m.cpu_model));
     let _ = writeln!(md, "| kernel | {} |", opt(&m.kernel));
-    let _ = writeln!(md, "| load average at start | {} |", opt(&m.load_average_at_start));
+    let _ = writeln!(
+        md,
+        "| load average at start | {} |",
+        opt(&m.load_average_at_start)
+    );
     let _ = writeln!(md, "| rustc | {} |", opt(&m.rustc));
     let _ = writeln!(
         md,
@@ -140,7 +144,9 @@ fn figure_row(f: &Figure) -> String {
             .as_ref()
             .map(|b| format!("{}: {} {}", b.name, num(b.value), f.unit))
             .unwrap_or_else(|| "—".into()),
-        f.ratio.map(|r| format!("{r:.2}")).unwrap_or_else(|| "—".into()),
+        f.ratio
+            .map(|r| format!("{r:.2}"))
+            .unwrap_or_else(|| "—".into()),
         f.cpu_us_per_event
             .map(|c| format!("{c:.0}"))
             .unwrap_or_else(|| "—".into()),

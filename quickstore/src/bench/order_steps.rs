@@ -174,7 +174,10 @@ async fn sweep(rig: &Arc<OrderRig>, read_side: &ReadSide, plan: &StepPlan) -> Re
     run_step(rig, read_side, plan, warm, 1.0, 0).await?;
     let mut steps = Vec::new();
     for (k, &rate) in plan.rates.iter().enumerate() {
-        eprintln!("bench ({backend}): orders at {rate}/s for {} s", plan.seconds);
+        eprintln!(
+            "bench ({backend}): orders at {rate}/s for {} s",
+            plan.seconds
+        );
         let step = run_step(rig, read_side, plan, rate, plan.seconds, k as u64 + 1).await?;
         eprintln!(
             "bench ({backend}): {rate}/s offered → {:.0}/s completed, ack p99 {:.1} ms, \
@@ -271,8 +274,7 @@ async fn run_step(
     let step_elapsed = span.map(|s| s.2);
     // The sampled end-to-end polls finish shortly after the completions.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while e2e.lock().await.len() < (orders as usize).div_ceil(every) && Instant::now() < deadline
-    {
+    while e2e.lock().await.len() < (orders as usize).div_ceil(every) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let cpu = cpu_delta(cpu0, process_cpu());
@@ -409,10 +411,15 @@ async fn raw_produce_op(rig: &OrderRig) -> Result<Op> {
     let producer = Arc::new(system.log.producer("bench-raw").await?);
     let payload: Arc<[u8]> = vec![7u8; 420].into();
     Ok(Arc::new(move |i| {
-        let (producer, topic, payload) = (Arc::clone(&producer), topic.clone(), Arc::clone(&payload));
+        let (producer, topic, payload) =
+            (Arc::clone(&producer), topic.clone(), Arc::clone(&payload));
         async move {
             producer
-                .send(OutgoingRecord::new(topic, format!("k{i}"), payload.to_vec()))
+                .send(OutgoingRecord::new(
+                    topic,
+                    format!("k{i}"),
+                    payload.to_vec(),
+                ))
                 .await?;
             Ok(())
         }

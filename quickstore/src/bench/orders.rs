@@ -103,7 +103,6 @@ fn print_report(r: &OrdersBenchReport) {
     );
 }
 
-
 /// A running write side for a benchmark: its own data dir and topic
 /// prefix, simulated couriers, a shop with stock to spare and one
 /// registered customer per client.
@@ -183,7 +182,10 @@ impl OrderRig {
 
     /// Places the `i`-th order (a rotating customer and SKU, the approving
     /// test card); its id once the command API answered 201.
-    pub fn place_order(&self, i: usize) -> impl std::future::Future<Output = Result<String>> + Send + 'static {
+    pub fn place_order(
+        &self,
+        i: usize,
+    ) -> impl std::future::Future<Output = Result<String>> + Send + 'static {
         let (token, sku) = (
             self.customers[i % self.customers.len()].1.clone(),
             self.skus[(i * 7) % self.skus.len()].clone(),
@@ -201,7 +203,10 @@ impl OrderRig {
             let response = request.send().await?;
             let status = response.status();
             if status != reqwest::StatusCode::CREATED {
-                bail!("place order: {status} {}", response.text().await.unwrap_or_default());
+                bail!(
+                    "place order: {status} {}",
+                    response.text().await.unwrap_or_default()
+                );
             }
             let body: serde_json::Value = response.json().await?;
             Ok(body["order_id"].as_str().unwrap_or_default().to_owned())
@@ -290,7 +295,8 @@ async fn one_backend(
     let rig = Arc::new(rig);
     let warmup = (clients * 2).min(orders);
     place_orders(&rig, warmup, clients).await?;
-    rig.wait_completed(warmup as u64, Duration::from_secs(120)).await?;
+    rig.wait_completed(warmup as u64, Duration::from_secs(120))
+        .await?;
     let stats_before = rig.processor_totals();
     let saga_before = rig.completed();
     let started = Instant::now();
@@ -300,7 +306,9 @@ async fn one_backend(
     } else {
         Duration::from_secs(900)
     };
-    let completed = rig.wait_completed(saga_before + orders as u64, limit).await?;
+    let completed = rig
+        .wait_completed(saga_before + orders as u64, limit)
+        .await?;
     let elapsed = started.elapsed();
     let done = completed.saturating_sub(saga_before);
     let stats_after = rig.processor_totals();

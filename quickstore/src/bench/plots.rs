@@ -76,7 +76,11 @@ fn throughput(path: &Path, targets: &[TargetReport]) -> Result<()> {
             .label(t.target.clone())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour));
         chart
-            .draw_series(points.into_iter().map(|p| Circle::new(p, 4, colour.filled())))
+            .draw_series(
+                points
+                    .into_iter()
+                    .map(|p| Circle::new(p, 4, colour.filled())),
+            )
             .map_err(plot_error)?;
     }
     chart
@@ -96,10 +100,34 @@ fn latency(path: &Path, t: &TargetReport) -> Result<()> {
     let steps = &t.orders.steps;
     let x_max = steps.iter().map(|s| s.offered_per_sec).fold(1.0, f64::max) * 1.1;
     let series: [(&str, Vec<(f64, f64)>); 5] = [
-        ("ack p50", steps.iter().map(|s| (s.offered_per_sec, s.ack.p50_ms)).collect()),
-        ("ack p95", steps.iter().map(|s| (s.offered_per_sec, s.ack.p95_ms)).collect()),
-        ("ack p99", steps.iter().map(|s| (s.offered_per_sec, s.ack.p99_ms)).collect()),
-        ("ack p99.9", steps.iter().map(|s| (s.offered_per_sec, s.ack.p999_ms)).collect()),
+        (
+            "ack p50",
+            steps
+                .iter()
+                .map(|s| (s.offered_per_sec, s.ack.p50_ms))
+                .collect(),
+        ),
+        (
+            "ack p95",
+            steps
+                .iter()
+                .map(|s| (s.offered_per_sec, s.ack.p95_ms))
+                .collect(),
+        ),
+        (
+            "ack p99",
+            steps
+                .iter()
+                .map(|s| (s.offered_per_sec, s.ack.p99_ms))
+                .collect(),
+        ),
+        (
+            "ack p99.9",
+            steps
+                .iter()
+                .map(|s| (s.offered_per_sec, s.ack.p999_ms))
+                .collect(),
+        ),
         (
             "end-to-end p99",
             steps
@@ -137,7 +165,11 @@ fn latency(path: &Path, t: &TargetReport) -> Result<()> {
             .label(name)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour));
         chart
-            .draw_series(points.into_iter().map(|p| Circle::new(p, 3, colour.filled())))
+            .draw_series(
+                points
+                    .into_iter()
+                    .map(|p| Circle::new(p, 3, colour.filled())),
+            )
             .map_err(plot_error)?;
     }
     chart

@@ -483,9 +483,14 @@ async fn measure(
         raw_get.extend(open_loop(plan.rate, slice, 3 + 2 * k, raw_op.clone()).await?);
     }
     // Orders by customer at the same rate, after the by-id slices.
-    let by_customer = open_loop(plan.rate, Duration::from_secs_f64(plan.seconds), 100, customer_op)
-        .await?
-        .report();
+    let by_customer = open_loop(
+        plan.rate,
+        Duration::from_secs_f64(plan.seconds),
+        100,
+        customer_op,
+    )
+    .await?
+    .report();
     server.stop().await?;
     let (query, raw_get) = (query.report(), raw_get.report());
 
@@ -974,7 +979,6 @@ async fn prepare(session: &Session, cql: String) -> Result<PreparedStatement> {
 
 // ---------------------------------------------------------------------------
 // Reads at a fixed rate.
-
 
 /// The query API over the store, with an admin token minted in process.
 struct QueryServer {

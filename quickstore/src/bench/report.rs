@@ -116,8 +116,20 @@ fn figures(
         )),
     ];
     for (id, name, value, base, target) in [
-        ("place_order_p50", "place-order ack p50", ack.p50_ms, raw.p50_ms, None),
-        ("place_order_p95", "place-order ack p95", ack.p95_ms, raw.p95_ms, None),
+        (
+            "place_order_p50",
+            "place-order ack p50",
+            ack.p50_ms,
+            raw.p50_ms,
+            None,
+        ),
+        (
+            "place_order_p95",
+            "place-order ack p95",
+            ack.p95_ms,
+            raw.p95_ms,
+            None,
+        ),
         (
             "place_order_p99",
             "place-order ack p99",
@@ -125,10 +137,19 @@ fn figures(
             raw.p99_ms,
             Some(Target::RatioAtMost(2.0)),
         ),
-        ("place_order_p999", "place-order ack p99.9", ack.p999_ms, raw.p999_ms, None),
+        (
+            "place_order_p999",
+            "place-order ack p99.9",
+            ack.p999_ms,
+            raw.p999_ms,
+            None,
+        ),
     ] {
         let mut f = Figure::new(id, name, "ms", value)
-            .baseline("raw produce-ack of a PlaceOrder-sized record, same rate", base)
+            .baseline(
+                "raw produce-ack of a PlaceOrder-sized record, same rate",
+                base,
+            )
             .conditions(at_rate.clone());
         if let Some(t) = target {
             f = f.target(t);
@@ -136,13 +157,18 @@ fn figures(
         out.push(f);
     }
     out.push(
-        Figure::new("place_order_vs_http_noop_p99", "place-order ack p99", "ms", ack.p99_ms)
-            .baseline(
-                "HTTP no-op (GET /healthz, same server stack), same rate",
-                orders.http_noop.p99_ms,
-            )
-            .cpu(ack.cpu_us_per_request)
-            .conditions(at_rate.clone()),
+        Figure::new(
+            "place_order_vs_http_noop_p99",
+            "place-order ack p99",
+            "ms",
+            ack.p99_ms,
+        )
+        .baseline(
+            "HTTP no-op (GET /healthz, same server stack), same rate",
+            orders.http_noop.p99_ms,
+        )
+        .cpu(ack.cpu_us_per_request)
+        .conditions(at_rate.clone()),
     );
     if let Some(s) = step {
         out.push(
@@ -247,7 +273,10 @@ fn figures(
             "ms",
             read.by_customer.p99_ms,
         )
-        .baseline("raw select by key, same store, same rate", read.raw_get.p99_ms)
+        .baseline(
+            "raw select by key, same store, same rate",
+            read.raw_get.p99_ms,
+        )
         .cpu(read.by_customer.cpu_us_per_request)
         .conditions(format!(
             "open loop at {} req/s, {:.0} achieved",
@@ -271,7 +300,12 @@ impl Report {
                 t.figures.len()
             );
             for f in &t.figures {
-                ensure!(f.is_sane(), "{}: figure {} is not sane: {f:?}", t.target, f.id);
+                ensure!(
+                    f.is_sane(),
+                    "{}: figure {} is not sane: {f:?}",
+                    t.target,
+                    f.id
+                );
             }
             ensure!(!t.orders.steps.is_empty(), "{}: no load step", t.target);
             for s in &t.orders.steps {
