@@ -102,9 +102,13 @@ pub enum Command {
     /// Exit code 0: clean, 1: findings, 2: could not run (docs/chaos.md).
     Chaos(crate::chaos::ChaosArgs),
     /// Benchmarks, each against a raw baseline measured in the same run.
+    /// Without a subcommand: the whole system in one run (= `bench all`).
+    #[command(args_conflicts_with_subcommands = true)]
     Bench {
         #[command(subcommand)]
-        command: BenchCommand,
+        command: Option<BenchCommand>,
+        #[command(flatten)]
+        all: BenchAllArgs,
     },
 }
 
@@ -313,6 +317,12 @@ pub struct RegistryServeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// The whole system in one run, on the real servers and the embedded
+    /// twins: command append, orders at stepped open-loop rates (the
+    /// knee), place-order and end-to-end latency, projector, rebuild and
+    /// query figures, each beside its raw baseline; writes report.json,
+    /// report.md and SVG plots into --out (docs/performance.md).
+    All(BenchAllArgs),
     /// Orders driven to completion per second through the HTTP API, with
     /// place-order latency, beside raw produce-ack and HTTP no-op baselines.
     Orders(BenchOrdersArgs),
@@ -374,6 +384,23 @@ pub struct BenchMemoryChildArgs {
     /// Where to write the point as JSON.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchAllArgs {
+    /// Seconds, not minutes: checks the report is complete and sane (what
+    /// the test suite runs); its figures mean nothing.
+    #[arg(long)]
+    pub quick: bool,
+    /// `kafka` (the real broker and CQL node: QS_KAFKA_BOOTSTRAP and
+    /// QS_CQL_CONTACT_POINTS), `embedded` (the embedded twins, no servers)
+    /// or `both` (the default).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// The folder for report.json, report.md and the plots (default
+    /// bench-report/<UTC timestamp>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -108,20 +108,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Probe(args) => probe::run(args).await,
         Command::Audit { command } => audit::run(settings, command).await,
         Command::Check(args) => check::run(settings, args).await,
-        Command::Bench {
-            command: BenchCommand::Log(args),
-        } => bench::log::run(settings, args).await,
-        Command::Bench {
-            command: BenchCommand::Orders(args),
-        } => bench::orders::run(settings, args).await,
-        Command::Bench {
-            command: BenchCommand::Projections(args),
-        } => bench::projections::run(settings, args).await,
-        Command::Bench {
-            command: BenchCommand::Memory(args),
-        } => bench::memory::run(args).await,
-        Command::Bench {
-            command: BenchCommand::MemoryChild(args),
-        } => bench::memory::run_child(settings, args).await,
+        Command::Bench { command, all } => match command {
+            None => bench::all::run(settings, all).await,
+            Some(BenchCommand::All(args)) => bench::all::run(settings, args).await,
+            Some(BenchCommand::Log(args)) => bench::log::run(settings, args).await,
+            Some(BenchCommand::Orders(args)) => bench::orders::run(settings, args).await,
+            Some(BenchCommand::Projections(args)) => bench::projections::run(settings, args).await,
+            Some(BenchCommand::Memory(args)) => bench::memory::run(args).await,
+            Some(BenchCommand::MemoryChild(args)) => bench::memory::run_child(settings, args).await,
+        },
     }
 }

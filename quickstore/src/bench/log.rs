@@ -31,11 +31,15 @@ use schemas::{
 use serde::Serialize;
 use tokio::sync::watch;
 
+use super::load::{cpu_delta, process_cpu};
 use crate::cli::BenchLogArgs;
 
 /// The report, also written as JSON with `--json`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct LogBenchReport {
+    /// `kafka` (raw baseline: an rdkafka transactional producer) or
+    /// `embedded` (raw baseline: the embedded log's own transactions).
+    pub log: String,
     pub cores: usize,
     pub commands: u64,
     pub batch: usize,
@@ -46,13 +50,39 @@ pub struct LogBenchReport {
     pub raw_records_per_sec: f64,
     pub processor_commands_per_sec: f64,
     pub processor_records_per_sec: f64,
+    /// Process CPU (every thread) per command, raw loop and processor.
+    pub raw_cpu_us_per_command: Option<f64>,
+    pub processor_cpu_us_per_command: Option<f64>,
     /// processor / raw, commands per second. Target: >= 0.5.
     pub ratio: f64,
 }
 
+/// What one measurement does.
+#[derive(Debug, Clone, Copy)]
+pub struct LogPlan {
+    pub commands: u64,
+    pub batch: usize,
+    pub aggregates: u64,
+}
+
+impl LogPlan {
+    pub fn new(quick: bool) -> Self {
+        Self {
+            commands: if quick { 3_000 } else { 100_000 },
+            batch: 500,
+            aggregates: 1_000,
+        }
+    }
+}
+
+/// Which log: the real broker or the embedded twin (in a temp dir).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogTarget {
+    Kafka,
+    Embedded,
+}
+
 pub async fn run(settings: Settings, args: BenchLogArgs) -> Result<()> {
-    let bootstrap =
-        std::env::var("QS_KAFKA_BOOTSTRAP").unwrap_or_else(|_| settings.kafka_bootstrap.clone());
     if std::env::var("QS_KAFKA_BOOTSTRAP").is_err()
         && settings.event_log != platform::config::EventLogBackend::Kafka
     {
@@ -61,102 +91,11 @@ pub async fn run(settings: Settings, args: BenchLogArgs) -> Result<()> {
              starts one and prints it)"
         );
     }
-    let commands = args
-        .records
-        .unwrap_or(if args.quick { 3_000 } else { 100_000 });
-    ensure!(
-        commands > 0 && args.batch > 0 && args.aggregates > 0,
-        "--records, --batch and --aggregates must be positive"
-    );
-    let mut kafka = settings.kafka();
-    kafka.bootstrap_servers = bootstrap;
-    let log: Arc<dyn EventLog> = Arc::new(KafkaLog::connect(kafka.clone())?);
-    let registry: Arc<dyn SchemaRegistry> = match &settings.schema_registry_url {
-        Some(url) => Arc::new(ConfluentRegistry::new(ConfluentRegistryConfig::new(
-            url.clone(),
-        ))?),
-        // One process: an in-memory registry keeps ids consistent.
-        None => Arc::new(EmbeddedRegistry::in_memory()),
-    };
-    let codec = Arc::new(AvroCodec::new(registry));
-    let prefix = format!(
-        "bench-{}.",
-        &uuid::Uuid::new_v4().simple().to_string()[..10]
-    );
-    let topics = TopicNames::new(prefix.clone());
-    let mut topology = CommandTopology::new(&topics, counter::CONTEXT, settings.partitions);
-    topology.replication_factor = settings.replication_factor;
-    log.create_topics(&topology.specs()).await?;
-    counter::register_schemas(&codec, &topology).await?;
-
-    eprintln!(
-        "bench log: {commands} commands, batch {}, {} partitions, broker {}",
-        args.batch, settings.partitions, kafka.bootstrap_servers
-    );
-    let sample = sample_records(&codec, &topology)?;
-    let bytes_per_command: usize = sample.iter().map(|(_, b)| b.len()).sum();
-
-    // (a) The raw baseline: the same records, produced transactionally.
-    let baseline_topics: Vec<String> = (0..sample.len())
-        .map(|i| format!("{prefix}baseline-{i}"))
-        .collect();
-    let baseline_specs: Vec<_> = baseline_topics
-        .iter()
-        .map(|t| {
-            let mut s = platform::eventlog::TopicSpec::new(
-                t.clone(),
-                settings.partitions,
-                platform::eventlog::Cleanup::KeepForever,
-            );
-            s.replication_factor = settings.replication_factor;
-            s
-        })
-        .collect();
-    log.create_topics(&baseline_specs).await?;
-    // Warm the broker (JIT, page cache, transaction coordinator) first, so
-    // the baseline is not penalised for running first.
-    let warm_up = (commands / 5).clamp(1, 5_000);
-    raw_transactional_loop(
-        &kafka,
-        &baseline_topics,
-        &sample,
-        warm_up,
-        args.batch,
-        args.aggregates,
-    )
-    .await?;
-    let raw_elapsed = raw_transactional_loop(
-        &kafka,
-        &baseline_topics,
-        &sample,
-        commands,
-        args.batch,
-        args.aggregates,
-    )
-    .await?;
-
-    // (b) The command processor appending the same records.
-    fill_commands(log.as_ref(), &codec, &topology, commands, args.aggregates).await?;
-    let processed = processor_run(&log, &codec, &topology, commands, args.batch).await?;
-
-    let records_per_command = u32::try_from(sample.len()).unwrap_or(u32::MAX);
-    let raw_cps = commands as f64 / raw_elapsed.as_secs_f64();
-    let proc_cps = processed.0 as f64 / processed.1.as_secs_f64();
-    let report = LogBenchReport {
-        cores: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-        commands,
-        batch: args.batch,
-        partitions: settings.partitions,
-        records_per_command,
-        bytes_per_command,
-        raw_commands_per_sec: raw_cps,
-        raw_records_per_sec: raw_cps * f64::from(records_per_command),
-        processor_commands_per_sec: proc_cps,
-        processor_records_per_sec: proc_cps * f64::from(records_per_command),
-        ratio: proc_cps / raw_cps,
-    };
+    let mut plan = LogPlan::new(args.quick);
+    plan.commands = args.records.unwrap_or(plan.commands);
+    plan.batch = args.batch;
+    plan.aggregates = args.aggregates;
+    let report = measure(&settings, LogTarget::Kafka, plan).await?;
     print_report(&report);
     if args.quick || cfg!(debug_assertions) {
         println!(
@@ -173,6 +112,151 @@ pub async fn run(settings: Settings, args: BenchLogArgs) -> Result<()> {
         "the report is not sane: {report:?}"
     );
     Ok(())
+}
+
+/// The raw baseline and the command processor on one log, same records.
+pub async fn measure(
+    settings: &Settings,
+    target: LogTarget,
+    plan: LogPlan,
+) -> Result<LogBenchReport> {
+    let LogPlan {
+        commands,
+        batch,
+        aggregates,
+    } = plan;
+    ensure!(
+        commands > 0 && batch > 0 && aggregates > 0,
+        "--records, --batch and --aggregates must be positive"
+    );
+    let mut settings = settings.clone();
+    let data_dir = std::env::temp_dir().join(format!(
+        "quickstore-bench-log-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let mut kafka = settings.kafka();
+    let log: Arc<dyn EventLog> = match target {
+        LogTarget::Kafka => {
+            kafka.bootstrap_servers = std::env::var("QS_KAFKA_BOOTSTRAP")
+                .unwrap_or_else(|_| settings.kafka_bootstrap.clone());
+            Arc::new(KafkaLog::connect(kafka.clone())?)
+        }
+        LogTarget::Embedded => {
+            settings.event_log = platform::config::EventLogBackend::Embedded;
+            settings.data_dir = data_dir.clone();
+            crate::system::connect_log(&settings)?
+        }
+    };
+    let result = measure_on(&settings, target, &kafka, log, plan).await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+    result
+}
+
+async fn measure_on(
+    settings: &Settings,
+    target: LogTarget,
+    kafka: &KafkaConfig,
+    log: Arc<dyn EventLog>,
+    plan: LogPlan,
+) -> Result<LogBenchReport> {
+    let LogPlan {
+        commands,
+        batch,
+        aggregates,
+    } = plan;
+    let registry: Arc<dyn SchemaRegistry> = match (&settings.schema_registry_url, target) {
+        (Some(url), LogTarget::Kafka) => Arc::new(ConfluentRegistry::new(
+            ConfluentRegistryConfig::new(url.clone()),
+        )?),
+        // One process: an in-memory registry keeps ids consistent.
+        _ => Arc::new(EmbeddedRegistry::in_memory()),
+    };
+    let codec = Arc::new(AvroCodec::new(registry));
+    let prefix = format!(
+        "bench-{}.",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
+    let topics = TopicNames::new(prefix.clone());
+    let mut topology = CommandTopology::new(&topics, counter::CONTEXT, settings.partitions);
+    topology.replication_factor = settings.replication_factor;
+    log.create_topics(&topology.specs()).await?;
+    counter::register_schemas(&codec, &topology).await?;
+
+    let name = match target {
+        LogTarget::Kafka => "kafka",
+        LogTarget::Embedded => "embedded",
+    };
+    eprintln!(
+        "bench log ({name}): {commands} commands, batch {batch}, {} partitions",
+        settings.partitions
+    );
+    let sample = sample_records(&codec, &topology)?;
+    let bytes_per_command: usize = sample.iter().map(|(_, b)| b.len()).sum();
+
+    // (a) The raw baseline: the same records, appended transactionally.
+    let baseline_topics: Vec<String> = (0..sample.len())
+        .map(|i| format!("{prefix}baseline-{i}"))
+        .collect();
+    let baseline_specs: Vec<_> = baseline_topics
+        .iter()
+        .map(|t| {
+            let mut s = platform::eventlog::TopicSpec::new(
+                t.clone(),
+                settings.partitions,
+                platform::eventlog::Cleanup::KeepForever,
+            );
+            s.replication_factor = settings.replication_factor;
+            s
+        })
+        .collect();
+    log.create_topics(&baseline_specs).await?;
+    let raw = |n: u64| {
+        let (log, topics, sample) = (Arc::clone(&log), baseline_topics.clone(), sample.clone());
+        async move {
+            match target {
+                LogTarget::Kafka => {
+                    raw_transactional_loop(kafka, &topics, &sample, n, batch, aggregates).await
+                }
+                LogTarget::Embedded => {
+                    raw_port_transactions(log.as_ref(), &topics, &sample, n, batch, aggregates)
+                        .await
+                }
+            }
+        }
+    };
+    // Warm the log (the broker's JIT, page cache, transaction coordinator)
+    // first, so the baseline is not penalised for running first.
+    raw((commands / 5).clamp(1, 5_000)).await?;
+    let cpu0 = process_cpu();
+    let raw_elapsed = raw(commands).await?;
+    let raw_cpu = cpu_delta(cpu0, process_cpu());
+
+    // (b) The command processor appending the same records.
+    fill_commands(log.as_ref(), &codec, &topology, commands, aggregates).await?;
+    let processed = processor_run(&log, &codec, &topology, commands, batch).await?;
+
+    let records_per_command = u32::try_from(sample.len()).unwrap_or(u32::MAX);
+    let raw_cps = commands as f64 / raw_elapsed.as_secs_f64();
+    let proc_cps = processed.0 as f64 / processed.1.as_secs_f64();
+    let per = |cpu: Option<Duration>, n: u64| cpu.map(|c| c.as_secs_f64() * 1e6 / n.max(1) as f64);
+    Ok(LogBenchReport {
+        log: name.into(),
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        commands,
+        batch,
+        partitions: settings.partitions,
+        records_per_command,
+        bytes_per_command,
+        raw_commands_per_sec: raw_cps,
+        raw_records_per_sec: raw_cps * f64::from(records_per_command),
+        processor_commands_per_sec: proc_cps,
+        processor_records_per_sec: proc_cps * f64::from(records_per_command),
+        raw_cpu_us_per_command: per(raw_cpu, commands),
+        processor_cpu_us_per_command: per(processed.2, processed.0),
+        ratio: proc_cps / raw_cps,
+    })
 }
 
 fn print_report(r: &LogBenchReport) {
@@ -307,6 +391,46 @@ async fn raw_transactional_loop(
     Ok(started.elapsed())
 }
 
+/// The embedded twin of the raw loop: the same records in transactions of
+/// the same size through the log port's own transactional member (no
+/// consuming, no offsets, no deciding) — what the embedded log costs
+/// without the processor.
+async fn raw_port_transactions(
+    log: &dyn EventLog,
+    topics: &[String],
+    sample: &[(String, Vec<u8>)],
+    commands: u64,
+    batch: usize,
+    aggregates: u64,
+) -> Result<Duration> {
+    let group = format!("bench-raw-{}", uuid::Uuid::new_v4().simple());
+    let mut config = platform::eventlog::GroupConfig::new(group.clone(), vec![topics[0].clone()]);
+    config.transactional_id = Some(group);
+    let mut member = log.join_group(config).await?;
+    let keys: Vec<String> = (0..aggregates).map(|a| format!("agg-{a:06}")).collect();
+    let started = Instant::now();
+    let mut sent = 0u64;
+    while sent < commands {
+        member.begin().await?;
+        let n = (commands - sent).min(batch as u64);
+        for i in 0..n {
+            let key = &keys[((sent + i) % aggregates) as usize];
+            for (topic, (_, bytes)) in topics.iter().zip(sample) {
+                member.send(OutgoingRecord::new(
+                    topic.clone(),
+                    key.clone(),
+                    bytes.clone(),
+                ))?;
+            }
+        }
+        member.commit_transaction(&[]).await?;
+        sent += n;
+    }
+    let elapsed = started.elapsed();
+    member.close().await?;
+    Ok(elapsed)
+}
+
 async fn fill_commands(
     log: &dyn EventLog,
     codec: &AvroCodec,
@@ -358,7 +482,7 @@ async fn processor_run(
     topology: &CommandTopology,
     commands: u64,
     batch: usize,
-) -> Result<(u64, Duration)> {
+) -> Result<(u64, Duration, Option<Duration>)> {
     let mut config = ProcessorConfig::new(
         format!("{}.command-processor", topology.commands),
         format!("{}.command-processor.bench", topology.commands),
@@ -376,7 +500,7 @@ async fn processor_run(
     .with_progress(progress_tx);
     let handle = tokio::spawn(processor.run(stopped));
     let deadline = Instant::now() + Duration::from_secs(600);
-    let mut first: Option<(Instant, u64)> = None;
+    let mut first: Option<(Instant, u64, Option<Duration>)> = None;
     let finished = loop {
         tokio::select! {
             changed = progress.changed() => changed.context("the processor stopped")?,
@@ -384,10 +508,10 @@ async fn processor_run(
         }
         let stats = *progress.borrow();
         if stats.commands > 0 && first.is_none() {
-            first = Some((Instant::now(), stats.commands));
+            first = Some((Instant::now(), stats.commands, process_cpu()));
         }
         if stats.commands >= commands {
-            break Instant::now();
+            break (Instant::now(), process_cpu());
         }
         if handle.is_finished() || Instant::now() > deadline {
             bail!("the processor did not finish: {stats:?}");
@@ -395,11 +519,15 @@ async fn processor_run(
     };
     let _ = stop.send(true);
     handle.await??;
-    let (t0, c0) = first.context("no transaction was committed")?;
+    let (t0, c0, cpu0) = first.context("no transaction was committed")?;
     let timed = commands - c0;
     ensure!(
         timed > 0,
         "every command was processed in the first transaction; raise --records"
     );
-    Ok((timed, finished.duration_since(t0)))
+    Ok((
+        timed,
+        finished.0.duration_since(t0),
+        cpu_delta(cpu0, finished.1),
+    ))
 }

@@ -21,6 +21,7 @@ use platform::eventlog::{Cleanup, OutgoingRecord, TopicSpec};
 use serde::Serialize;
 use serde_json::json;
 
+use super::load::percentile;
 use crate::cli::BenchOrdersArgs;
 use crate::system::System;
 use crate::write_side::{Credentials, WriteSide, WriteSideOptions};
@@ -102,12 +103,136 @@ fn print_report(r: &OrdersBenchReport) {
     );
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
+/// A running write side for a benchmark: its own data dir and topic
+/// prefix, simulated couriers, a shop with stock to spare and one
+/// registered customer per client.
+#[derive(Debug)]
+pub struct OrderRig {
+    pub system: System,
+    pub side: WriteSide,
+    pub url: String,
+    pub http: reqwest::Client,
+    /// (customer id, access token), one per client.
+    pub customers: Vec<(String, String)>,
+    pub skus: Vec<String>,
+    dir: std::path::PathBuf,
+}
+
+impl OrderRig {
+    pub async fn start(base: &Settings, backend: EventLogBackend, clients: usize) -> Result<Self> {
+        let dir = tempfile_dir()?;
+        let mut settings = base.clone();
+        settings.event_log = backend;
+        settings.data_dir = dir.clone();
+        settings.topic_prefix =
+            format!("bench-{}.", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        if backend == EventLogBackend::Kafka {
+            settings.kafka_bootstrap = std::env::var("QS_KAFKA_BOOTSTRAP")
+                .context("QS_KAFKA_BOOTSTRAP (deploy/test-env.sh up starts a broker)")?;
+        } else {
+            settings.schema_registry_url = None;
+        }
+        let system = System::connect_for_bench(settings).await?;
+        let mut options = WriteSideOptions::from_settings(&system);
+        options.listen = "127.0.0.1:0".into();
+        options.credentials = Credentials::Memory;
+        options.fast_password_hashing = true;
+        options.instance = uuid::Uuid::new_v4().simple().to_string();
+        options.simulated_couriers = (1..=4).map(|i| format!("bench-courier-{i}")).collect();
+        options.api.outcome_wait = Duration::from_secs(60);
+        let side = WriteSide::start(&system, options).await?;
+        let url = side.api_url()?;
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(clients.max(64) * 2)
+            .timeout(Duration::from_secs(120))
+            .build()?;
+        // The shop: SKUs with stock to spare, one customer per client.
+        let skus: Vec<String> = (0..32).map(|i| format!("BENCH-{i}")).collect();
+        for sku in &skus {
+            crate::seed::product(side.api_state()?, sku, sku, "bench", 100, 1_000_000).await?;
+        }
+        let mut customers = Vec::new();
+        for i in 0..clients {
+            let v: serde_json::Value = http
+                .post(format!("{url}/auth/register"))
+                .json(&json!({"email": format!("client{i}@bench.local"), "password": "bench-password-1", "display_name": format!("client {i}")}))
+                .send().await?.error_for_status()?.json().await?;
+            customers.push((
+                v["customer_id"].as_str().unwrap_or_default().to_owned(),
+                v["access_token"].as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+        Ok(Self {
+            system,
+            side,
+            url,
+            http,
+            customers,
+            skus,
+            dir,
+        })
     }
-    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.system.settings.event_log {
+            EventLogBackend::Embedded => "embedded",
+            EventLogBackend::Kafka => "kafka",
+        }
+    }
+
+    /// Places the `i`-th order (a rotating customer and SKU, the approving
+    /// test card); its id once the command API answered 201.
+    pub fn place_order(
+        &self,
+        i: usize,
+    ) -> impl std::future::Future<Output = Result<String>> + Send + 'static {
+        let (token, sku) = (
+            self.customers[i % self.customers.len()].1.clone(),
+            self.skus[(i * 7) % self.skus.len()].clone(),
+        );
+        let request = self
+            .http
+            .post(format!("{}/orders", self.url))
+            .bearer_auth(token)
+            .json(&json!({
+                "lines": [{"sku": sku, "quantity": 1}],
+                "shipping_address": {"recipient": "Bench", "line1": "1 Load St", "city": "Berlin", "postal_code": "10115", "country": "DE"},
+                "payment": {"card_number": "4242 4242 4242 4242"},
+            }));
+        async move {
+            let response = request.send().await?;
+            let status = response.status();
+            if status != reqwest::StatusCode::CREATED {
+                bail!(
+                    "place order: {status} {}",
+                    response.text().await.unwrap_or_default()
+                );
+            }
+            let body: serde_json::Value = response.json().await?;
+            Ok(body["order_id"].as_str().unwrap_or_default().to_owned())
+        }
+    }
+
+    /// Sagas completed so far.
+    pub fn completed(&self) -> u64 {
+        self.side.saga_progress.borrow().completed
+    }
+
+    pub async fn wait_completed(&self, target: u64, limit: Duration) -> Result<u64> {
+        wait_completed(&self.side, target, limit).await
+    }
+
+    /// (commands decided, events appended) by every processor so far.
+    pub fn processor_totals(&self) -> (u64, u64) {
+        processor_totals(&self.side)
+    }
+
+    pub async fn stop(self) -> Result<()> {
+        self.side.stop().await?;
+        drop(self.system);
+        let _ = std::fs::remove_dir_all(&self.dir);
+        Ok(())
+    }
 }
 
 async fn one_backend(
@@ -117,43 +242,8 @@ async fn one_backend(
     clients: usize,
     quick: bool,
 ) -> Result<OrdersBenchReport> {
-    let dir = tempfile_dir()?;
-    let mut settings = base.clone();
-    settings.event_log = backend;
-    settings.data_dir = dir.clone();
-    settings.topic_prefix = format!("bench-{}.", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    if backend == EventLogBackend::Kafka {
-        settings.kafka_bootstrap = std::env::var("QS_KAFKA_BOOTSTRAP")?;
-    } else {
-        settings.schema_registry_url = None;
-    }
-    let system = System::connect_for_bench(settings).await?;
-    let mut options = WriteSideOptions::from_settings(&system);
-    options.listen = "127.0.0.1:0".into();
-    options.credentials = Credentials::Memory;
-    options.fast_password_hashing = true;
-    options.instance = uuid::Uuid::new_v4().simple().to_string();
-    options.simulated_couriers = (1..=4).map(|i| format!("bench-courier-{i}")).collect();
-    options.api.outcome_wait = Duration::from_secs(60);
-    let side = WriteSide::start(&system, options).await?;
-    let url = side.api_url()?;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(clients * 2)
-        .build()?;
-
-    // The shop: SKUs with stock to spare, one customer per client.
-    let skus: Vec<String> = (0..32).map(|i| format!("BENCH-{i}")).collect();
-    for sku in &skus {
-        crate::seed::product(side.api_state()?, sku, sku, "bench", 100, 1_000_000).await?;
-    }
-    let mut tokens = Vec::new();
-    for i in 0..clients {
-        let v: serde_json::Value = http
-            .post(format!("{url}/auth/register"))
-            .json(&json!({"email": format!("client{i}@bench.local"), "password": "bench-password-1", "display_name": format!("client {i}")}))
-            .send().await?.error_for_status()?.json().await?;
-        tokens.push(v["access_token"].as_str().unwrap_or_default().to_owned());
-    }
+    let rig = OrderRig::start(base, backend, clients).await?;
+    let (system, url, http) = (&rig.system, rig.url.clone(), rig.http.clone());
 
     // Baseline 1: HTTP no-op on the same server.
     let noop = closed_loop(clients, orders.min(5_000), {
@@ -199,27 +289,33 @@ async fn one_backend(
         }
     })
     .await?;
+    drop(producer);
 
     // Warm up, then measure.
+    let rig = Arc::new(rig);
     let warmup = (clients * 2).min(orders);
-    place_orders(&http, &url, &tokens, &skus, warmup, clients).await?;
-    wait_completed(&side, warmup as u64, Duration::from_secs(120)).await?;
-    let stats_before = processor_totals(&side);
-    let saga_before = side.saga_progress.borrow().completed;
+    place_orders(&rig, warmup, clients).await?;
+    rig.wait_completed(warmup as u64, Duration::from_secs(120))
+        .await?;
+    let stats_before = rig.processor_totals();
+    let saga_before = rig.completed();
     let started = Instant::now();
-    let latencies = place_orders(&http, &url, &tokens, &skus, orders, clients).await?;
+    let latencies = place_orders(&rig, orders, clients).await?;
     let limit = if quick {
         Duration::from_secs(120)
     } else {
         Duration::from_secs(900)
     };
-    let completed = wait_completed(&side, saga_before + orders as u64, limit).await?;
+    let completed = rig
+        .wait_completed(saga_before + orders as u64, limit)
+        .await?;
     let elapsed = started.elapsed();
     let done = completed.saturating_sub(saga_before);
-    let stats_after = processor_totals(&side);
-    side.stop().await?;
-    drop(system);
-    let _ = std::fs::remove_dir_all(&dir);
+    let stats_after = rig.processor_totals();
+    Arc::into_inner(rig)
+        .context("the order rig is still shared")?
+        .stop()
+        .await?;
 
     let place_p99 = percentile(&latencies, 0.99);
     let raw_p99 = percentile(&raw, 0.99);
@@ -316,39 +412,12 @@ where
     Ok(all)
 }
 
-async fn place_orders(
-    http: &reqwest::Client,
-    url: &str,
-    tokens: &[String],
-    skus: &[String],
-    count: usize,
-    clients: usize,
-) -> Result<Vec<Duration>> {
-    let tokens = Arc::new(tokens.to_vec());
-    let skus = Arc::new(skus.to_vec());
+async fn place_orders(rig: &Arc<OrderRig>, count: usize, clients: usize) -> Result<Vec<Duration>> {
     closed_loop(clients, count, {
-        let (http, url) = (http.clone(), url.to_owned());
+        let rig = Arc::clone(rig);
         move |i| {
-            let (http, url, tokens, skus) = (http.clone(), url.clone(), Arc::clone(&tokens), Arc::clone(&skus));
-            async move {
-                let token = &tokens[i % tokens.len()];
-                let sku = &skus[(i * 7) % skus.len()];
-                let response = http
-                    .post(format!("{url}/orders"))
-                    .bearer_auth(token)
-                    .json(&json!({
-                        "lines": [{"sku": sku, "quantity": 1}],
-                        "shipping_address": {"recipient": "Bench", "line1": "1 Load St", "city": "Berlin", "postal_code": "10115", "country": "DE"},
-                        "payment": {"card_number": "4242 4242 4242 4242"},
-                    }))
-                    .send()
-                    .await?;
-                let status = response.status();
-                if status != reqwest::StatusCode::CREATED {
-                    bail!("place order: {status} {}", response.text().await.unwrap_or_default());
-                }
-                Ok(())
-            }
+            let order = rig.place_order(i);
+            async move { order.await.map(|_| ()) }
         }
     })
     .await

@@ -59,30 +59,10 @@ use scylla::value::CqlTimestamp;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use super::consume::ConsumeReport;
+use super::load::{cpu_delta, open_loop, pick, process_cpu, LatencyReport, Op, Samples};
 use crate::cli::BenchProjectionsArgs;
 use crate::system::System;
-
-/// Latencies of one open-loop load.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct LatencyReport {
-    pub requests: u64,
-    /// Failed requests (transport errors, non-200 answers, missing rows).
-    pub errors: u64,
-    /// Completed requests per second, first scheduled send to last answer.
-    pub achieved_rate: f64,
-    /// From the scheduled send time to the answer's last byte.
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub p999_ms: f64,
-    pub max_ms: f64,
-    /// How late the load generator itself sent, p99: included in the
-    /// latencies above (that is what open loop means), shown so a late
-    /// generator is not mistaken for a slow server.
-    pub send_lag_p99_ms: f64,
-    /// This process's CPU time (server, client and load generator alike)
-    /// per request; `None` where `/proc/self/stat` cannot be read.
-    pub cpu_us_per_request: Option<f64>,
-}
 
 /// One backend's figures.
 #[derive(Debug, Clone, Serialize)]
@@ -131,16 +111,24 @@ pub struct ProjectionsBenchReport {
     pub raw_get: LatencyReport,
     /// query p99 ÷ raw get p99.
     pub query_p99_over_raw_p99: f64,
+    /// `GET /customers/{id}/orders` (first page, newest first) at the same
+    /// rate, open loop.
+    pub by_customer: LatencyReport,
+    /// The raw consume baseline: the projector's input read back with
+    /// nothing decoded or written (rdkafka on Kafka, the port embedded).
+    pub raw_consume: ConsumeReport,
+    /// projector events/s ÷ raw consume records/s.
+    pub consume_ratio: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
+pub enum Backend {
     Embedded,
     Cql,
 }
 
 impl Backend {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Backend::Embedded => "embedded",
             Backend::Cql => "cql",
@@ -150,11 +138,11 @@ impl Backend {
 
 /// What one run measures (from the flags, or the mode's defaults).
 #[derive(Debug, Clone, Copy)]
-struct Plan {
-    events: usize,
-    rate: f64,
-    seconds: f64,
-    quick: bool,
+pub struct Plan {
+    pub events: usize,
+    pub rate: f64,
+    pub seconds: f64,
+    pub quick: bool,
 }
 
 pub async fn run(settings: Settings, args: BenchProjectionsArgs) -> Result<()> {
@@ -238,6 +226,9 @@ fn check_complete(r: &ProjectionsBenchReport) -> Result<()> {
         r.raw_get.p99_ms,
         r.raw_get.p999_ms,
         r.query_p99_over_raw_p99,
+        r.by_customer.p99_ms,
+        r.raw_consume.records_per_sec,
+        r.consume_ratio,
     ];
     ensure!(
         r.projector_reached_end
@@ -248,6 +239,8 @@ fn check_complete(r: &ProjectionsBenchReport) -> Result<()> {
             && r.query.errors == 0
             && r.raw_get.requests > 0
             && r.raw_get.errors == 0
+            && r.by_customer.requests > 0
+            && r.by_customer.errors == 0
             && positive.iter().all(|x| x.is_finite() && *x > 0.0)
             && r.projector_cpu_us_per_event
                 .is_none_or(|x| x.is_finite() && x > 0.0),
@@ -312,7 +305,20 @@ impl Store {
     }
 }
 
-async fn one_backend(
+/// The mode's defaults.
+impl Plan {
+    pub fn new(quick: bool) -> Self {
+        Self {
+            events: if quick { 2_000 } else { 200_000 },
+            rate: if quick { 200.0 } else { 5_000.0 },
+            seconds: if quick { 2.0 } else { 10.0 },
+            quick,
+        }
+    }
+}
+
+/// Every read-side figure on one backend (fresh topics, keyspace, dirs).
+pub async fn one_backend(
     base: &Settings,
     backend: Backend,
     plan: Plan,
@@ -414,6 +420,16 @@ async fn measure(
     // 1. The input.
     let orders = Orders::new(plan.events);
     let appended = append_events(&system, &orders).await?;
+    eprintln!("bench projections ({}): raw consume", backend.name());
+    let raw_consume = super::consume::raw_consume(
+        settings,
+        system.log.as_ref(),
+        backend == Backend::Cql,
+        &system.topics.events(Context::Orders),
+        plan.events as u64,
+        ProjectorConfig::new(&system.topics, &projection, 1).max_batch,
+    )
+    .await?;
     let rows_per_event = projection.project(&orders.projected(0))?.len();
     let rows = plan.events * rows_per_event;
     let max_batch = ProjectorConfig::new(&system.topics, &projection, 1).max_batch;
@@ -454,6 +470,7 @@ async fn measure(
     let ids = Arc::new(orders.ids.clone());
     let query_op = server.get_order_op(&ids);
     let raw_op = raw_get_op(store, &ids).await?;
+    let customer_op = server.customer_orders_op();
     let slices: u32 = if plan.quick { 2 } else { 5 };
     let slice = Duration::from_secs_f64(plan.seconds / f64::from(slices));
     // Warm-ups (connections, caches, the generation cache), not counted.
@@ -465,6 +482,15 @@ async fn measure(
         query.extend(open_loop(plan.rate, slice, 2 + 2 * k, query_op.clone()).await?);
         raw_get.extend(open_loop(plan.rate, slice, 3 + 2 * k, raw_op.clone()).await?);
     }
+    // Orders by customer at the same rate, after the by-id slices.
+    let by_customer = open_loop(
+        plan.rate,
+        Duration::from_secs_f64(plan.seconds),
+        100,
+        customer_op,
+    )
+    .await?
+    .report();
     server.stop().await?;
     let (query, raw_get) = (query.report(), raw_get.report());
 
@@ -508,6 +534,11 @@ async fn measure(
         } else {
             0.0
         },
+        consume_ratio: projected.timed_events as f64
+            / projected.elapsed.as_secs_f64()
+            / raw_consume.records_per_sec.max(1e-9),
+        raw_consume,
+        by_customer,
         query,
         raw_get,
     })
@@ -765,25 +796,6 @@ async fn run_projector(
         cpu,
     })
 }
-
-/// CPU time of this process (user + system, every thread, including
-/// threads that ended), from `/proc/self/stat`. Its unit is USER_HZ ticks,
-/// 1/100 s on every Linux ABI. Not `getrusage`: the workspace forbids
-/// unsafe code and `libc` is not a dependency. `None` off Linux.
-fn process_cpu() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name (field 2) may hold spaces: count after its ')'.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    // fields[0] is field 3 (state); utime is field 14, stime field 15.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(Duration::from_millis((utime + stime) * 10))
-}
-
-fn cpu_delta(from: Option<Duration>, to: Option<Duration>) -> Option<Duration> {
-    Some(to?.saturating_sub(from?))
-}
-
 // ---------------------------------------------------------------------------
 // The raw write baseline.
 
@@ -968,8 +980,6 @@ async fn prepare(session: &Session, cql: String) -> Result<PreparedStatement> {
 // ---------------------------------------------------------------------------
 // Reads at a fixed rate.
 
-type Op = Arc<dyn Fn(usize) -> futures::future::BoxFuture<'static, Result<()>> + Send + Sync>;
-
 /// The query API over the store, with an admin token minted in process.
 struct QueryServer {
     url: String,
@@ -1049,6 +1059,29 @@ impl QueryServer {
         })
     }
 
+    /// `GET /customers/{id}/orders` of a random bench customer (first page).
+    fn customer_orders_op(&self) -> Op {
+        let (http, url, token) = (self.http.clone(), self.url.clone(), Arc::clone(&self.token));
+        Arc::new(move |i| {
+            let customer = Orders::customer(pick(i, CUSTOMERS));
+            let request = http
+                .get(format!("{url}/customers/{customer}/orders"))
+                .bearer_auth(&*token);
+            async move {
+                let response = request.send().await?;
+                let status = response.status();
+                let body = response.bytes().await?;
+                ensure!(
+                    status == reqwest::StatusCode::OK,
+                    "GET /customers/{{id}}/orders: {status} {}",
+                    String::from_utf8_lossy(&body)
+                );
+                Ok(())
+            }
+            .boxed()
+        })
+    }
+
     async fn stop(self) -> Result<()> {
         let _ = self.stop.send(true);
         tokio::time::timeout(Duration::from_secs(5), self.server)
@@ -1112,135 +1145,4 @@ async fn raw_get_op(store: &Store, ids: &Arc<Vec<String>>) -> Result<Op> {
             })
         }
     })
-}
-
-/// The `i`-th random pick among `n` (splitmix64 of `i`: the same sequence
-/// every run, uniform enough, no dependency).
-fn pick(i: usize, n: usize) -> usize {
-    let mut z = (i as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    (z % n.max(1) as u64) as usize
-}
-
-/// What open-loop loads measured, merged over slices.
-#[derive(Debug, Default)]
-struct Samples {
-    /// From each request's scheduled send time to its answer.
-    latencies: Vec<Duration>,
-    /// From each request's scheduled send time to its start.
-    lags: Vec<Duration>,
-    errors: u64,
-    first_error: Option<String>,
-    /// Time under load: from each slice's first scheduled send to its last
-    /// answer, summed.
-    busy: Duration,
-    cpu: Option<Duration>,
-}
-
-impl Samples {
-    fn extend(&mut self, other: Samples) {
-        let first = self.latencies.is_empty();
-        self.latencies.extend(other.latencies);
-        self.lags.extend(other.lags);
-        self.errors += other.errors;
-        if self.first_error.is_none() {
-            self.first_error = other.first_error;
-        }
-        self.busy += other.busy;
-        self.cpu = if first {
-            other.cpu
-        } else {
-            self.cpu.and_then(|c| Some(c + other.cpu?))
-        };
-    }
-
-    fn report(mut self) -> LatencyReport {
-        let requests = self.latencies.len() as u64;
-        if let Some(e) = &self.first_error {
-            eprintln!(
-                "bench projections: {} of {requests} requests failed; the first: {e}",
-                self.errors
-            );
-        }
-        self.latencies.sort_unstable();
-        self.lags.sort_unstable();
-        LatencyReport {
-            requests,
-            errors: self.errors,
-            achieved_rate: (requests - self.errors) as f64 / self.busy.as_secs_f64().max(1e-9),
-            p50_ms: percentile(&self.latencies, 0.5),
-            p99_ms: percentile(&self.latencies, 0.99),
-            p999_ms: percentile(&self.latencies, 0.999),
-            max_ms: percentile(&self.latencies, 1.0),
-            send_lag_p99_ms: percentile(&self.lags, 0.99),
-            cpu_us_per_request: self
-                .cpu
-                .map(|c| c.as_secs_f64() * 1e6 / requests.max(1) as f64),
-        }
-    }
-}
-
-/// `rate` operations per second for `duration`, open loop: the `k`-th is
-/// sent at `start + k / rate` whatever the earlier ones are doing, and its
-/// latency counts from that scheduled time, so a stall shows up in every
-/// request it delays. `stream` separates the picks of different loads.
-///
-/// The schedule is kept by a blocking thread with `std::thread::sleep`
-/// (tens of µs late), not by tokio's timer, whose 1 ms ticks would add up
-/// to a millisecond to every latency; the requests run on the runtime.
-async fn open_loop(rate: f64, duration: Duration, stream: u64, op: Op) -> Result<Samples> {
-    let total = ((rate * duration.as_secs_f64()).round() as usize).max(1);
-    let interval = Duration::from_secs_f64(1.0 / rate);
-    let offset = (stream as usize) << 40;
-    let runtime = tokio::runtime::Handle::current();
-    let cpu0 = process_cpu();
-    let (start, tasks) = tokio::task::spawn_blocking(move || {
-        let start = Instant::now() + Duration::from_millis(5);
-        let mut tasks = Vec::with_capacity(total);
-        for k in 0..total {
-            let scheduled = start + interval.mul_f64(k as f64);
-            let now = Instant::now();
-            if scheduled > now {
-                std::thread::sleep(scheduled - now);
-            }
-            let op = Arc::clone(&op);
-            tasks.push(runtime.spawn(async move {
-                let lag = scheduled.elapsed();
-                let outcome = op(offset + k).await;
-                let done = Instant::now();
-                (done.duration_since(scheduled), lag, done, outcome.err())
-            }));
-        }
-        (start, tasks)
-    })
-    .await?;
-    let mut samples = Samples {
-        latencies: Vec::with_capacity(total),
-        lags: Vec::with_capacity(total),
-        ..Samples::default()
-    };
-    let mut last = start;
-    for task in tasks {
-        let (latency, lag, done, error) = task.await?;
-        samples.latencies.push(latency);
-        samples.lags.push(lag);
-        last = last.max(done);
-        if let Some(e) = error {
-            samples.errors += 1;
-            samples.first_error.get_or_insert(format!("{e:#}"));
-        }
-    }
-    samples.busy = last.duration_since(start);
-    samples.cpu = cpu_delta(cpu0, process_cpu());
-    Ok(samples)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1000.0
 }
