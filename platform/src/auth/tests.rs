@@ -717,14 +717,21 @@ fn the_whole_flow_runs_on_the_embedded_store() {
         refused(issuer.refresh(&second.refresh_token, NOW + 3)),
         AuthError::TokenRevoked
     );
+    // The reuse ended the whole session (ADR 0022): its access tokens too.
+    assert_eq!(
+        verifier.verify(second.access_token.expose(), NOW + 3, Some(store.as_ref())),
+        Err(AuthError::TokenRevoked)
+    );
+    // A new session, then a logout.
+    let third = issuer.issue("c-1", &[Role::Customer], NOW + 4).unwrap();
     let claims = verifier
-        .verify(second.access_token.expose(), NOW + 3, Some(store.as_ref()))
+        .verify(third.access_token.expose(), NOW + 4, Some(store.as_ref()))
         .unwrap();
     issuer
-        .logout(&second.refresh_token, &claims.jti, claims.exp, NOW + 4)
+        .logout(&third.refresh_token, &claims.jti, claims.exp, NOW + 5)
         .unwrap();
     assert_eq!(
-        verifier.verify(second.access_token.expose(), NOW + 5, Some(store.as_ref())),
+        verifier.verify(third.access_token.expose(), NOW + 6, Some(store.as_ref())),
         Err(AuthError::TokenRevoked)
     );
 }

@@ -37,9 +37,10 @@ use roles::{free_port, wait_ready, Cluster, RoleKind};
 #[derive(Debug, Args)]
 pub struct ChaosArgs {
     /// Place at least this many orders (the run goes on until every fault
-    /// has also happened).
-    #[arg(long, default_value_t = 1000)]
-    pub orders: u64,
+    /// has also happened). Default 1,000; with --soak none: a soak is
+    /// bounded by --duration, and places what it places.
+    #[arg(long)]
+    pub orders: Option<u64>,
     /// Upper bound of the whole run, e.g. 600s, 20m, 1h (default 20m; with
     /// --soak: how long the load and faults go on, default 30m).
     #[arg(long, value_parser = parse_duration)]
@@ -133,8 +134,9 @@ pub async fn run(args: ChaosArgs) -> Result<()> {
     }
 }
 
-async fn run_inner(args: ChaosArgs) -> Result<bool> {
+async fn run_inner(mut args: ChaosArgs) -> Result<bool> {
     let started = Instant::now();
+    args.orders.get_or_insert(if args.soak { 0 } else { 1000 });
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -156,7 +158,7 @@ async fn run_inner(args: ChaosArgs) -> Result<bool> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     println!(
         "chaos: seed {seed}, at least {} orders, bound {}s, work dir {}",
-        args.orders,
+        args.orders.unwrap_or_default(),
         bound.as_secs(),
         dir.display()
     );
@@ -530,7 +532,10 @@ async fn load_and_faults(
     };
     // Enough orders (or out of time), then the clients finish their flows.
     let mut last_print = Instant::now();
-    while load.placed() < args.orders && Instant::now() < load_deadline {
+    let orders = args.orders.unwrap_or_default();
+    // A soak goes on for its whole duration; the short run until enough
+    // orders (or out of time).
+    while (args.soak || load.placed() < orders) && Instant::now() < load_deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
         if last_print.elapsed() > Duration::from_secs(15) {
             println!("chaos: {} orders placed", load.placed());
@@ -553,7 +558,7 @@ async fn load_and_faults(
     let figures = faults.figures.lock().map(|f| f.clone()).unwrap_or_default();
     Ok(Report::new(
         seed,
-        args.orders,
+        args.orders.unwrap_or_default(),
         &load,
         figures,
         fault_error,
