@@ -380,17 +380,17 @@ fn topics_apply_status_and_export_on_real_kafka() {
         out.lines()
             .filter(|l| l.trim_end().ends_with("missing"))
             .count(),
-        30,
+        31,
         "{out}"
     );
-    assert!(err.contains("30 of 30 topics differ"), "{err}");
+    assert!(err.contains("31 of 31 topics differ"), "{err}");
     let (code, out, err) = in_fresh(&["topics", "apply"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(
         out.lines()
             .filter(|l| l.trim_end().ends_with("created"))
             .count(),
-        30,
+        31,
         "{out}"
     );
     let (code, out, err) = in_fresh(&["topics", "apply", "--check", "--json"]);
@@ -482,7 +482,7 @@ fn topics_apply_status_and_export_on_real_kafka() {
         .lines()
         .find(|l| l.contains("fix: kafka-configs.sh") && l.contains(&events))
         .unwrap_or_else(|| panic!("no fix printed:\n{out}"));
-    assert!(err.contains("1 of 30 topics differ"), "{err}");
+    assert!(err.contains("1 of 31 topics differ"), "{err}");
     let fix_args: Vec<&str> = fix
         .split_whitespace()
         .skip(2) // "fix:" and "kafka-configs.sh"
@@ -955,7 +955,7 @@ fn topics_apply_status_and_export_on_the_embedded_log() {
     assert_eq!(code, 0, "{out}\n{err}");
     let checks: Value = serde_json::from_str(&out).expect("JSON");
     let checks = checks.as_array().unwrap();
-    assert_eq!(checks.len(), 30);
+    assert_eq!(checks.len(), 31);
     assert!(checks.iter().all(|c| c["status"] == "ok"), "{checks:?}");
     let (code, out, err) = output(
         quickstore()

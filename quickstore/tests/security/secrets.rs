@@ -147,6 +147,23 @@ pub async fn secrets_never_reach_the_logs(adapter: TestAdapter) -> Result<()> {
         "rotated refresh token".into(),
         rotated["refresh_token"].as_str().unwrap().into(),
     ));
+    // The reuse ended that session, its access tokens too (ADR 0022): the
+    // rest runs on a new one.
+    let (status, _, again) = env
+        .command(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(&json!({"email": email, "password": password})),
+        )
+        .await?;
+    ensure!(status == StatusCode::OK, "{status} {again}");
+    let access = again["access_token"].as_str().unwrap().to_owned();
+    secrets.push(("second session's access token".into(), access.clone()));
+    secrets.push((
+        "second session's refresh token".into(),
+        again["refresh_token"].as_str().unwrap().into(),
+    ));
 
     // Reads and an expired token on the query API.
     let (status, ..) = env.query("/customers/me/orders", Some(&access)).await?;
