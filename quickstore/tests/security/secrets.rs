@@ -107,17 +107,21 @@ pub async fn secrets_never_reach_the_logs(adapter: TestAdapter) -> Result<()> {
         "weak password: {status}"
     );
     secrets.push(("weak password".into(), weak));
-    let (status, _, login) = env
-        .command(
-            Method::POST,
-            "/auth/login",
-            None,
-            Some(&json!({"email": email, "password": password})),
-        )
-        .await?;
-    ensure!(status == StatusCode::OK, "{status} {login}");
-    let access = login["access_token"].as_str().unwrap().to_owned();
-    let refresh = login["refresh_token"].as_str().unwrap().to_owned();
+    // A new session: its access and refresh tokens.
+    let log_in = || async {
+        let (status, _, login) = env
+            .command(
+                Method::POST,
+                "/auth/login",
+                None,
+                Some(&json!({"email": email, "password": password})),
+            )
+            .await?;
+        ensure!(status == StatusCode::OK, "{status} {login}");
+        let token = |name: &str| login[name].as_str().unwrap().to_owned();
+        Ok((token("access_token"), token("refresh_token")))
+    };
+    let (access, refresh) = log_in().await?;
     let (status, _, rotated) = env
         .command(
             Method::POST,
@@ -149,21 +153,9 @@ pub async fn secrets_never_reach_the_logs(adapter: TestAdapter) -> Result<()> {
     ));
     // The reuse ended that session, its access tokens too (ADR 0022): the
     // rest runs on a new one.
-    let (status, _, again) = env
-        .command(
-            Method::POST,
-            "/auth/login",
-            None,
-            Some(&json!({"email": email, "password": password})),
-        )
-        .await?;
-    ensure!(status == StatusCode::OK, "{status} {again}");
-    let access = again["access_token"].as_str().unwrap().to_owned();
+    let (access, second_refresh) = log_in().await?;
     secrets.push(("second session's access token".into(), access.clone()));
-    secrets.push((
-        "second session's refresh token".into(),
-        again["refresh_token"].as_str().unwrap().into(),
-    ));
+    secrets.push(("second session's refresh token".into(), second_refresh));
 
     // Reads and an expired token on the query API.
     let (status, ..) = env.query("/customers/me/orders", Some(&access)).await?;
