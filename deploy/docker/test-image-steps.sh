@@ -6,7 +6,8 @@
 #      from the build context names a file that exists;
 #   2. build-deps.sh --check: the build stage's tools are there;
 #   3. build.sh lays out the runtime files (with QS_BUILD_PROFILE=dev: the
-#      debug build the suite already made, not a second compile), and every
+#      debug build the suite already made, with its feature set, so not a
+#      second compile), and every
 #      `COPY --from=build /out/…` source exists in that layout;
 #   4. the binary needs no shared library beyond libc6/libgcc-s1 and the
 #      packages runtime-deps.sh installs (ldd + dpkg -S);
@@ -52,7 +53,8 @@ deploy/docker/build-deps.sh --check
 # 3. The layout.
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-QS_BUILD_PROFILE=${QS_BUILD_PROFILE:-dev} deploy/docker/build.sh "$OUT"
+QS_BUILD_PROFILE=${QS_BUILD_PROFILE:-dev} QS_BUILD_SCOPE=${QS_BUILD_SCOPE:-workspace} \
+  deploy/docker/build.sh "$OUT"
 while read -r src; do
   [[ -e $OUT${src#/out} ]] || fail "COPY --from=build $src: build.sh did not produce it"
 done < <(grep -E '^COPY --from=build' Dockerfile | sed -E 's/--[a-z]+=[^ ]+//g' | awk '{print $2}')
