@@ -6,7 +6,7 @@
 //! problem type.
 
 use axum::http::{header, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 /// A plain-text client-error rejection, read for a problem answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +18,19 @@ pub struct PlainRejection {
     pub detail: String,
     /// The parameter the message names in backquotes, if any.
     pub field: Option<String>,
+}
+
+/// Response middleware (`axum::middleware::map_response`): a plain-text
+/// rejection answered as the API's own problem type `P`, every other
+/// response untouched.
+pub async fn as_problem<P>(response: Response) -> Response
+where
+    P: From<PlainRejection> + IntoResponse,
+{
+    match plain_rejection(response).await {
+        Ok(rejection) => P::from(rejection).into_response(),
+        Err(response) => response,
+    }
 }
 
 /// The rejection `response` carries, or the response untouched when it is

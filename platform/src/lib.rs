@@ -27,7 +27,8 @@
 //!   detection, logout, and the local [`auth::Verifier`] every service runs.
 //! - [`ratelimit`] — token buckets with time as data, for the APIs' limits.
 //! - [`http_rejections`] — axum's plain-text rejections read for the APIs'
-//!   problem answers.
+//!   problem answers ([`http_rejections::as_problem`]).
+//! - [`openapi`] — what both APIs' OpenAPI documents share.
 //! - [`telemetry`] — tracing, metrics, probes, request size limits.
 //!
 //! Why ports at all: the command processor, sagas and projectors are written
@@ -39,6 +40,7 @@ pub mod auth;
 pub mod config;
 pub mod eventlog;
 pub mod http_rejections;
+pub mod openapi;
 pub mod partitioner;
 pub mod pii;
 pub mod ratelimit;

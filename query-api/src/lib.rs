@@ -78,7 +78,7 @@ pub fn router(state: QueryState) -> Router {
     ))
     .merge(probes)
     .route_layer(axum::middleware::map_response(
-        problem::problem_for_rejections,
+        platform::http_rejections::as_problem::<problem::AppError>,
     ))
     .route(
         "/openapi.json",

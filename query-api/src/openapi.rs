@@ -93,7 +93,7 @@ pub fn parts() -> (
     for item in api.paths.paths.values_mut() {
         if let Some(op) = item.get.as_mut() {
             add_internal_error(op);
-            problem_media_type(op);
+            platform::openapi::problem_media_type(op);
             describe_responses(op);
         }
     }
@@ -175,22 +175,6 @@ fn add_internal_error(op: &mut Operation) {
         .responses
         .entry("500".into())
         .or_insert_with(|| problem("Our failure: the body holds only an incident id"));
-}
-
-/// Problem bodies are served as `application/problem+json`.
-fn problem_media_type(op: &mut Operation) {
-    for (status, response) in op.responses.responses.iter_mut() {
-        if !(status.starts_with('4') || status.starts_with('5')) {
-            continue;
-        }
-        if let RefOr::T(response) = response {
-            if let Some(content) = response.content.shift_remove("application/json") {
-                response
-                    .content
-                    .insert("application/problem+json".into(), content);
-            }
-        }
-    }
 }
 
 /// What each status means, where the handler's doc did not say, and the

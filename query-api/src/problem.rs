@@ -200,16 +200,13 @@ impl IntoResponse for AppError {
     }
 }
 
-/// axum's plain-text extractor rejections answered as problem+json naming
-/// the parameter (`platform::http_rejections`).
-pub async fn problem_for_rejections(response: Response) -> Response {
-    match platform::http_rejections::plain_rejection(response).await {
-        Ok(rejection) => {
-            let mut e = AppError::new(rejection.status, rejection.code, rejection.detail);
-            e.field = rejection.field;
-            e.into_response()
-        }
-        Err(response) => response,
+/// axum's plain-text extractor rejections (`platform::http_rejections`)
+/// as our problem, naming the parameter.
+impl From<platform::http_rejections::PlainRejection> for AppError {
+    fn from(rejection: platform::http_rejections::PlainRejection) -> Self {
+        let mut e = AppError::new(rejection.status, rejection.code, rejection.detail);
+        e.field = rejection.field;
+        e
     }
 }
 
@@ -225,7 +222,7 @@ mod tests {
             "Invalid URL: Invalid UTF-8 in `order_id`",
         )
             .into_response();
-        let answer = problem_for_rejections(plain).await;
+        let answer = platform::http_rejections::as_problem::<AppError>(plain).await;
         assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
         assert_eq!(
             answer.headers()[header::CONTENT_TYPE],

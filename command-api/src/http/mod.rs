@@ -114,7 +114,7 @@ pub fn router_with(state: SharedState, readiness: platform::telemetry::Readiness
             idempotency_middleware,
         ))
         .layer(axum::middleware::map_response(
-            problem::problem_for_rejections,
+            platform::http_rejections::as_problem::<AppError>,
         ))
         // Outside the idempotency layer: a 429 must not be stored as the
         // key's outcome (a retry after Retry-After has to run).

@@ -25,7 +25,7 @@ pub fn finish(api: &mut OpenApi) {
         ] {
             if let Some(op) = op {
                 shared_answers(op, &method);
-                problem_media_type(op);
+                platform::openapi::problem_media_type(op);
                 describe_responses(op);
             }
         }
@@ -114,22 +114,6 @@ fn shared_answers(op: &mut Operation, method: &HttpMethod) {
         "503",
         "The event log or a processor did not answer: retry after `Retry-After`",
     );
-}
-
-/// Problem bodies are served as `application/problem+json`.
-fn problem_media_type(op: &mut Operation) {
-    for (status, response) in op.responses.responses.iter_mut() {
-        if !(status.starts_with('4') || status.starts_with('5')) {
-            continue;
-        }
-        if let RefOr::T(response) = response {
-            if let Some(content) = response.content.shift_remove("application/json") {
-                response
-                    .content
-                    .insert("application/problem+json".into(), content);
-            }
-        }
-    }
 }
 
 /// What each status means, where the handler's doc did not say, and the

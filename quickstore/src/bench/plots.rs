@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 
+use super::order_steps::LoadStep;
 use super::report::TargetReport;
 
 const SIZE: (u32, u32) = (900, 560);
@@ -63,33 +64,15 @@ fn throughput(path: &Path, targets: &[TargetReport]) -> Result<()> {
         .label("completed = offered")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.3)));
     for (k, t) in targets.iter().enumerate() {
-        let colour = COLOURS[k % COLOURS.len()];
-        let points: Vec<(f64, f64)> = t
+        let points = t
             .orders
             .steps
             .iter()
             .map(|s| (s.offered_per_sec, s.achieved_per_sec))
             .collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
-            .map_err(plot_error)?
-            .label(t.target.clone())
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour));
-        chart
-            .draw_series(
-                points
-                    .into_iter()
-                    .map(|p| Circle::new(p, 4, colour.filled())),
-            )
-            .map_err(plot_error)?;
+        line_with_points(&mut chart, &t.target, points, COLOURS[k % COLOURS.len()], 4)?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(plot_error)?;
+    legend(&mut chart)?;
     root.present().map_err(plot_error)?;
     Ok(())
 }
@@ -99,42 +82,15 @@ fn latency(path: &Path, t: &TargetReport) -> Result<()> {
     root.fill(&WHITE).map_err(plot_error)?;
     let steps = &t.orders.steps;
     let x_max = steps.iter().map(|s| s.offered_per_sec).fold(1.0, f64::max) * 1.1;
+    let at_each_step = |value: fn(&LoadStep) -> f64| -> Vec<(f64, f64)> {
+        steps.iter().map(|s| (s.offered_per_sec, value(s))).collect()
+    };
     let series: [(&str, Vec<(f64, f64)>); 5] = [
-        (
-            "ack p50",
-            steps
-                .iter()
-                .map(|s| (s.offered_per_sec, s.ack.p50_ms))
-                .collect(),
-        ),
-        (
-            "ack p95",
-            steps
-                .iter()
-                .map(|s| (s.offered_per_sec, s.ack.p95_ms))
-                .collect(),
-        ),
-        (
-            "ack p99",
-            steps
-                .iter()
-                .map(|s| (s.offered_per_sec, s.ack.p99_ms))
-                .collect(),
-        ),
-        (
-            "ack p99.9",
-            steps
-                .iter()
-                .map(|s| (s.offered_per_sec, s.ack.p999_ms))
-                .collect(),
-        ),
-        (
-            "end-to-end p99",
-            steps
-                .iter()
-                .map(|s| (s.offered_per_sec, s.e2e_p99_ms))
-                .collect(),
-        ),
+        ("ack p50", at_each_step(|s| s.ack.p50_ms)),
+        ("ack p95", at_each_step(|s| s.ack.p95_ms)),
+        ("ack p99", at_each_step(|s| s.ack.p99_ms)),
+        ("ack p99.9", at_each_step(|s| s.ack.p999_ms)),
+        ("end-to-end p99", at_each_step(|s| s.e2e_p99_ms)),
     ];
     // Log scale: latencies span from sub-millisecond to seconds.
     let ys = series.iter().flat_map(|(_, p)| p.iter().map(|(_, y)| *y));
@@ -157,30 +113,55 @@ fn latency(path: &Path, t: &TargetReport) -> Result<()> {
         .draw()
         .map_err(plot_error)?;
     for (k, (name, points)) in series.into_iter().enumerate() {
-        let colour = COLOURS[k % COLOURS.len()];
-        let points: Vec<(f64, f64)> = points.into_iter().filter(|(_, y)| *y > 0.0).collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
-            .map_err(plot_error)?
-            .label(name)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour));
-        chart
-            .draw_series(
-                points
-                    .into_iter()
-                    .map(|p| Circle::new(p, 3, colour.filled())),
-            )
-            .map_err(plot_error)?;
+        // Zero means "not measured at this step"; a log axis cannot show it.
+        let points = points.into_iter().filter(|(_, y)| *y > 0.0).collect();
+        line_with_points(&mut chart, name, points, COLOURS[k % COLOURS.len()], 3)?;
     }
+    legend(&mut chart)?;
+    root.present().map_err(plot_error)?;
+    Ok(())
+}
+
+/// One named series: a line through its points, each point a dot.
+fn line_with_points<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    name: &str,
+    points: Vec<(f64, f64)>,
+    colour: RGBColor,
+    dot_radius: u32,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate<From = (f64, f64)>,
+{
+    chart
+        .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
+        .map_err(plot_error)?
+        .label(name)
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour));
+    chart
+        .draw_series(
+            points
+                .into_iter()
+                .map(|p| Circle::new(p, dot_radius, colour.filled())),
+        )
+        .map_err(plot_error)?;
+    Ok(())
+}
+
+/// The series' names in a box, top left.
+fn legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+{
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .position(SeriesLabelPosition::UpperLeft)
         .draw()
-        .map_err(plot_error)?;
-    root.present().map_err(plot_error)?;
-    Ok(())
+        .map_err(plot_error)
 }
 
 fn plot_error(e: impl std::fmt::Display) -> anyhow::Error {

@@ -14,7 +14,7 @@ use platform::testing::TestAdapter;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::env::{self, nothing_written, refused, Env};
+use crate::env::{self, nothing_written, refused, Answer, Env};
 
 fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
@@ -243,21 +243,38 @@ async fn session(env: &Env, name: &str) -> Result<(String, String, String)> {
     ))
 }
 
+/// `POST /auth/logout` of a session; expects 204.
+async fn logout(env: &Env, access: &str, refresh: &str) -> Result<()> {
+    let (status, _, body) = env
+        .command(
+            Method::POST,
+            "/auth/logout",
+            Some(access),
+            Some(&json!({"refresh_token": refresh})),
+        )
+        .await?;
+    ensure!(status == StatusCode::NO_CONTENT, "logout: {status} {body}");
+    Ok(())
+}
+
+/// `POST /auth/refresh` with a refresh token: the answer as it came.
+async fn use_refresh_token(env: &Env, token: &str) -> Result<Answer> {
+    env.command(
+        Method::POST,
+        "/auth/refresh",
+        None,
+        Some(&json!({"refresh_token": token})),
+    )
+    .await
+}
+
 /// Logout revokes the access token (command API, which keeps the
 /// revocation list) and the refresh token's whole session. The query API's
 /// side of it is `logged_out_token_is_refused_by_the_query_api`.
 pub async fn revoked_after_logout_is_refused(adapter: TestAdapter) -> Result<()> {
     let env = env::start(adapter).await?;
     let (_, access, refresh) = session(&env, "lou").await?;
-    let (status, _, body) = env
-        .command(
-            Method::POST,
-            "/auth/logout",
-            Some(&access),
-            Some(&json!({"refresh_token": refresh})),
-        )
-        .await?;
-    ensure!(status == StatusCode::NO_CONTENT, "logout: {status} {body}");
+    logout(&env, &access, &refresh).await?;
     let before = env.written().await?;
     let (status, body) = env
         .app
@@ -267,14 +284,7 @@ pub async fn revoked_after_logout_is_refused(adapter: TestAdapter) -> Result<()>
         status == StatusCode::UNAUTHORIZED,
         "a logged-out access token placed an order: {status} {body}"
     );
-    let answer = env
-        .command(
-            Method::POST,
-            "/auth/refresh",
-            None,
-            Some(&json!({"refresh_token": refresh})),
-        )
-        .await?;
+    let answer = use_refresh_token(&env, &refresh).await?;
     refused(&answer, StatusCode::UNAUTHORIZED, "refresh after logout")?;
     nothing_written(&env, &before, "after logout").await?;
     env.stop().await
@@ -283,25 +293,17 @@ pub async fn revoked_after_logout_is_refused(adapter: TestAdapter) -> Result<()>
 pub async fn reused_refresh_token_revokes_the_session(adapter: TestAdapter) -> Result<()> {
     let env = env::start(adapter).await?;
     let (_, _, first) = session(&env, "rita").await?;
-    let refresh = |token: &str| {
-        let body = json!({"refresh_token": token});
-        let env = &env;
-        async move {
-            env.command(Method::POST, "/auth/refresh", None, Some(&body))
-                .await
-        }
-    };
-    let (status, _, rotated) = refresh(&first).await?;
+    let (status, _, rotated) = use_refresh_token(&env, &first).await?;
     ensure!(
         status == StatusCode::OK,
         "first refresh: {status} {rotated}"
     );
     let second = rotated["refresh_token"].as_str().unwrap().to_owned();
     // The old token again: a thief or a replay. Refused...
-    let answer = refresh(&first).await?;
+    let answer = use_refresh_token(&env, &first).await?;
     refused(&answer, StatusCode::UNAUTHORIZED, "reused refresh token")?;
     // ...and the legitimate successor dies with it (the family is revoked).
-    let answer = refresh(&second).await?;
+    let answer = use_refresh_token(&env, &second).await?;
     refused(&answer, StatusCode::UNAUTHORIZED, "refresh after reuse")?;
     env.stop().await
 }
@@ -361,15 +363,7 @@ pub async fn logged_out_token_is_refused_by_the_query_api(adapter: TestAdapter) 
     ensure!(status == StatusCode::OK, "second login: {status} {other}");
     let other = other["access_token"].as_str().unwrap().to_owned();
 
-    let (status, _, body) = env
-        .command(
-            Method::POST,
-            "/auth/logout",
-            Some(&access),
-            Some(&json!({"refresh_token": refresh})),
-        )
-        .await?;
-    ensure!(status == StatusCode::NO_CONTENT, "logout: {status} {body}");
+    logout(&env, &access, &refresh).await?;
     let took = refused_by_query_api_within(&env, &access, &path).await?;
     eprintln!("logged_out_token_is_refused_by_the_query_api: refused after {took:?}");
     let (status, _, body) = env.query(&path, Some(&other)).await?;
@@ -389,10 +383,7 @@ pub async fn reused_refresh_token_ends_the_session_on_the_query_api(
     let env = env::start(adapter).await?;
     let (id, first_access, first) = session(&env, "rory").await?;
     let path = format!("/customers/{id}/orders");
-    let body = json!({"refresh_token": first});
-    let (status, _, rotated) = env
-        .command(Method::POST, "/auth/refresh", None, Some(&body))
-        .await?;
+    let (status, _, rotated) = use_refresh_token(&env, &first).await?;
     ensure!(
         status == StatusCode::OK,
         "first refresh: {status} {rotated}"
@@ -405,9 +396,7 @@ pub async fn reused_refresh_token_ends_the_session_on_the_query_api(
             "before the reuse: {status} {body}"
         );
     }
-    let answer = env
-        .command(Method::POST, "/auth/refresh", None, Some(&body))
-        .await?;
+    let answer = use_refresh_token(&env, &first).await?;
     refused(&answer, StatusCode::UNAUTHORIZED, "reused refresh token")?;
     for token in [&first_access, &second_access] {
         let took = refused_by_query_api_within(&env, token, &path).await?;
