@@ -83,7 +83,10 @@ fn latency(path: &Path, t: &TargetReport) -> Result<()> {
     let steps = &t.orders.steps;
     let x_max = steps.iter().map(|s| s.offered_per_sec).fold(1.0, f64::max) * 1.1;
     let at_each_step = |value: fn(&LoadStep) -> f64| -> Vec<(f64, f64)> {
-        steps.iter().map(|s| (s.offered_per_sec, value(s))).collect()
+        steps
+            .iter()
+            .map(|s| (s.offered_per_sec, value(s)))
+            .collect()
     };
     let series: [(&str, Vec<(f64, f64)>); 5] = [
         ("ack p50", at_each_step(|s| s.ack.p50_ms)),
