@@ -145,6 +145,13 @@ pub struct CheckArgs {
     /// First wait until no topic has grown for this long (e.g. 5s).
     #[arg(long, value_name = "DUR")]
     pub settle: Option<String>,
+    /// Read-model rows that differ are compared again, with the events
+    /// appended since the scan folded in, for up to this long before they
+    /// count as findings: on a system still moving (a saga deadline firing
+    /// during the check) the projector may have applied events the scan did
+    /// not read (default 30s; 0s: no second look).
+    #[arg(long, value_name = "DUR")]
+    pub follow: Option<String>,
     /// Do not compare the read models (no read store needed).
     #[arg(long)]
     pub skip_read_models: bool,

@@ -40,7 +40,13 @@ pub struct CheckOptions {
     pub now_ms: i64,
     /// An open saga without a deadline older than this is stuck.
     pub saga_timeout_ms: Option<i64>,
+    /// How long differing read-model rows are compared again while the
+    /// log's new events are folded in (`--follow`).
+    pub follow: Duration,
 }
+
+/// `--follow`'s default.
+pub const DEFAULT_FOLLOW: Duration = Duration::from_secs(30);
 
 /// Parses `30s`, `5m`, `2h`, `500ms` or plain seconds.
 pub fn parse_duration(text: &str) -> Option<Duration> {
@@ -124,6 +130,7 @@ pub async fn run(settings: Settings, args: CheckArgs) -> Result<()> {
     };
     let saga_timeout = duration("--saga-timeout", &args.saga_timeout)?;
     let settle_for = duration("--settle", &args.settle)?;
+    let follow = duration("--follow", &args.follow)?.unwrap_or(DEFAULT_FOLLOW);
     let result = async {
         let store = if args.skip_read_models {
             None
@@ -142,6 +149,7 @@ pub async fn run(settings: Settings, args: CheckArgs) -> Result<()> {
         let options = CheckOptions {
             now_ms,
             saga_timeout_ms: saga_timeout.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            follow,
         };
         scan::check(
             system.log.as_ref(),

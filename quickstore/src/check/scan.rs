@@ -115,6 +115,9 @@ async fn read_all(
             Some(&end) => end,
             None => log.end_offset(&tp).await.with_context(|| format!("{tp}"))?,
         };
+        if matches!(kind, Kind::Event | Kind::Saga) {
+            ledgers.read_to.insert(tp.clone(), (kind, end));
+        }
         let mut stream = log.read_range(tp.clone(), start, end);
         while let Some(record) = stream.next().await {
             let record = record.with_context(|| format!("reading {tp}"))?;
@@ -155,6 +158,9 @@ struct Ledgers<'a> {
     money: MoneyLedger,
     sagas: SagaLedger,
     fold: Option<ReadModelFold>,
+    /// Where the scan stopped reading each event and saga partition (the
+    /// read-model comparison follows the log from there).
+    read_to: HashMap<TopicPartition, (Kind, i64)>,
 }
 
 impl Ledgers<'_> {
@@ -280,6 +286,57 @@ impl Ledgers<'_> {
     }
 }
 
+/// How often the read-model comparison looks again while it follows a log
+/// that moved on during the check (for `CheckOptions::follow`).
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Folds what the event and saga topics appended since `read_to` (into
+/// the read-model fold only: the other ledgers judge the scan's cut).
+async fn follow(
+    log: &dyn EventLog,
+    codec: &AvroCodec,
+    fold: &mut ReadModelFold,
+    read_to: &mut HashMap<TopicPartition, (Kind, i64)>,
+) -> Result<()> {
+    for (tp, (kind, from)) in read_to.iter_mut() {
+        let end = log.end_offset(tp).await.with_context(|| format!("{tp}"))?;
+        if end <= *from {
+            continue;
+        }
+        let mut stream = log.read_range(tp.clone(), *from, end);
+        while let Some(record) = stream.next().await {
+            let record = record.with_context(|| format!("reading {tp}"))?;
+            let value = record.value.as_deref().unwrap_or_default();
+            let input = match kind {
+                Kind::Event => match codec.decode_event::<AnyEvent>(value).await {
+                    Ok((envelope, event)) => Input::Event { envelope, event },
+                    Err(e) => match registry_down(&e, &record) {
+                        Some(down) => return Err(down),
+                        None => continue,
+                    },
+                },
+                Kind::Saga => match codec.decode_named::<OrderFulfillmentStep>(value).await {
+                    Ok(step) => Input::SagaStep(step),
+                    Err(e) => match registry_down(&e, &record) {
+                        Some(down) => return Err(down),
+                        None => continue,
+                    },
+                },
+                Kind::Command | Kind::Outcome => continue,
+            };
+            fold.feed(&Projected {
+                topic: record.topic,
+                partition: record.partition,
+                offset: record.offset,
+                input,
+            })
+            .await?;
+        }
+        *from = end;
+    }
+    Ok(())
+}
+
 #[derive(Clone, Copy)]
 enum Kind {
     Event,
@@ -326,6 +383,7 @@ pub async fn check(
         money: MoneyLedger::default(),
         sagas: SagaLedger::default(),
         fold,
+        read_to: HashMap::new(),
     };
     // The outcomes' ends are cut before any event is read: an outcome and
     // its events commit in one transaction, so every outcome up to the cut
@@ -369,6 +427,7 @@ pub async fn check(
         money,
         sagas,
         fold,
+        mut read_to,
         ..
     } = ledgers;
     let (unique, chains) = chains::reports(&chain, chained_topics);
@@ -381,7 +440,21 @@ pub async fn check(
         money.report(),
     ];
     match (fold, store) {
-        (Some(fold), Some(store)) => invariants.push(fold.compare(store).await?),
+        (Some(mut fold), Some(store)) => {
+            let first = fold.compare(store).await?;
+            let started = tokio::time::Instant::now();
+            let mut last = None;
+            while last.as_ref().unwrap_or(&first).differing_rows() > 0
+                && started.elapsed() < options.follow
+            {
+                tokio::time::sleep(FOLLOW_EVERY.min(options.follow)).await;
+                follow(log, codec, &mut fold, &mut read_to).await?;
+                let before = last.as_ref().unwrap_or(&first);
+                last = Some(fold.recompare(store, before).await?);
+            }
+            let last = last.as_ref().unwrap_or(&first);
+            invariants.push(fold.report(&first, last, started.elapsed()));
+        }
         _ => invariants.push(
             super::report::InvariantReport::new(
                 read_models::NAME,

@@ -241,3 +241,102 @@ fn durations_parse_with_their_units() {
     assert_eq!(super::parse_duration("soon"), None);
     assert_eq!(super::parse_duration("99999999999999999999h"), None);
 }
+
+mod read_models_follow_the_log {
+    use projectors::projection::Projected;
+    use projectors::testkit::Stream;
+    use schemas::catalog::{CatalogEvent, ProductCreated, ProductDetailsUpdated};
+    use schemas::{Context, TopicNames};
+
+    use super::super::read_models::ReadModelFold;
+    use platform::readstore::{EmbeddedStore, ReadStore};
+
+    fn created() -> CatalogEvent {
+        CatalogEvent::ProductCreated(ProductCreated {
+            sku: "MUG-1".into(),
+            name: "Mug".into(),
+            description: None,
+            category: "kitchen".into(),
+            price_minor: 1299,
+            currency: "EUR".into(),
+        })
+    }
+
+    fn renamed() -> CatalogEvent {
+        CatalogEvent::ProductDetailsUpdated(ProductDetailsUpdated {
+            name: "Big mug".into(),
+            description: None,
+            previous_name: Some("Mug".into()),
+            category: None,
+        })
+    }
+
+    /// The live store as the projectors left it after `inputs`.
+    async fn projected_store(names: &TopicNames, inputs: &[Projected]) -> EmbeddedStore {
+        let live = EmbeddedStore::in_memory().unwrap();
+        let projections = projectors::projections::all();
+        projectors::generations::prepare_serving_tables(&live, &projections)
+            .await
+            .unwrap();
+        for input in inputs {
+            for p in projections
+                .iter()
+                .filter(|p| p.topics(names).contains(&input.topic))
+            {
+                let mut mutations = p.project(input).unwrap();
+                for m in &mut mutations {
+                    m.generation = projectors::generations::FIRST_GENERATION;
+                }
+                live.write(&mutations).await.unwrap();
+            }
+        }
+        live
+    }
+
+    /// A saga deadline firing during a check: the projector applied an
+    /// event the scan had not read. The row differs at first, matches once
+    /// the fold is fed that event, and is then no finding; a row the events
+    /// never give stays one.
+    #[tokio::test]
+    async fn a_row_the_projector_moved_past_the_scan_matches_once_the_fold_follows() {
+        let names = TopicNames::new("t.");
+        let on_topic = |mut p: Projected| {
+            p.topic = names.events(Context::Catalog);
+            p
+        };
+        let mut mug = Stream::new("Product", "MUG-1");
+        let first = on_topic(mug.next(created()));
+        let second = on_topic(mug.next(renamed()));
+        let live = projected_store(&names, &[first.clone(), second.clone()]).await;
+
+        let mut fold = ReadModelFold::new(&names).await.unwrap();
+        fold.feed(&first).await.unwrap();
+        let before = fold.compare(&live).await.unwrap();
+        assert!(
+            before.differing_rows() > 0,
+            "the store is ahead of the scan"
+        );
+        fold.feed(&second).await.unwrap();
+        let after = fold.recompare(&live, &before).await.unwrap();
+        assert_eq!(after.differing_rows(), 0, "{after:?}");
+        let report = fold.report(&before, &after, std::time::Duration::from_secs(1));
+        assert!(report.ok, "{report:?}");
+        assert_eq!(
+            report.checked.get("matched_after_following_the_log"),
+            Some(&(before.differing_rows() as i64))
+        );
+
+        // A row the log does not give (no event follows) differs however
+        // often it is compared again.
+        let mut fold = ReadModelFold::new(&names).await.unwrap();
+        fold.feed(&first).await.unwrap();
+        let before = fold.compare(&live).await.unwrap();
+        let after = fold.recompare(&live, &before).await.unwrap();
+        assert_eq!(after.differing_rows(), before.differing_rows());
+        assert!(
+            !fold
+                .report(&before, &after, std::time::Duration::from_secs(1))
+                .ok
+        );
+    }
+}

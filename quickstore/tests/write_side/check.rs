@@ -58,6 +58,8 @@ async fn check(app: &TestApp, log: &dyn EventLog, store: Option<&dyn ReadStore>)
     let options = CheckOptions {
         now_ms: now_ms(),
         saga_timeout_ms: None,
+        // The cases here are at rest: a row that differs is tampered with.
+        follow: Duration::from_secs(2),
     };
     scan::check(
         log,
@@ -395,7 +397,11 @@ pub async fn checker_passes_then_finds_every_tampering(adapter: TestAdapter) -> 
                 )
                 .env("QS_CQL_KEYSPACE", ks);
         }
-        command.arg("check").arg("--json").arg(&json_file);
+        command
+            .arg("check")
+            .args(["--follow", "2s"])
+            .arg("--json")
+            .arg(&json_file);
         if keyspace.is_none() {
             command.arg("--skip-read-models");
         }
