@@ -408,6 +408,11 @@ pub struct BenchAllArgs {
     /// bench-report/<UTC timestamp>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Leave out the memory section (minutes at 1M aggregates in full
+    /// mode), e.g. to re-measure throughput; `bench memory` measures it
+    /// alone.
+    #[arg(long)]
+    pub skip_memory: bool,
 }
 
 #[derive(Debug, Args)]

@@ -52,11 +52,20 @@ pub async fn run(settings: Settings, args: BenchAllArgs) -> Result<()> {
         .into(),
         ..super::memory::MemorySettings::new(args.quick)
     };
-    eprintln!(
-        "bench: memory on {} at {:?} aggregates",
-        memory_settings.backend, memory_settings.sizes
-    );
-    let memory = super::memory::measure(&memory_settings).await?;
+    let (memory, memory_note) = if args.skip_memory {
+        (
+            None,
+            "not measured in this run (--skip-memory): `quickstore bench memory` measures it"
+                .to_owned(),
+        )
+    } else {
+        eprintln!(
+            "bench: memory on {} at {:?} aggregates",
+            memory_settings.backend, memory_settings.sizes
+        );
+        let memory = super::memory::measure(&memory_settings).await?;
+        (Some(serde_json::to_value(&memory)?), MEMORY_NOTE.to_owned())
+    };
     let plots = super::plots::write_all(&out, &sections)?;
     let report = Report {
         schema_version: SCHEMA_VERSION,
@@ -64,8 +73,8 @@ pub async fn run(settings: Settings, args: BenchAllArgs) -> Result<()> {
         mode: if args.quick { "quick" } else { "full" }.into(),
         machine,
         targets: sections,
-        memory: Some(serde_json::to_value(&memory)?),
-        memory_note: MEMORY_NOTE.into(),
+        memory,
+        memory_note,
         plots,
     };
     // Written before the checks, so a run that failed them can be studied.

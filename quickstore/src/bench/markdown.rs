@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::figure::{Figure, Verdict};
-use super::report::{Report, MEMORY_NOTE};
+use super::report::Report;
 
 pub fn render(report: &Report) -> String {
     let mut md = String::new();
@@ -104,7 +104,7 @@ pub fn render(report: &Report) -> String {
         );
     }
     let _ = writeln!(md, "## Memory (command processor RSS by aggregates)\n");
-    let _ = writeln!(md, "{MEMORY_NOTE}.\n");
+    let _ = writeln!(md, "{}.\n", report.memory_note);
     if let Some(v) = &report.memory {
         let _ = writeln!(md, "```json\n{v:#}\n```\n");
     }
