@@ -191,7 +191,7 @@ fn one_quick_run_reports_every_figure_on_both_targets() {
         "## Embedded twins",
         "### Open-loop order sweep",
         "## Memory",
-        "| role | N = 1000 | N = 10000 | RSS ratio |",
+        "| role | peak RSS by N (MiB) | RSS ratio |",
         "| figure | value | baseline | ratio |",
     ] {
         assert!(md.contains(heading), "report.md lacks {heading:?}:\n{md}");

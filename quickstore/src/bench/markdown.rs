@@ -124,34 +124,23 @@ pub fn render(report: &Report) -> String {
 /// One table: role × N → peak RSS, then the ratio, the growth per
 /// aggregate and the verdict beside what the design expects.
 fn memory_table(md: &mut String, f: &MemoryFigures) {
-    let sizes: Vec<u64> = f
-        .roles
-        .first()
-        .map(|r| r.points.iter().map(|p| p.aggregates).collect())
-        .unwrap_or_default();
-    let _ = writeln!(md, "On `{}`, peak RSS in MiB:\n", f.backend);
-    let columns: Vec<String> = sizes.iter().map(|n| format!("N = {n}")).collect();
+    let _ = writeln!(md, "On `{}`:\n", f.backend);
     let _ = writeln!(
         md,
-        "| role | {} | RSS ratio | bytes per aggregate | verdict | expected | N counts | why |",
-        columns.join(" | ")
+        "| role | peak RSS by N (MiB) | RSS ratio | bytes per aggregate | verdict | expected | N counts | why |"
     );
-    let _ = writeln!(
-        md,
-        "| --- | {}---: | ---: | --- | --- | --- | --- |",
-        "---: | ".repeat(sizes.len())
-    );
+    let _ = writeln!(md, "| --- | --- | ---: | ---: | --- | --- | --- | --- |");
     for r in &f.roles {
         let rss: Vec<String> = r
             .points
             .iter()
-            .map(|p| format!("{:.1}", p.peak_rss_kib as f64 / 1024.0))
+            .map(|p| format!("{}: {:.1}", p.aggregates, p.peak_rss_kib as f64 / 1024.0))
             .collect();
         let _ = writeln!(
             md,
             "| {} | {} | {:.2} (for {:.0}× N) | {:.0} | {} | {} | {} | {} |",
             r.role,
-            rss.join(" | "),
+            rss.join("; "),
             r.rss_ratio,
             r.aggregates_ratio,
             r.bytes_per_aggregate,

@@ -67,10 +67,12 @@ pub const ROLES: [&str; 5] = [
     "query-api",
 ];
 
-/// Records produced per chunk while filling (and orders per saga chunk).
+/// Records produced per chunk while filling.
 const CHUNK: u64 = 5_000;
+/// Orders per saga chunk: at most this many sagas are live at once.
+const SAGA_CHUNK: u64 = 2_000;
 /// `GET /orders/{id}` requests the query-API child makes, whatever N.
-const QUERY_REQUESTS: usize = 2_000;
+const QUERY_REQUESTS: usize = 1_000;
 /// 2026-01-01T00:00:00Z, the synthetic events' time base.
 const BASE_MS: i64 = 1_767_225_600_000;
 
@@ -90,7 +92,7 @@ pub fn describe(role: &str) -> (&'static str, &'static str, &'static str) {
             "rows live in the read store; memory holds one batch and the input positions",
         ),
         "sagas" => (
-            "orders placed then rejected (every reservation refused), in chunks of 5,000",
+            "orders placed then rejected (every reservation refused), in chunks of 2,000",
             "flat",
             "ended sagas are forgotten; live sagas are held in memory by design, bounded by \
              arrival rate × saga deadline (here at most one chunk)",
@@ -102,7 +104,7 @@ pub fn describe(role: &str) -> (&'static str, &'static str, &'static str) {
              at the edge without a read)",
         ),
         "query-api" => (
-            "orders in the read store; 2,000 GET /orders/{id} over random ids",
+            "orders in the read store; 1,000 GET /orders/{id} over random ids",
             "flat",
             "every read goes to the store; nothing per order is kept",
         ),
@@ -284,10 +286,7 @@ impl Installation {
                     settings.cql_contact_points
                 )
             })?);
-            (
-                Some(Arc::clone(&cql) as Arc<dyn ReadStore>),
-                Some(cql),
-            )
+            (Some(Arc::clone(&cql) as Arc<dyn ReadStore>), Some(cql))
         } else {
             let store = EmbeddedStore::open(args.dir.join("readstore"))?;
             (Some(Arc::new(store) as Arc<dyn ReadStore>), None)
@@ -460,7 +459,7 @@ async fn sagas_point(installation: &Installation, n: u64) -> Result<RolePoint> {
     let (mut inputs, mut at) = (0u64, 0u64);
     let result: Result<()> = async {
         while at < n {
-            let end = (at + CHUNK).min(n);
+            let end = (at + SAGA_CHUNK).min(n);
             // The chunk's orders first; their refusals once the worker has
             // started every one of those sagas (a refusal before its saga
             // would be ignored and leave the saga live).
