@@ -27,7 +27,7 @@ pub struct Report {
     pub mode: String,
     pub machine: Machine,
     pub targets: Vec<TargetReport>,
-    /// RSS of each role at 10k and 1M aggregates (1k and 10k in quick
+    /// RSS of each role at 10k and 1M aggregates (1k and 10k or 3k in quick
     /// mode): `bench memory`'s `MemoryFigures`, see `memory_note`.
     pub memory: Option<serde_json::Value>,
     pub memory_note: String,
