@@ -365,9 +365,13 @@ pub struct BenchMemoryArgs {
     /// Commands per transaction.
     #[arg(long, default_value_t = 500)]
     pub batch: usize,
-    /// Partitions of the counter context's topics.
+    /// Partitions of the topics each child creates.
     #[arg(long, default_value_t = 6)]
     pub partitions: i32,
+    /// `all`, or a comma-separated list of `processor`, `projectors`,
+    /// `sagas`, `command-api`, `query-api`.
+    #[arg(long, default_value = "all")]
+    pub roles: String,
     /// Also write the report as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -375,6 +379,9 @@ pub struct BenchMemoryArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchMemoryChildArgs {
+    /// One of `memory_roles::ROLES`.
+    #[arg(long, default_value = "command-processor")]
+    pub role: String,
     #[arg(long)]
     pub backend: String,
     #[arg(long)]

@@ -57,7 +57,8 @@ fn one_quick_run_reports_every_figure_on_both_targets() {
         "{machine}"
     );
     assert!(machine["quickstore_version"].is_string(), "{machine}");
-    // The command processor's memory at two numbers of aggregates.
+    // The command processor's memory at two numbers of aggregates (the
+    // top-level fields, as before the other roles were measured).
     let memory = &report["memory"];
     let points = memory["points"].as_array().expect("memory points");
     assert!(points.len() >= 2, "{memory:#}");
@@ -70,6 +71,42 @@ fn one_quick_run_reports_every_figure_on_both_targets() {
     assert!(report["memory_note"]
         .as_str()
         .is_some_and(|n| n.contains("bench memory")));
+    // Every role's memory: two points each, a positive peak RSS, a ratio,
+    // a verdict.
+    let roles = memory["roles"].as_array().expect("memory roles");
+    let names: Vec<&str> = roles.iter().filter_map(|r| r["role"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "command-processor",
+            "projectors",
+            "sagas",
+            "command-api",
+            "query-api"
+        ],
+        "{memory:#}"
+    );
+    for role in roles {
+        let points = role["points"].as_array().expect("role points");
+        assert_eq!(points.len(), 2, "{role:#}");
+        for p in points {
+            assert!(
+                p["peak_rss_kib"].as_u64().is_some_and(|k| k > 0)
+                    && p["aggregates"].as_u64().is_some_and(|n| n > 0),
+                "{role:#}"
+            );
+        }
+        assert!(
+            role["rss_ratio"]
+                .as_f64()
+                .is_some_and(|r| r.is_finite() && r > 0.0),
+            "{role:#}"
+        );
+        assert!(
+            matches!(role["verdict"].as_str(), Some("flat" | "linear")),
+            "{role:#}"
+        );
+    }
 
     let targets = report["targets"].as_array().expect("targets");
     let names: Vec<&str> = targets
@@ -154,6 +191,7 @@ fn one_quick_run_reports_every_figure_on_both_targets() {
         "## Embedded twins",
         "### Open-loop order sweep",
         "## Memory",
+        "| role | peak RSS by N (MiB) | RSS ratio |",
         "| figure | value | baseline | ratio |",
     ] {
         assert!(md.contains(heading), "report.md lacks {heading:?}:\n{md}");

@@ -41,8 +41,8 @@ pub async fn run(settings: Settings, args: BenchAllArgs) -> Result<()> {
     for target in &targets {
         sections.push(one_target(&settings, target, args.quick).await?);
     }
-    // The command processor's memory at two numbers of aggregates, on the
-    // real broker when it is a target (each point a child process).
+    // Every role's memory at two numbers of aggregates, on the real
+    // servers when they are a target (each point a child process).
     let memory_settings = super::memory::MemorySettings {
         backend: if targets.contains(&"kafka") {
             "kafka"

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use super::figure::{Figure, Verdict};
+use super::memory::MemoryFigures;
 use super::report::Report;
 
 pub fn render(report: &Report) -> String {
@@ -103,16 +104,57 @@ pub fn render(report: &Report) -> String {
             r.http_noop.p99_ms
         );
     }
-    let _ = writeln!(md, "## Memory (command processor RSS by aggregates)\n");
+    let _ = writeln!(md, "## Memory (RSS of each role by aggregates)\n");
     let _ = writeln!(md, "{}.\n", report.memory_note);
     if let Some(v) = &report.memory {
-        let _ = writeln!(md, "```json\n{v:#}\n```\n");
+        match serde_json::from_value::<MemoryFigures>(v.clone()) {
+            Ok(figures) => memory_table(&mut md, &figures),
+            Err(_) => {
+                let _ = writeln!(md, "```json\n{v:#}\n```\n");
+            }
+        }
     }
     let _ = writeln!(md, "## Plots\n");
     for p in &report.plots {
         let _ = writeln!(md, "![{p}]({p})\n");
     }
     md
+}
+
+/// One table: role × N → peak RSS, then the ratio, the growth per
+/// aggregate and the verdict beside what the design expects.
+fn memory_table(md: &mut String, f: &MemoryFigures) {
+    let _ = writeln!(md, "On `{}`:\n", f.backend);
+    let _ = writeln!(
+        md,
+        "| role | peak RSS by N (MiB) | RSS ratio | bytes per aggregate | verdict | expected | N counts | why |"
+    );
+    let _ = writeln!(md, "| --- | --- | ---: | ---: | --- | --- | --- | --- |");
+    for r in &f.roles {
+        let rss: Vec<String> = r
+            .points
+            .iter()
+            .map(|p| format!("{}: {:.1}", p.aggregates, p.peak_rss_kib as f64 / 1024.0))
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.2} (for {:.0}× N) | {:.0} | {} | {} | {} | {} |",
+            r.role,
+            rss.join("; "),
+            r.rss_ratio,
+            r.aggregates_ratio,
+            r.bytes_per_aggregate,
+            if r.verdict == r.expected {
+                r.verdict.clone()
+            } else {
+                format!("**{}**", r.verdict)
+            },
+            r.expected,
+            r.aggregates_are,
+            r.note
+        );
+    }
+    let _ = writeln!(md);
 }
 
 fn title(target: &str) -> String {

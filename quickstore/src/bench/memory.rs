@@ -1,8 +1,11 @@
-//! `quickstore bench memory`: the command processor's resident memory at
-//! N distinct aggregates, for N = 10,000 and 1,000,000 (1,000 and 10,000
-//! with `--quick`). The verdict is the ratio RSS(largest N) / RSS(smallest
-//! N): flat (≈ 1–2) with the local aggregate store and its bounded cache
-//! (ADR 0020), ≈ N-ratio if every aggregate were held in memory.
+//! `quickstore bench memory`: each role's resident memory at N distinct
+//! aggregates, for N = 10,000 and 1,000,000 (1,000 and 10,000 with
+//! `--quick`). The verdict is the ratio RSS(largest N) / RSS(smallest N):
+//! flat (≈ 1–2) when the role's state lives outside its memory (the
+//! processor's local aggregate store and bounded cache, ADR 0020), ≈ the
+//! N-ratio if every aggregate were held in memory. This file measures the
+//! command processor; the other four roles are in `memory_roles.rs`
+//! (ADR 0023), each in the same kind of child process.
 //!
 //! Each N runs in a child process of its own (`quickstore bench
 //! memory-child`, hidden), so one N's peak cannot hide in another's: the
@@ -37,6 +40,7 @@ use schemas::{AvroCodec, CommandEnvelope, TopicNames};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::memory_roles::{RoleMemory, RolePoint, ROLES};
 use crate::cli::{BenchMemoryArgs, BenchMemoryChildArgs};
 
 /// What to measure.
@@ -44,8 +48,13 @@ use crate::cli::{BenchMemoryArgs, BenchMemoryChildArgs};
 pub struct MemorySettings {
     /// `kafka` (needs QS_KAFKA_BOOTSTRAP in the environment) or `embedded`.
     pub backend: String,
-    /// Distinct aggregates per point, smallest first.
+    /// The command processor's distinct aggregates per point, smallest
+    /// first.
     pub sizes: Vec<u64>,
+    /// The same for the other roles (smaller in quick mode: their children
+    /// are slower per aggregate in a debug build — a CQL write per order,
+    /// a transaction per saga step).
+    pub role_sizes: Vec<u64>,
     /// The processor's `QS_PROCESSOR_CACHE_AGGREGATES`.
     pub cache_aggregates: usize,
     /// Commands per transaction.
@@ -56,6 +65,8 @@ pub struct MemorySettings {
     pub quickstore: Option<PathBuf>,
     /// A child that has not finished by then fails the measurement.
     pub child_timeout: Duration,
+    /// The roles to measure (default: every one of `memory_roles::ROLES`).
+    pub roles: Vec<String>,
 }
 
 impl MemorySettings {
@@ -72,6 +83,12 @@ impl MemorySettings {
             partitions: 6,
             quickstore: None,
             child_timeout: Duration::from_secs(if quick { 300 } else { 1_200 }),
+            role_sizes: if quick {
+                vec![1_000, 3_000]
+            } else {
+                vec![10_000, 1_000_000]
+            },
+            roles: ROLES.iter().map(|r| (*r).to_owned()).collect(),
         }
     }
 }
@@ -99,20 +116,27 @@ pub struct MemoryFigures {
     pub partitions: i32,
     pub cache_aggregates: usize,
     pub batch: usize,
+    /// The command processor's points (empty when it was not measured).
     pub points: Vec<MemoryPoint>,
     /// processor_peak_rss(largest N) / processor_peak_rss(smallest N):
-    /// flat ≈ 1–2, linear ≈ the ratio of the Ns.
+    /// flat ≈ 1–2, linear ≈ the ratio of the Ns (0 when not measured).
     pub rss_ratio: f64,
     /// largest N / smallest N, for reading `rss_ratio`.
     pub aggregates_ratio: f64,
-    /// Roles other than the command processor are not measured here.
+    /// The roles measured, in `roles` order.
     pub roles_measured: Vec<String>,
+    /// Every measured role (the processor included), peak RSS per N.
+    #[serde(default)]
+    pub roles: Vec<RoleMemory>,
 }
 
 /// Runs one child per size and gathers their figures.
 pub async fn measure(settings: &MemorySettings) -> Result<MemoryFigures> {
     ensure!(
-        !settings.sizes.is_empty() && settings.sizes.iter().all(|n| *n > 0),
+        !settings.sizes.is_empty()
+            && settings.sizes.iter().all(|n| *n > 0)
+            && !settings.role_sizes.is_empty()
+            && settings.role_sizes.iter().all(|n| *n > 0),
         "give at least one positive number of aggregates"
     );
     ensure!(
@@ -125,40 +149,159 @@ pub async fn measure(settings: &MemorySettings) -> Result<MemoryFigures> {
              (deploy/kafka/start.sh starts one), or pass --backend embedded"
         );
     }
+    if let Some(unknown) = settings.roles.iter().find(|r| !ROLES.contains(&r.as_str())) {
+        bail!("role {unknown}: expected one of {}", ROLES.join(", "));
+    }
+    let needs_store = settings
+        .roles
+        .iter()
+        .any(|r| r == "projectors" || r == "query-api");
+    if settings.backend == "kafka" && needs_store && std::env::var("QS_CQL_CONTACT_POINTS").is_err()
+    {
+        bail!(
+            "bench memory on Kafka measures the projectors and the query API on the CQL node: \
+             set QS_CQL_CONTACT_POINTS=host:port (`deploy/test-env.sh up` starts both servers), \
+             or pass --backend embedded, or --roles without projectors and query-api"
+        );
+    }
     let exe = match &settings.quickstore {
         Some(exe) => exe.clone(),
         None => std::env::current_exe().context("finding the quickstore executable")?,
     };
     let mut points = Vec::new();
+    let mut roles = Vec::new();
+    for role in ROLES
+        .iter()
+        .filter(|r| settings.roles.iter().any(|s| s.as_str() == **r))
+    {
+        if *role == "command-processor" {
+            points = processor_points(settings, &exe).await?;
+            let as_roles = points
+                .iter()
+                .map(|p| RolePoint {
+                    aggregates: p.aggregates,
+                    peak_rss_kib: p.processor_peak_rss_kib,
+                    rss_before_kib: p.rss_before_processor_kib,
+                    peak_hwm_kib: p.peak_hwm_kib,
+                    seconds: p.seconds,
+                })
+                .collect();
+            roles.push(RoleMemory::new(role, as_roles));
+        } else {
+            roles.push(RoleMemory::new(
+                role,
+                role_points(settings, &exe, role).await?,
+            ));
+        }
+    }
+    let (rss_ratio, aggregates_ratio) = match (points.first(), points.last()) {
+        (Some(first), Some(last)) => (
+            last.processor_peak_rss_kib as f64 / first.processor_peak_rss_kib.max(1) as f64,
+            last.aggregates as f64 / first.aggregates as f64,
+        ),
+        _ => (0.0, 0.0),
+    };
+    Ok(MemoryFigures {
+        backend: settings.backend.clone(),
+        partitions: settings.partitions,
+        cache_aggregates: settings.cache_aggregates,
+        batch: settings.batch,
+        rss_ratio,
+        aggregates_ratio,
+        points,
+        roles_measured: roles.iter().map(|r| r.role.clone()).collect(),
+        roles,
+    })
+}
+
+/// A child process for one point: `bench memory-child --role …`.
+fn child_command(
+    settings: &MemorySettings,
+    exe: &std::path::Path,
+    role: &str,
+    n: u64,
+    dir: &std::path::Path,
+    out: &std::path::Path,
+) -> tokio::process::Command {
+    let mut child = tokio::process::Command::new(exe);
+    child
+        .args(["bench", "memory-child", "--role", role])
+        .args(["--backend", &settings.backend])
+        .args(["--aggregates", &n.to_string()])
+        .args(["--cache", &settings.cache_aggregates.to_string()])
+        .args(["--batch", &settings.batch.to_string()])
+        .args(["--partitions", &settings.partitions.to_string()])
+        .arg("--dir")
+        .arg(dir)
+        .arg("--out")
+        .arg(out)
+        .kill_on_drop(true)
+        .stdin(std::process::Stdio::null());
+    child
+}
+
+/// Runs `child` to its end within the settings' timeout.
+async fn run_to_end(
+    settings: &MemorySettings,
+    mut child: tokio::process::Command,
+    what: &str,
+) -> Result<()> {
+    let status = tokio::time::timeout(settings.child_timeout, child.status())
+        .await
+        .with_context(|| {
+            format!(
+                "{what} did not finish in {:?}: measure fewer (--sizes)",
+                settings.child_timeout
+            )
+        })??;
+    ensure!(status.success(), "the child for {what} failed: {status}");
+    Ok(())
+}
+
+/// One child per size for a role other than the processor.
+async fn role_points(
+    settings: &MemorySettings,
+    exe: &std::path::Path,
+    role: &str,
+) -> Result<Vec<RolePoint>> {
+    let mut points = Vec::new();
+    for &n in &settings.role_sizes {
+        let dir = tempfile::tempdir()?;
+        let out = dir.path().join("point.json");
+        eprintln!(
+            "bench memory: {role}, {n} aggregates on {} …",
+            settings.backend
+        );
+        let child = child_command(settings, exe, role, n, dir.path(), &out);
+        run_to_end(settings, child, &format!("{role} at {n} aggregates")).await?;
+        let point: RolePoint = serde_json::from_slice(
+            &std::fs::read(&out).with_context(|| format!("reading {}", out.display()))?,
+        )?;
+        eprintln!(
+            "  {role} peak RSS {} MiB ({:.1} s)",
+            point.peak_rss_kib / 1024,
+            point.seconds
+        );
+        points.push(point);
+    }
+    Ok(points)
+}
+
+/// One child per size for the command processor.
+async fn processor_points(
+    settings: &MemorySettings,
+    exe: &std::path::Path,
+) -> Result<Vec<MemoryPoint>> {
+    let mut points = Vec::new();
     for &n in &settings.sizes {
         let dir = tempfile::tempdir()?;
         let out = dir.path().join("point.json");
-        eprintln!("bench memory: {n} aggregates on {} …", settings.backend);
-        let mut child = tokio::process::Command::new(&exe);
-        child
-            .args(["bench", "memory-child", "--backend", &settings.backend])
-            .args(["--aggregates", &n.to_string()])
-            .args(["--cache", &settings.cache_aggregates.to_string()])
-            .args(["--batch", &settings.batch.to_string()])
-            .args(["--partitions", &settings.partitions.to_string()])
-            .arg("--dir")
-            .arg(dir.path())
-            .arg("--out")
-            .arg(&out)
-            .kill_on_drop(true)
-            .stdin(std::process::Stdio::null());
-        let status = tokio::time::timeout(settings.child_timeout, child.status())
-            .await
-            .with_context(|| {
-                format!(
-                    "{n} aggregates did not finish in {:?}: measure fewer (--sizes)",
-                    settings.child_timeout
-                )
-            })??;
-        ensure!(
-            status.success(),
-            "the child for {n} aggregates failed: {status}"
+        eprintln!(
+            "bench memory: command-processor, {n} aggregates on {} …",
+            settings.backend
         );
+        let child = child_command(settings, exe, "command-processor", n, dir.path(), &out);
+        run_to_end(settings, child, &format!("{n} aggregates")).await?;
         let point: MemoryPoint = serde_json::from_slice(
             &std::fs::read(&out).with_context(|| format!("reading {}", out.display()))?,
         )?;
@@ -169,18 +312,7 @@ pub async fn measure(settings: &MemorySettings) -> Result<MemoryFigures> {
         );
         points.push(point);
     }
-    let first = &points[0];
-    let last = &points[points.len() - 1];
-    Ok(MemoryFigures {
-        backend: settings.backend.clone(),
-        partitions: settings.partitions,
-        cache_aggregates: settings.cache_aggregates,
-        batch: settings.batch,
-        rss_ratio: last.processor_peak_rss_kib as f64 / first.processor_peak_rss_kib.max(1) as f64,
-        aggregates_ratio: last.aggregates as f64 / first.aggregates as f64,
-        points,
-        roles_measured: vec!["command-processor".into()],
-    })
+    Ok(points)
 }
 
 /// `quickstore bench memory`.
@@ -196,12 +328,23 @@ pub async fn run(args: BenchMemoryArgs) -> Result<()> {
             .map(|s| s.trim().replace('_', "").parse::<u64>())
             .collect::<Result<_, _>>()
             .context("--sizes: comma-separated numbers of aggregates, e.g. 10000,1000000")?;
+        settings.role_sizes = settings.sizes.clone();
     }
     if let Some(cache) = args.cache {
         settings.cache_aggregates = cache;
     }
     settings.batch = args.batch;
     settings.partitions = args.partitions;
+    if args.roles != "all" {
+        settings.roles = args
+            .roles
+            .split(',')
+            .map(|r| match r.trim() {
+                "processor" => "command-processor".to_owned(),
+                other => other.to_owned(),
+            })
+            .collect();
+    }
     let figures = measure(&settings).await?;
     print_report(&figures);
     if args.quick || cfg!(debug_assertions) {
@@ -215,13 +358,45 @@ pub async fn run(args: BenchMemoryArgs) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     ensure!(
-        figures.rss_ratio.is_finite() && figures.rss_ratio > 0.0,
+        !figures.roles.is_empty()
+            && figures
+                .roles
+                .iter()
+                .all(|r| r.points.len() >= 2.min(settings.sizes.len())
+                    && r.points.iter().all(|p| p.peak_rss_kib > 0)
+                    && r.rss_ratio.is_finite()
+                    && r.rss_ratio > 0.0),
         "the report is not sane: {figures:?}"
     );
     Ok(())
 }
 
 fn print_report(f: &MemoryFigures) {
+    if !f.points.is_empty() {
+        print_processor(f);
+    }
+    println!("\nbench memory: peak RSS of each role on {}", f.backend);
+    for r in &f.roles {
+        let points: Vec<String> = r
+            .points
+            .iter()
+            .map(|p| format!("{} → {} MiB", p.aggregates, p.peak_rss_kib / 1024))
+            .collect();
+        println!(
+            "  {:<18} {} | ratio {:.2} for {:.0}× | {:.0} B/aggregate | {} (expected {}): {}",
+            r.role,
+            points.join(", "),
+            r.rss_ratio,
+            r.aggregates_ratio,
+            r.bytes_per_aggregate,
+            r.verdict,
+            r.expected,
+            r.note
+        );
+    }
+}
+
+fn print_processor(f: &MemoryFigures) {
     println!(
         "bench memory: command processor on {}, {} partitions, cache {} aggregates, batch {}",
         f.backend, f.partitions, f.cache_aggregates, f.batch
@@ -248,7 +423,7 @@ fn print_report(f: &MemoryFigures) {
 }
 
 /// A field of /proc/self/status in KiB (`VmRSS`, `VmHWM`).
-fn status_kib(field: &str) -> u64 {
+pub(super) fn status_kib(field: &str) -> u64 {
     let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
         return 0;
     };
@@ -261,6 +436,9 @@ fn status_kib(field: &str) -> u64 {
 
 /// `quickstore bench memory-child`: one N, in this process.
 pub async fn run_child(settings: Settings, args: BenchMemoryChildArgs) -> Result<()> {
+    if args.role != "command-processor" {
+        return super::memory_roles::run_child(settings, args).await;
+    }
     let log: Arc<dyn EventLog> = match args.backend.as_str() {
         "kafka" => {
             let mut kafka = settings.kafka();

@@ -10,6 +10,7 @@ pub mod log;
 pub mod machine;
 pub mod markdown;
 pub mod memory;
+pub mod memory_roles;
 pub mod order_steps;
 pub mod orders;
 pub mod plots;

@@ -628,44 +628,55 @@ impl Orders {
     /// Order `i`'s `OrderPlaced` with its envelope (version 1; the hash is
     /// set when it is sealed).
     fn event(&self, i: usize) -> (EventEnvelope, AnyEvent) {
-        let id = &self.ids[i];
-        let customer = Self::customer(i);
-        let command = uuid::Uuid::from_u128((0x5eed_u128 << 112) | i as u128).to_string();
-        let lines = Self::lines(i);
-        let totals = Self::totals(&lines);
-        let envelope = EventEnvelope {
-            event_id: uuid::Uuid::from_u128((0xe7e0_u128 << 112) | i as u128).to_string(),
-            aggregate_type: "Order".into(),
-            aggregate_id: id.clone(),
-            version: 1,
-            occurred_at: BASE_MS + i as i64,
-            command_id: command.clone(),
-            correlation_id: command.clone(),
-            causation_id: command,
-            actor: format!("customer:{customer}"),
-            // The first event of an aggregate links to nothing.
-            prev_hash: Vec::new(),
-            hash: Vec::new(),
-        };
-        let event = AnyEvent::Orders(OrdersEvent::OrderPlaced(OrderPlaced {
-            customer_id: customer,
-            lines,
-            shipping_address: Self::address(i),
-            totals,
-            payment_token: Some("tok_sim_4242".into()),
-        }));
-        (envelope, event)
+        order_placed(&self.ids[i], i)
     }
 
     /// Order `i`'s event as the projector hands it to the projection.
     fn projected(&self, i: usize) -> Projected {
-        let (envelope, event) = self.event(i);
-        Projected {
-            topic: String::new(),
-            partition: 0,
-            offset: i as i64,
-            input: Input::Event { envelope, event },
-        }
+        projected(&self.ids[i], i)
+    }
+}
+
+/// The `OrderPlaced` of order `i` with id `id`, and its envelope (version
+/// 1; the hash is set when it is sealed). `bench memory` derives ids from
+/// the index instead of holding them, hence a function of both.
+pub(super) fn order_placed(id: &str, i: usize) -> (EventEnvelope, AnyEvent) {
+    let customer = Orders::customer(i);
+    let command = uuid::Uuid::from_u128((0x5eed_u128 << 112) | i as u128).to_string();
+    let lines = Orders::lines(i);
+    let totals = Orders::totals(&lines);
+    let envelope = EventEnvelope {
+        event_id: uuid::Uuid::from_u128((0xe7e0_u128 << 112) | i as u128).to_string(),
+        aggregate_type: "Order".into(),
+        aggregate_id: id.to_owned(),
+        version: 1,
+        occurred_at: BASE_MS + i as i64,
+        command_id: command.clone(),
+        correlation_id: command.clone(),
+        causation_id: command,
+        actor: format!("customer:{customer}"),
+        // The first event of an aggregate links to nothing.
+        prev_hash: Vec::new(),
+        hash: Vec::new(),
+    };
+    let event = AnyEvent::Orders(OrdersEvent::OrderPlaced(OrderPlaced {
+        customer_id: customer,
+        lines,
+        shipping_address: Orders::address(i),
+        totals,
+        payment_token: Some("tok_sim_4242".into()),
+    }));
+    (envelope, event)
+}
+
+/// Order `i`'s `OrderPlaced` as the projector hands it to the projection.
+pub(super) fn projected(id: &str, i: usize) -> Projected {
+    let (envelope, event) = order_placed(id, i);
+    Projected {
+        topic: String::new(),
+        partition: 0,
+        offset: i as i64,
+        input: Input::Event { envelope, event },
     }
 }
 
@@ -701,9 +712,9 @@ async fn append_events(system: &System, orders: &Orders) -> Result<Duration> {
 // The projector.
 
 #[derive(Debug)]
-struct ProjectorRun {
-    stats: ProjectorStats,
-    reached_end: bool,
+pub(super) struct ProjectorRun {
+    pub(super) stats: ProjectorStats,
+    pub(super) reached_end: bool,
     timed_events: u64,
     timed_rows: u64,
     elapsed: Duration,
@@ -712,7 +723,7 @@ struct ProjectorRun {
 
 /// Runs the orders projector (generation 1, a fresh group) from offset 0
 /// until its positions reach every input partition's end.
-async fn run_projector(
+pub(super) async fn run_projector(
     system: &System,
     store: Arc<dyn ReadStore>,
     limit: Duration,
@@ -981,7 +992,7 @@ async fn prepare(session: &Session, cql: String) -> Result<PreparedStatement> {
 // Reads at a fixed rate.
 
 /// The query API over the store, with an admin token minted in process.
-struct QueryServer {
+pub(super) struct QueryServer {
     url: String,
     token: Arc<str>,
     http: reqwest::Client,
@@ -990,7 +1001,7 @@ struct QueryServer {
 }
 
 impl QueryServer {
-    async fn start(settings: &Settings, store: Arc<dyn ReadStore>) -> Result<Self> {
+    pub(super) async fn start(settings: &Settings, store: Arc<dyn ReadStore>) -> Result<Self> {
         let keys = Arc::new(SigningKeys::generate()?);
         let issuer = TokenIssuer::new(
             keys,
@@ -1033,7 +1044,7 @@ impl QueryServer {
     }
 
     /// `GET /orders/{id}` of a random projected order; 200 or an error.
-    fn get_order_op(&self, ids: &Arc<Vec<String>>) -> Op {
+    pub(super) fn get_order_op(&self, ids: &Arc<Vec<String>>) -> Op {
         let (http, url, token, ids) = (
             self.http.clone(),
             self.url.clone(),
@@ -1082,7 +1093,7 @@ impl QueryServer {
         })
     }
 
-    async fn stop(self) -> Result<()> {
+    pub(super) async fn stop(self) -> Result<()> {
         let _ = self.stop.send(true);
         tokio::time::timeout(Duration::from_secs(5), self.server)
             .await

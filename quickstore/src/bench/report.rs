@@ -16,7 +16,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// What the `memory` section is (`quickstore bench memory`'s figures)
 /// fills it.
-pub const MEMORY_NOTE: &str = "the command processor's peak RSS at each number of aggregates, as `quickstore bench memory` measures it; rss_ratio = RSS(largest) / RSS(smallest): flat ≈ 1–2, linear ≈ aggregates_ratio";
+pub const MEMORY_NOTE: &str = "each role's peak RSS at each number of aggregates (command processor, projectors, saga worker, command API, query API; each point a child process), as `quickstore bench memory` measures it; per role rss_ratio = RSS(largest) / RSS(smallest): flat ≈ 1–2, linear ≈ aggregates_ratio; the top-level points and rss_ratio are the command processor's";
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -27,8 +27,8 @@ pub struct Report {
     pub mode: String,
     pub machine: Machine,
     pub targets: Vec<TargetReport>,
-    /// RSS of each role at 10k and 1M aggregates: `null` here, see
-    /// `memory_note`.
+    /// RSS of each role at 10k and 1M aggregates (1k and 10k or 3k in quick
+    /// mode): `bench memory`'s `MemoryFigures`, see `memory_note`.
     pub memory: Option<serde_json::Value>,
     pub memory_note: String,
     /// Plot files written beside this report (relative names).
