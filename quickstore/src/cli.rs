@@ -339,8 +339,9 @@ pub enum BenchCommand {
     /// and `GET /orders/{id}` latency at a fixed rate vs a raw select by
     /// key, on the same store.
     Projections(BenchProjectionsArgs),
-    /// The command processor's resident memory (RSS) at 10k and 1M
-    /// distinct aggregates: flat, not linear (the local aggregate store).
+    /// Each role's resident memory (RSS) at 10k and 1M aggregates (command
+    /// processor, projectors, saga worker, command API, query API; each
+    /// point a child process): flat or linear, and why (ADR 0023).
     Memory(BenchMemoryArgs),
     /// One point of `bench memory`, in a process of its own (internal).
     #[command(hide = true)]
