@@ -315,6 +315,26 @@ async fn processor_points(
     Ok(points)
 }
 
+/// The embedded log a child measures with, in `dir`: a 32 MiB page cache,
+/// so the log (in the measured process) does not mask the role's growth.
+pub(super) fn child_embedded_log(dir: &std::path::Path) -> Result<Arc<dyn EventLog>> {
+    let options = EmbeddedOptions {
+        cache_size_bytes: 32 * 1024 * 1024,
+        ..EmbeddedOptions::default()
+    };
+    Ok(Arc::new(EmbeddedLog::open(&dir.join("log"), options)?))
+}
+
+/// A child's schema registry: the configured one, or one in memory.
+pub(super) fn child_registry(settings: &Settings) -> Result<Arc<dyn SchemaRegistry>> {
+    Ok(match &settings.schema_registry_url {
+        Some(url) => Arc::new(ConfluentRegistry::new(ConfluentRegistryConfig::new(
+            url.clone(),
+        ))?),
+        None => Arc::new(EmbeddedRegistry::in_memory()),
+    })
+}
+
 /// `quickstore bench memory`.
 pub async fn run(args: BenchMemoryArgs) -> Result<()> {
     let mut settings = MemorySettings::new(args.quick);
@@ -447,22 +467,10 @@ pub async fn run_child(settings: Settings, args: BenchMemoryChildArgs) -> Result
             }
             Arc::new(KafkaLog::connect(kafka)?)
         }
-        "embedded" => {
-            let options = EmbeddedOptions {
-                cache_size_bytes: 32 * 1024 * 1024,
-                ..EmbeddedOptions::default()
-            };
-            Arc::new(EmbeddedLog::open(&args.dir.join("log"), options)?)
-        }
+        "embedded" => child_embedded_log(&args.dir)?,
         other => bail!("--backend {other}: expected kafka or embedded"),
     };
-    let registry: Arc<dyn SchemaRegistry> = match &settings.schema_registry_url {
-        Some(url) => Arc::new(ConfluentRegistry::new(ConfluentRegistryConfig::new(
-            url.clone(),
-        ))?),
-        None => Arc::new(EmbeddedRegistry::in_memory()),
-    };
-    let codec = Arc::new(AvroCodec::new(registry));
+    let codec = Arc::new(AvroCodec::new(child_registry(&settings)?));
     let prefix = format!(
         "bench-mem-{}.",
         &uuid::Uuid::new_v4().simple().to_string()[..10]

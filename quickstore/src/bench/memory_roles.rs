@@ -34,7 +34,6 @@ use anyhow::{bail, ensure, Context as _, Result};
 use command_api::pricebook::PriceBook;
 use futures::StreamExt as _;
 use platform::config::{EventLogBackend, ReadStoreBackend, Settings};
-use platform::eventlog::embedded::{EmbeddedLog, EmbeddedOptions};
 use platform::eventlog::kafka::KafkaLog;
 use platform::eventlog::{EventLog, OutgoingRecord};
 use platform::readstore::{CqlStore, EmbeddedStore, Mutation, ReadStore};
@@ -44,9 +43,6 @@ use sagas::fulfillment::outgoing::Outgoing;
 use sagas::fulfillment::{FulfillmentWorker, WorkerConfig, WorkerStats};
 use schemas::catalog::{CatalogEvent, ProductCreated};
 use schemas::orders::OrdersEvent;
-use schemas::registry::{
-    ConfluentRegistry, ConfluentRegistryConfig, EmbeddedRegistry, SchemaRegistry,
-};
 use schemas::{
     AnyEvent, AvroCodec, CommandOutcome, CommandStatus, Context, EventEnvelope, TopicNames,
 };
@@ -247,22 +243,11 @@ impl Installation {
                 settings.event_log = EventLogBackend::Embedded;
                 settings.read_store = ReadStoreBackend::Embedded;
                 settings.schema_registry_url = None;
-                // Like the processor's child: a small page cache, so the
-                // log (in this process) does not mask the role's growth.
-                let options = EmbeddedOptions {
-                    cache_size_bytes: 32 * 1024 * 1024,
-                    ..EmbeddedOptions::default()
-                };
-                Arc::new(EmbeddedLog::open(&args.dir.join("log"), options)?)
+                super::memory::child_embedded_log(&args.dir)?
             }
             other => bail!("--backend {other}: expected kafka or embedded"),
         };
-        let registry: Arc<dyn SchemaRegistry> = match &settings.schema_registry_url {
-            Some(url) => Arc::new(ConfluentRegistry::new(ConfluentRegistryConfig::new(
-                url.clone(),
-            ))?),
-            None => Arc::new(EmbeddedRegistry::in_memory()),
-        };
+        let registry = super::memory::child_registry(&settings)?;
         let codec = Arc::new(AvroCodec::new(Arc::clone(&registry)));
         let topics = TopicNames::new(settings.topic_prefix.clone());
         let system = System {
