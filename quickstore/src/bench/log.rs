@@ -431,6 +431,34 @@ async fn raw_port_transactions(
     Ok(elapsed)
 }
 
+/// The `i`-th benchmark command: `IncrementCounter { by: 1 }` for the
+/// counter `aggregate_id`, encoded for the command topic.
+pub(super) fn increment_record(
+    codec: &AvroCodec,
+    topology: &CommandTopology,
+    i: u64,
+    aggregate_id: String,
+) -> Result<OutgoingRecord> {
+    let id = format!("cmd-{i:09}");
+    let envelope = CommandEnvelope {
+        command_id: id.clone(),
+        aggregate_type: "Counter".into(),
+        aggregate_id,
+        expected_version: None,
+        issued_at: 1_767_225_600_000,
+        correlation_id: id.clone(),
+        causation_id: id,
+        actor: "bench".into(),
+        reply_to: None,
+    };
+    let bytes = codec.encode_command(&topology.commands, &envelope, &IncrementCounter { by: 1 })?;
+    Ok(OutgoingRecord::new(
+        topology.commands.clone(),
+        envelope.aggregate_id,
+        bytes,
+    ))
+}
+
 async fn fill_commands(
     log: &dyn EventLog,
     codec: &AvroCodec,
@@ -440,27 +468,7 @@ async fn fill_commands(
 ) -> Result<()> {
     let producer = log.producer("bench-commands").await?;
     let records: Vec<OutgoingRecord> = (0..commands)
-        .map(|i| {
-            let id = format!("cmd-{i:09}");
-            let envelope = CommandEnvelope {
-                command_id: id.clone(),
-                aggregate_type: "Counter".into(),
-                aggregate_id: format!("agg-{:06}", i % aggregates),
-                expected_version: None,
-                issued_at: 1_767_225_600_000,
-                correlation_id: id.clone(),
-                causation_id: id,
-                actor: "bench".into(),
-                reply_to: None,
-            };
-            let bytes =
-                codec.encode_command(&topology.commands, &envelope, &IncrementCounter { by: 1 })?;
-            Ok(OutgoingRecord::new(
-                topology.commands.clone(),
-                envelope.aggregate_id,
-                bytes,
-            ))
-        })
+        .map(|i| increment_record(codec, topology, i, format!("agg-{:06}", i % aggregates)))
         .collect::<Result<_>>()?;
     let producer = &producer;
     let mut sends = futures::stream::iter(records)

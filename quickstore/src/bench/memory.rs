@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context as _, Result};
 use command_api::processor::{system_clock, CommandProcessor, ProcessorConfig, ProcessorStats};
-use command_api::testkit::counter::{self, Counter, IncrementCounter};
+use command_api::testkit::counter::{self, Counter};
 use command_api::topology::CommandTopology;
 use futures::StreamExt;
 use platform::config::Settings;
@@ -36,7 +36,7 @@ use platform::eventlog::{EventLog, OutgoingRecord};
 use schemas::registry::{
     ConfluentRegistry, ConfluentRegistryConfig, EmbeddedRegistry, SchemaRegistry,
 };
-use schemas::{AvroCodec, CommandEnvelope, TopicNames};
+use schemas::{AvroCodec, TopicNames};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -551,30 +551,7 @@ async fn fill(
     while from < aggregates {
         let to = (from + CHUNK).min(aggregates);
         let records: Vec<OutgoingRecord> = (from..to)
-            .map(|i| {
-                let id = format!("cmd-{i:09}");
-                let envelope = CommandEnvelope {
-                    command_id: id.clone(),
-                    aggregate_type: "Counter".into(),
-                    aggregate_id: format!("agg-{i:09}"),
-                    expected_version: None,
-                    issued_at: 1_767_225_600_000,
-                    correlation_id: id.clone(),
-                    causation_id: id,
-                    actor: "bench".into(),
-                    reply_to: None,
-                };
-                let bytes = codec.encode_command(
-                    &topology.commands,
-                    &envelope,
-                    &IncrementCounter { by: 1 },
-                )?;
-                Ok(OutgoingRecord::new(
-                    topology.commands.clone(),
-                    envelope.aggregate_id,
-                    bytes,
-                ))
-            })
+            .map(|i| super::log::increment_record(codec, topology, i, format!("agg-{i:09}")))
             .collect::<Result<_>>()?;
         let mut sends = futures::stream::iter(records)
             .map(|r| async move { producer.send(r).await })
