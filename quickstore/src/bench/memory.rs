@@ -258,14 +258,17 @@ async fn run_to_end(
     Ok(())
 }
 
-/// One child per size for a role other than the processor.
-async fn role_points(
+/// One child per size in `sizes` for `role`, each point read back from the
+/// child's JSON and described on stderr by `describe`.
+async fn points<P: serde::de::DeserializeOwned>(
     settings: &MemorySettings,
     exe: &std::path::Path,
     role: &str,
-) -> Result<Vec<RolePoint>> {
+    sizes: &[u64],
+    describe: impl Fn(&P) -> String,
+) -> Result<Vec<P>> {
     let mut points = Vec::new();
-    for &n in &settings.role_sizes {
+    for &n in sizes {
         let dir = tempfile::tempdir()?;
         let out = dir.path().join("point.json");
         eprintln!(
@@ -274,17 +277,35 @@ async fn role_points(
         );
         let child = child_command(settings, exe, role, n, dir.path(), &out);
         run_to_end(settings, child, &format!("{role} at {n} aggregates")).await?;
-        let point: RolePoint = serde_json::from_slice(
+        let point: P = serde_json::from_slice(
             &std::fs::read(&out).with_context(|| format!("reading {}", out.display()))?,
         )?;
-        eprintln!(
-            "  {role} peak RSS {} MiB ({:.1} s)",
-            point.peak_rss_kib / 1024,
-            point.seconds
-        );
+        eprintln!("  {}", describe(&point));
         points.push(point);
     }
     Ok(points)
+}
+
+/// One child per size for a role other than the processor.
+async fn role_points(
+    settings: &MemorySettings,
+    exe: &std::path::Path,
+    role: &str,
+) -> Result<Vec<RolePoint>> {
+    points(
+        settings,
+        exe,
+        role,
+        &settings.role_sizes,
+        |p: &RolePoint| {
+            format!(
+                "{role} peak RSS {} MiB ({:.1} s)",
+                p.peak_rss_kib / 1024,
+                p.seconds
+            )
+        },
+    )
+    .await
 }
 
 /// One child per size for the command processor.
@@ -292,27 +313,20 @@ async fn processor_points(
     settings: &MemorySettings,
     exe: &std::path::Path,
 ) -> Result<Vec<MemoryPoint>> {
-    let mut points = Vec::new();
-    for &n in &settings.sizes {
-        let dir = tempfile::tempdir()?;
-        let out = dir.path().join("point.json");
-        eprintln!(
-            "bench memory: command-processor, {n} aggregates on {} …",
-            settings.backend
-        );
-        let child = child_command(settings, exe, "command-processor", n, dir.path(), &out);
-        run_to_end(settings, child, &format!("{n} aggregates")).await?;
-        let point: MemoryPoint = serde_json::from_slice(
-            &std::fs::read(&out).with_context(|| format!("reading {}", out.display()))?,
-        )?;
-        eprintln!(
-            "  processor peak RSS {} MiB, {:.0} commands/s",
-            point.processor_peak_rss_kib / 1024,
-            point.commands_per_sec
-        );
-        points.push(point);
-    }
-    Ok(points)
+    points(
+        settings,
+        exe,
+        "command-processor",
+        &settings.sizes,
+        |p: &MemoryPoint| {
+            format!(
+                "processor peak RSS {} MiB, {:.0} commands/s",
+                p.processor_peak_rss_kib / 1024,
+                p.commands_per_sec
+            )
+        },
+    )
+    .await
 }
 
 /// The embedded log a child measures with, in `dir`: a 32 MiB page cache,
