@@ -119,6 +119,11 @@ impl CommandBus {
                                 break;
                             }
                         };
+                        platform::telemetry::metrics().record_waits(
+                            "command-api/outcomes",
+                            std::slice::from_ref(&record),
+                            platform::telemetry::metrics::unix_now_ms(),
+                        );
                         let Some(bytes) = record.value.as_deref() else {
                             continue;
                         };
@@ -171,6 +176,8 @@ impl CommandBus {
             o.waiters.entry(command_id.clone()).or_default().push(tx);
         }
         let topic = self.topics.commands(context);
+        let stages = &platform::telemetry::metrics().command_submit;
+        let sending = std::time::Instant::now();
         let sent = async {
             let bytes = self.codec.encode_command(&topic, &envelope, command)?;
             let mut record = OutgoingRecord::new(topic, envelope.aggregate_id.clone(), bytes)
@@ -192,8 +199,17 @@ impl CommandBus {
             self.forget(&command_id);
             return Err(e);
         }
+        let appended = std::time::Instant::now();
+        stages
+            .with_label_values(&["append"])
+            .observe(appended.duration_since(sending).as_secs_f64());
         match Self::received(rx, wait).await {
-            Some(outcome) => Ok(Submitted::Decided(outcome)),
+            Some(outcome) => {
+                stages
+                    .with_label_values(&["outcome"])
+                    .observe(appended.elapsed().as_secs_f64());
+                Ok(Submitted::Decided(outcome))
+            }
             None => {
                 self.forget(&command_id);
                 Ok(Submitted::Pending { command_id })

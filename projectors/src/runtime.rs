@@ -423,7 +423,18 @@ impl Projector {
             let mut records = Vec::new();
             for event in polled {
                 match event {
-                    GroupEvent::Records(r) => records.extend(r),
+                    GroupEvent::Records(r) => {
+                        // A rebuild reads history: its waits say nothing
+                        // about the live hop.
+                        if self.config.role == Role::Live {
+                            platform::telemetry::metrics().record_waits(
+                                &format!("projector/{}", self.projection.name()),
+                                &r,
+                                platform::telemetry::metrics::unix_now_ms(),
+                            );
+                        }
+                        records.extend(r);
+                    }
                     GroupEvent::Revoked(tps) => {
                         for tp in tps {
                             self.stats

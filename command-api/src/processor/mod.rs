@@ -339,7 +339,14 @@ impl<A: Aggregate> CommandProcessor<A> {
                     }
                     self.set_restored(true);
                 }
-                GroupEvent::Records(records) => commands.extend(records),
+                GroupEvent::Records(records) => {
+                    platform::telemetry::metrics().record_waits(
+                        &format!("command-processor/{}", self.topology.context),
+                        &records,
+                        platform::telemetry::metrics::unix_now_ms(),
+                    );
+                    commands.extend(records);
+                }
             }
         }
         self.process(member, commands).await

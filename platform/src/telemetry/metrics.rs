@@ -5,6 +5,8 @@
 
 use std::sync::LazyLock;
 
+use crate::eventlog::LogRecord;
+
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -12,6 +14,12 @@ use prometheus::{
 /// Request and transaction latencies: 1 ms … 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A record's wait and a command's stages: 1 ms … 30 s, finer than
+/// [`LATENCY_BUCKETS`] between 1 and 100 ms, where a hop should sit.
+const STAGE_BUCKETS: &[f64] = &[
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
 ];
 
 /// Commands per transaction: 1 … the default batch cap (500) and beyond.
@@ -29,6 +37,12 @@ pub struct Metrics {
     pub command_batch_size: HistogramVec,
     /// `quickstore_command_transaction_duration_seconds{context}`.
     pub command_transaction_duration: HistogramVec,
+    /// `quickstore_record_wait_seconds{consumer}`: see [`Metrics::record_waits`].
+    pub record_wait: HistogramVec,
+    /// `quickstore_command_submit_seconds{stage}`: the command API's side
+    /// of a command, `append` (sent until the broker acknowledged it) and
+    /// `outcome` (acknowledged until its outcome arrived).
+    pub command_submit: HistogramVec,
     /// `quickstore_consumer_lag{group, topic, partition}`.
     pub consumer_lag: IntGaugeVec,
     /// `quickstore_saga_instances{saga, state, step}`.
@@ -73,6 +87,22 @@ impl Metrics {
             .buckets(LATENCY_BUCKETS.to_vec()),
             &["context"],
         )?;
+        let record_wait = HistogramVec::new(
+            HistogramOpts::new(
+                "quickstore_record_wait_seconds",
+                "From a record's producer timestamp to a consumer taking it up: the producer's linger, the transaction's commit, the fetch and the consumer's own queue",
+            )
+            .buckets(STAGE_BUCKETS.to_vec()),
+            &["consumer"],
+        )?;
+        let command_submit = HistogramVec::new(
+            HistogramOpts::new(
+                "quickstore_command_submit_seconds",
+                "The command API's side of a command: append (sent until the log acknowledged it), outcome (acknowledged until its outcome arrived)",
+            )
+            .buckets(STAGE_BUCKETS.to_vec()),
+            &["stage"],
+        )?;
         let consumer_lag = IntGaugeVec::new(
             Opts::new(
                 "quickstore_consumer_lag",
@@ -105,6 +135,8 @@ impl Metrics {
         registry.register(Box::new(commands.clone()))?;
         registry.register(Box::new(command_batch_size.clone()))?;
         registry.register(Box::new(command_transaction_duration.clone()))?;
+        registry.register(Box::new(record_wait.clone()))?;
+        registry.register(Box::new(command_submit.clone()))?;
         registry.register(Box::new(consumer_lag.clone()))?;
         registry.register(Box::new(saga_instances.clone()))?;
         registry.register(Box::new(projection_lag.clone()))?;
@@ -115,11 +147,66 @@ impl Metrics {
             commands,
             command_batch_size,
             command_transaction_duration,
+            record_wait,
+            command_submit,
             consumer_lag,
             saga_instances,
             projection_lag,
             dlq_size,
         })
+    }
+
+    /// Observes, for each of `records`, how long it waited between its
+    /// producer's timestamp and `consumer` taking it up, as of `now_ms`
+    /// (Unix ms). Each hop of a command or an event is one consumer, so
+    /// the series says where time goes between hops. Producer and consumer
+    /// clocks differ across hosts: the figure carries their skew (a
+    /// negative wait counts as 0).
+    pub fn record_waits(&self, consumer: &str, records: &[LogRecord], now_ms: i64) {
+        if records.is_empty() {
+            return;
+        }
+        let histogram = self.record_wait.with_label_values(&[consumer]);
+        for r in records {
+            histogram.observe((now_ms - r.timestamp_ms).max(0) as f64 / 1000.0);
+        }
+    }
+
+    /// The stage series as they stand: every consumer's record wait
+    /// (`wait <consumer>`), the command API's submit stages (`submit
+    /// <stage>`) and each context's command transaction (`transaction
+    /// <context>`). The benchmark diffs two readings to say where a step's
+    /// time went.
+    pub fn stage_readings(&self) -> Vec<HistogramReading> {
+        let mut out = Vec::new();
+        for (prefix, vec) in [
+            ("wait", &self.record_wait),
+            ("submit", &self.command_submit),
+            ("transaction", &self.command_transaction_duration),
+        ] {
+            for family in prometheus::core::Collector::collect(vec) {
+                for metric in family.get_metric() {
+                    let label = metric
+                        .get_label()
+                        .iter()
+                        .map(|l| l.value())
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    let h = metric.get_histogram();
+                    out.push(HistogramReading {
+                        series: format!("{prefix} {label}"),
+                        count: h.get_sample_count(),
+                        sum_seconds: h.get_sample_sum(),
+                        buckets: h
+                            .get_bucket()
+                            .iter()
+                            .map(|b| (b.upper_bound(), b.cumulative_count()))
+                            .collect(),
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// Every series in the Prometheus text exposition format (0.0.4).
@@ -142,6 +229,25 @@ static METRICS: LazyLock<Metrics> =
 /// The process's series.
 pub fn metrics() -> &'static Metrics {
     &METRICS
+}
+
+/// One labelled histogram as read at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramReading {
+    /// `<kind> <label values>`, e.g. `wait saga/order-fulfillment`.
+    pub series: String,
+    pub count: u64,
+    pub sum_seconds: f64,
+    /// (upper bound in seconds, cumulative count), ascending; the `+Inf`
+    /// bucket is `count`.
+    pub buckets: Vec<(f64, u64)>,
+}
+
+/// Now as Unix milliseconds: the clock record timestamps are read against.
+pub fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The content type of [`Metrics::render`].

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use super::figure::{Figure, Verdict};
 use super::memory::MemoryFigures;
+use super::order_steps::LoadStep;
 use super::report::Report;
 
 pub fn render(report: &Report) -> String {
@@ -103,6 +104,9 @@ pub fn render(report: &Report) -> String {
             r.http_noop.p50_ms,
             r.http_noop.p99_ms
         );
+        if let Some(step) = r.reference_step() {
+            stage_table(&mut md, step);
+        }
     }
     let _ = writeln!(md, "## Memory (RSS of each role by aggregates)\n");
     let _ = writeln!(md, "{}.\n", report.memory_note);
@@ -152,6 +156,31 @@ fn memory_table(md: &mut String, f: &MemoryFigures) {
             r.expected,
             r.aggregates_are,
             r.note
+        );
+    }
+    let _ = writeln!(md);
+}
+
+/// Where an order's time went at the reference rate, hop by hop.
+fn stage_table(md: &mut String, step: &LoadStep) {
+    if step.stages.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "Where the time went at {:.0}/s (`wait <consumer>`: a record's producer \
+         timestamp to its consumer taking it up; `submit`: the command API's append \
+         and its wait for the outcome; `transaction`: a command processor's \
+         transaction, begin to committed):\n",
+        step.offered_per_sec
+    );
+    let _ = writeln!(md, "| stage | count | mean ms | p50 ms | p99 ms |");
+    let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: |");
+    for s in &step.stages {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.1} | {:.1} | {:.1} |",
+            s.stage, s.count, s.mean_ms, s.p50_ms, s.p99_ms
         );
     }
     let _ = writeln!(md);

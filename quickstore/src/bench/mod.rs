@@ -16,3 +16,4 @@ pub mod orders;
 pub mod plots;
 pub mod projections;
 pub mod report;
+pub mod stages;

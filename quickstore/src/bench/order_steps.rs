@@ -24,6 +24,7 @@ use tokio::sync::Mutex;
 
 use super::load::{cpu_delta, open_loop, percentile, process_cpu, LatencyReport, Op};
 use super::orders::OrderRig;
+use super::stages::{self, StageLatency};
 use crate::read_side::{ReadSide, ReadSideOptions};
 
 /// What the driver does.
@@ -90,6 +91,8 @@ pub struct LoadStep {
     /// Commands decided and events appended per completed order.
     pub commands_per_order: f64,
     pub events_per_order: f64,
+    /// Where the step's time went, hop by hop ([`super::stages`]).
+    pub stages: Vec<StageLatency>,
     /// Whether it kept up: no error, everything completed, achieved ≥ 90 %
     /// of offered and the ack p99 under the bound.
     pub held: bool,
@@ -187,6 +190,12 @@ async fn sweep(rig: &Arc<OrderRig>, read_side: &ReadSide, plan: &StepPlan) -> Re
             step.e2e_p99_ms,
             if step.held { "held" } else { "the knee" }
         );
+        for s in &step.stages {
+            eprintln!(
+                "bench ({backend}):   {:<40} n={:<7} mean {:>8.1} ms  p50 {:>8.1} ms  p99 {:>8.1} ms",
+                s.stage, s.count, s.mean_ms, s.p50_ms, s.p99_ms
+            );
+        }
         let held = step.held;
         steps.push(step);
         if !held {
@@ -229,6 +238,7 @@ async fn run_step(
     let query = read_side.url();
     let (c0, totals0, cpu0) = (rig.completed(), rig.processor_totals(), process_cpu());
     let events0 = projector_events(read_side);
+    let stages0 = stages::reading();
     // Completions over time: the first and the last one of this step.
     let drain = Duration::from_secs_f64((seconds * 2.0).max(20.0));
     let watcher = tokio::spawn(watch_completions(
@@ -280,6 +290,7 @@ async fn run_step(
     let cpu = cpu_delta(cpu0, process_cpu());
     let totals1 = rig.processor_totals();
     let events1 = projector_events(read_side);
+    let stages = stages::between(&stages0, &stages::reading());
     let ack = ack.report();
     let mut e2e = e2e.lock().await.clone();
     e2e.sort_unstable();
@@ -305,6 +316,7 @@ async fn run_step(
         cpu_us_per_order: cpu.map(|c| c.as_secs_f64() * 1e6 / done),
         commands_per_order: totals1.0.saturating_sub(totals0.0) as f64 / done,
         events_per_order: totals1.1.saturating_sub(totals0.1) as f64 / done,
+        stages,
         held: ack.errors == 0
             && completed == orders
             && achieved >= 0.9 * rate

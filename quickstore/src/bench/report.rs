@@ -315,6 +315,23 @@ impl Report {
                     t.target,
                     s.offered_per_sec
                 );
+                // Every order passes the orders processor, the saga and the
+                // command API's outcome follower: their stages must show.
+                for stage in [
+                    "wait command-processor/orders",
+                    "wait saga/order-fulfillment",
+                    "wait command-api/outcomes",
+                    "submit outcome",
+                    "transaction orders",
+                ] {
+                    ensure!(
+                        s.stages.iter().any(|x| x.stage == stage && x.count > 0),
+                        "{}: the step at {}/s has no `{stage}` latency: {:?}",
+                        t.target,
+                        s.offered_per_sec,
+                        s.stages
+                    );
+                }
             }
             ensure!(
                 t.orders.raw_produce_ack.errors == 0 && t.orders.http_noop.errors == 0,

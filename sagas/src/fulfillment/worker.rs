@@ -365,7 +365,14 @@ impl FulfillmentWorker {
                         }
                     }
                 }
-                GroupEvent::Records(batch) => records.extend(batch),
+                GroupEvent::Records(batch) => {
+                    platform::telemetry::metrics().record_waits(
+                        "saga/order-fulfillment",
+                        &batch,
+                        platform::telemetry::metrics::unix_now_ms(),
+                    );
+                    records.extend(batch);
+                }
             }
         }
         self.process(member, records).await?;
