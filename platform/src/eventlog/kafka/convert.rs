@@ -6,6 +6,24 @@ use rdkafka::Timestamp;
 
 use crate::eventlog::{Header, LogError, LogRecord};
 
+/// `wait` rounded up to whole milliseconds, for any rdkafka poll.
+///
+/// rdkafka (0.39) hands librdkafka its timeouts in whole milliseconds,
+/// truncated, and its poll loops (`BaseConsumer::poll`, `BaseProducer::poll`)
+/// call again with what remains until the `Duration` they were given has
+/// passed. A remainder under 1 ms truncates to 0 — "don't wait" — so every
+/// poll given a fractional timeout ends in a busy loop of up to 1 ms
+/// (librdkafka fixed the same in its own main loop: confluentinc/librdkafka
+/// #4684). With a whole number of milliseconds librdkafka waits all of it
+/// and the loop ends after one call. Measured on an idle system of every
+/// role: ~14,000 `rd_kafka_queue_poll` calls/s and a quarter of a core
+/// reading the clock, before this (docs/performance.md, "Idle cost").
+pub(super) fn whole_ms(wait: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_millis(
+        u64::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(u64::MAX),
+    )
+}
+
 pub(super) fn to_log_record(message: &BorrowedMessage<'_>) -> LogRecord {
     let headers = message
         .headers()
@@ -108,4 +126,25 @@ where
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| LogError::Kafka(format!("blocking task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::whole_ms;
+
+    #[test]
+    fn poll_waits_are_whole_milliseconds_rounded_up() {
+        assert_eq!(whole_ms(Duration::ZERO), Duration::ZERO);
+        assert_eq!(whole_ms(Duration::from_micros(1)), Duration::from_millis(1));
+        assert_eq!(
+            whole_ms(Duration::from_micros(99_990)),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            whole_ms(Duration::from_millis(100)),
+            Duration::from_millis(100)
+        );
+    }
 }

@@ -85,9 +85,10 @@ fn assign_at_end(
         // A start that is no longer valid (the log was truncated under us)
         // is an error to report, not a silent jump.
         .set("auto.offset.reset", "error")
-        // A tail is latency-bound (callers wait on what it delivers): the
-        // broker answers an empty fetch after 10 ms instead of 500.
-        .set("fetch.wait.max.ms", "10")
+        // The broker answers as soon as a record is readable, so a long
+        // park costs a tail no latency, and a short one costs idle fetches
+        // (see `member::FETCH_WAIT_MAX_MS`).
+        .set("fetch.wait.max.ms", super::member::FETCH_WAIT_MAX_MS)
         .create()
         .map_err(|e| kafka_error("creating a follower", &e))?;
     let mut tpl = TopicPartitionList::new();

@@ -12,7 +12,9 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::convert::{blocking, kafka_error, to_kafka_headers, to_log_record, transaction_error};
+use super::convert::{
+    blocking, kafka_error, to_kafka_headers, to_log_record, transaction_error, whole_ms,
+};
 use super::KafkaLog;
 use crate::eventlog::{
     GroupConfig, GroupEvent, GroupMember, LogError, LogRecord, OffsetCommit, OutgoingRecord,
@@ -22,6 +24,10 @@ use crate::eventlog::{
 /// See [`TransactionalProducer::create`]: the retry backoff between
 /// back-to-back transactions.
 pub const TXN_RETRY_BACKOFF_MS: &str = "10";
+
+/// `fetch.wait.max.ms` of group members and followers: librdkafka's
+/// default, stated (see [`KafkaMember::join`]).
+pub(super) const FETCH_WAIT_MAX_MS: &str = "500";
 
 /// librdkafka calls the rebalance callbacks from inside `poll`, on the
 /// polling thread; we queue them as events so `poll` returns them in order
@@ -156,9 +162,17 @@ impl KafkaMember {
             // Eager protocol: a rebalance revokes everything first, which is
             // what makes "drop state on Revoked, restore on Assigned" safe.
             .set("partition.assignment.strategy", "range")
-            // Commands are latency-sensitive: don't let an idle fetch park
-            // for the default 500 ms.
-            .set("fetch.wait.max.ms", "20")
+            // How long the broker parks a fetch that finds nothing. It
+            // answers the moment a record becomes readable (for
+            // read_committed: when the transaction's marker lands), so this
+            // costs no latency — measured: a committed record reaches a
+            // read_committed consumer in ~5 ms with 500 as with 10. What it
+            // costs is idle work: every member re-fetches this often from
+            // every broker, and at 20 ms the ~20 members of a system kept
+            // the broker busy doing nothing (docs/performance.md, "Idle
+            // cost"). The price of a long wait is a seek or rebalance
+            // waiting for the parked fetch; those are rare.
+            .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS)
             .create_with_context(MemberContext::default())
             .map_err(|e| kafka_error("creating a consumer", &e))?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
@@ -243,9 +257,11 @@ fn poll_blocking(
         // Wait in short slices so rebalance events are reported promptly;
         // once something arrived only drain what is already fetched.
         let wait = if records.is_empty() && out.is_empty() {
-            deadline
-                .saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(100))
+            whole_ms(
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(100)),
+            )
         } else {
             Duration::ZERO
         };
