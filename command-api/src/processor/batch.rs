@@ -385,6 +385,11 @@ impl<A: Aggregate> CommandProcessor<A> {
             // The command's span: projectors and the saga continue it.
             platform::telemetry::propagation::propagate(&mut out.headers, &record.headers);
             out.timestamp_ms = Some(envelope.issued_at);
+            // The record's time is the command's (data, the same on every
+            // replay); when this hop began is telemetry: the consumers'
+            // `quickstore_record_wait_seconds` counts from it.
+            out.headers
+                .push(platform::telemetry::metrics::sent_at_header());
             // The aggregate's partition, explicitly: co-partitioning made
             // equal to the command's (checked in `misrouted`).
             out.partition = Some(partition);

@@ -156,8 +156,8 @@ impl Metrics {
         })
     }
 
-    /// Observes, for each of `records`, how long it waited between its
-    /// producer's timestamp and `consumer` taking it up, as of `now_ms`
+    /// Observes, for each of `records`, how long it waited between being
+    /// sent ([`sent_at_ms`]) and `consumer` taking it up, as of `now_ms`
     /// (Unix ms). Each hop of a command or an event is one consumer, so
     /// the series says where time goes between hops. Producer and consumer
     /// clocks differ across hosts: the figure carries their skew (a
@@ -167,8 +167,8 @@ impl Metrics {
             return;
         }
         let histogram = self.record_wait.with_label_values(&[consumer]);
-        for r in records {
-            histogram.observe((now_ms - r.timestamp_ms).max(0) as f64 / 1000.0);
+        for sent in records.iter().filter_map(sent_at_ms) {
+            histogram.observe(now_ms.saturating_sub(sent).max(0) as f64 / 1000.0);
         }
     }
 
@@ -243,6 +243,33 @@ pub struct HistogramReading {
     pub buckets: Vec<(f64, u64)>,
 }
 
+/// The header an event record carries with the Unix ms its processor sent
+/// it at. An event record's own timestamp is its command's `issued_at`
+/// (data: the same on every replay), so without this header a consumer of
+/// events would count the wait from the command's issue, not from this hop.
+pub const SENT_AT_HEADER: &str = "sent_at";
+
+/// A [`SENT_AT_HEADER`] for a record sent now.
+pub fn sent_at_header() -> crate::eventlog::Header {
+    crate::eventlog::Header {
+        key: SENT_AT_HEADER.into(),
+        value: unix_now_ms().to_string().into_bytes(),
+    }
+}
+
+/// When `record` was sent: its [`SENT_AT_HEADER`] if it has a valid one,
+/// else its timestamp (the producer's clock at send for every record but
+/// events); `None` for a record without either.
+pub fn sent_at_ms(record: &LogRecord) -> Option<i64> {
+    let from_header = record
+        .header(SENT_AT_HEADER)
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.parse::<i64>().ok());
+    from_header
+        .or(Some(record.timestamp_ms))
+        .filter(|&ms| ms > 0)
+}
+
 /// Now as Unix milliseconds: the clock record timestamps are read against.
 pub fn unix_now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -269,5 +296,53 @@ mod tests {
             "quickstore_commands_total{command_type=\"PlaceOrder\",context=\"orders\",outcome=\"accepted\"}"
         ));
         assert!(text.contains("quickstore_projection_lag{projection=\"orders\"} 0"));
+    }
+
+    fn record(timestamp_ms: i64, sent_at: Option<&str>) -> LogRecord {
+        LogRecord {
+            topic: "t".into(),
+            partition: 0,
+            offset: 0,
+            key: Vec::new(),
+            value: None,
+            headers: sent_at
+                .map(|v| crate::eventlog::Header {
+                    key: SENT_AT_HEADER.into(),
+                    value: v.as_bytes().to_vec(),
+                })
+                .into_iter()
+                .collect(),
+            timestamp_ms,
+        }
+    }
+
+    #[test]
+    fn a_record_was_sent_at_its_header_else_its_timestamp() {
+        assert_eq!(sent_at_ms(&record(1_000, Some("1500"))), Some(1_500));
+        assert_eq!(sent_at_ms(&record(1_000, None)), Some(1_000));
+        // A header that is not a number does not hide the timestamp.
+        assert_eq!(sent_at_ms(&record(1_000, Some("soon"))), Some(1_000));
+        // No time at all (librdkafka reports none as 0): not observed,
+        // rather than a wait of 56 years.
+        assert_eq!(sent_at_ms(&record(0, None)), None);
+        assert_eq!(sent_at_ms(&record(i64::MIN, None)), None);
+    }
+
+    #[test]
+    fn record_waits_never_panic_nor_count_records_without_a_time() {
+        let m = metrics();
+        let h = m.record_wait.with_label_values(&["test/consumer"]);
+        let before = h.get_sample_count();
+        m.record_waits(
+            "test/consumer",
+            &[
+                record(0, None),
+                record(i64::MAX, None),
+                record(1, Some("9223372036854775807")),
+                record(5_000, None),
+            ],
+            i64::MIN,
+        );
+        assert_eq!(h.get_sample_count() - before, 3);
     }
 }

@@ -38,7 +38,15 @@ pub fn between(before: &[HistogramReading], after: &[HistogramReading]) -> Vec<S
     let mut stages: Vec<StageLatency> = after
         .iter()
         .filter_map(|a| {
-            let b = before.get(a.series.as_str());
+            // A series whose buckets changed between the readings (they
+            // are constants; a different build) cannot be diffed: compare
+            // it as if new.
+            let b = before.get(a.series.as_str()).filter(|b| {
+                b.buckets
+                    .iter()
+                    .map(|x| x.0)
+                    .eq(a.buckets.iter().map(|x| x.0))
+            });
             let count = a.count.saturating_sub(b.map_or(0, |b| b.count));
             if count == 0 {
                 return None;
@@ -75,11 +83,12 @@ fn quantile(buckets: &[(f64, u64)], count: u64, q: f64) -> f64 {
     let mut lower = (0.0, 0u64);
     for &(bound, cumulative) in buckets {
         if cumulative as f64 >= rank {
-            let inside = (cumulative - lower.1) as f64;
+            let inside = cumulative.saturating_sub(lower.1) as f64;
             if inside == 0.0 {
                 return bound;
             }
-            return lower.0 + (bound - lower.0) * (rank - lower.1 as f64) / inside;
+            return lower.0
+                + (bound - lower.0) * ((rank - lower.1 as f64) / inside).clamp(0.0, 1.0);
         }
         lower = (bound, cumulative);
     }

@@ -87,7 +87,7 @@ impl Timeout {
     /// of it.
     pub(crate) fn as_millis(&self) -> i32 {
         match self {
-            Timeout::After(d) => i32::try_from(d.as_micros().div_ceil(1000)).unwrap_or(i32::MAX),
+            Timeout::After(d) => i32::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX),
             Timeout::Never => -1,
         }
     }

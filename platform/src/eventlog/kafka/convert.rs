@@ -20,7 +20,7 @@ use crate::eventlog::{Header, LogError, LogRecord};
 /// reading the clock, before this (docs/performance.md, "Idle cost").
 pub(super) fn whole_ms(wait: std::time::Duration) -> std::time::Duration {
     std::time::Duration::from_millis(
-        u64::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(u64::MAX),
+        u64::try_from(wait.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX),
     )
 }
 
