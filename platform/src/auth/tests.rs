@@ -461,6 +461,39 @@ fn a_tampered_signature_is_refused() {
 }
 
 #[test]
+fn a_token_verified_before_is_still_checked_for_time_and_revocation() {
+    // The verifier keeps what a token's bytes proved (signature, claims)
+    // and checks the rest on every call.
+    let f = fixture();
+    let pair = f.issuer.issue("c-1", &[Role::Customer], NOW).unwrap();
+    let token = pair.access_token.expose();
+    let claims = f.verifier.verify(token, NOW, None).unwrap();
+    assert_eq!(f.verifier.verify(token, NOW + 1, None), Ok(claims.clone()));
+    assert_eq!(
+        f.verifier.verify(token, NOW + ACCESS_TTL + 30, None),
+        Err(AuthError::TokenExpired)
+    );
+    assert_eq!(
+        f.verifier.verify(token, NOW - 3600, None),
+        Err(AuthError::TokenNotYetValid)
+    );
+    f.store.revoke_access(&claims.jti, claims.exp).unwrap();
+    assert_eq!(
+        f.verifier.verify(token, NOW + 2, Some(f.store.as_ref())),
+        Err(AuthError::TokenRevoked)
+    );
+    // One bit off a token verified before is another token: checked in full.
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+    signature[0] ^= 0x01;
+    let forged = format!("{}.{}.{}", parts[0], parts[1], b64(&signature));
+    assert!(invalid_reason(f.verifier.verify(&forged, NOW, None)).contains("signature"));
+    // And a verifier of other keys (a new JWKS) has seen nothing.
+    let stranger = fixture();
+    assert!(invalid_reason(stranger.verifier.verify(token, NOW, None)).contains("kid"));
+}
+
+#[test]
 fn alg_none_is_refused() {
     let f = fixture();
     let claims = b64(claims_json(NOW).to_string().as_bytes());

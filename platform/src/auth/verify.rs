@@ -16,10 +16,12 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use sha2::{Digest as _, Sha256};
 
 use super::keys::{PublicJwk, SigningKeys};
 use super::store::RevocationList;
@@ -38,7 +40,21 @@ pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 /// only bounds the work an attacker can ask of the parser.
 const MAX_TOKEN_LEN: usize = 8 * 1024;
 
-/// Verifies access tokens of one issuer for one audience. Cheap to clone.
+/// Tokens whose signature and claims were verified, kept for reuse. A
+/// client sends the same access token with every request for its 15
+/// minutes, and an ES256 signature check is the most expensive step of
+/// serving a read (docs/performance.md); what a token's bytes say cannot
+/// change, so verifying them once per verifier is enough. Bounded: when
+/// full it starts again empty, so a flood of distinct tokens costs at most
+/// what no cache would.
+const VERIFIED_CAPACITY: usize = 16_384;
+
+/// Verified tokens by the SHA-256 of their bytes (not the bearer
+/// credential itself), with their claims.
+type VerifiedTokens = Mutex<HashMap<[u8; 32], Claims>>;
+
+/// Verifies access tokens of one issuer for one audience. Cheap to clone
+/// (clones share what was verified).
 #[derive(Clone)]
 pub struct Verifier {
     keys: HashMap<String, DecodingKey>,
@@ -46,6 +62,11 @@ pub struct Verifier {
     audience: String,
     leeway_s: i64,
     validation: Validation,
+    /// Only what cannot change for these keys, issuer and audience: the
+    /// signature and the claims. Time and revocation are checked on every
+    /// call. Keys never change inside a verifier (a new JWKS is a new
+    /// verifier, with an empty cache).
+    verified: Arc<VerifiedTokens>,
 }
 
 impl fmt::Debug for Verifier {
@@ -90,6 +111,7 @@ impl Verifier {
             audience: audience.to_owned(),
             leeway_s: MAX_LEEWAY_S,
             validation,
+            verified: Arc::default(),
         })
     }
 
@@ -162,6 +184,32 @@ impl Verifier {
         if token.len() > MAX_TOKEN_LEN {
             return Err(invalid("token too long"));
         }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let known = self
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&digest)
+            .cloned();
+        let claims = match known {
+            Some(claims) => claims,
+            None => {
+                let claims = self.verify_signature_and_claims(token)?;
+                let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+                if verified.len() >= VERIFIED_CAPACITY {
+                    verified.clear();
+                }
+                verified.insert(digest, claims.clone());
+                claims
+            }
+        };
+        self.check_time_and_revocation(claims, now_s, revocations)
+    }
+
+    /// Everything about `token` that does not depend on the time or on
+    /// revocations: header, algorithm, key, signature, issuer, audience,
+    /// claim types.
+    fn verify_signature_and_claims(&self, token: &str) -> Result<Claims, AuthError> {
         // The header is read unverified only to pick the algorithm and key;
         // nothing in it is trusted beyond that.
         let header = jsonwebtoken::decode_header(token)
@@ -203,8 +251,15 @@ impl Verifier {
                     _ => invalid("rejected"),
                 }
             })?;
-        let claims = data.claims;
+        Ok(data.claims)
+    }
 
+    fn check_time_and_revocation(
+        &self,
+        claims: Claims,
+        now_s: i64,
+        revocations: Option<&dyn RevocationList>,
+    ) -> Result<Claims, AuthError> {
         if now_s >= claims.exp.saturating_add(self.leeway_s) {
             return Err(AuthError::TokenExpired);
         }
