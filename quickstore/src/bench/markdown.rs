@@ -168,10 +168,11 @@ fn stage_table(md: &mut String, step: &LoadStep) {
     }
     let _ = writeln!(
         md,
-        "Where the time went at {:.0}/s (`wait <consumer>`: a record's producer \
-         timestamp to its consumer taking it up; `submit`: the command API's append \
-         and its wait for the outcome; `transaction`: a command processor's \
-         transaction, begin to committed):\n",
+        "Where the time went at {:.0}/s (`wait <consumer>`: from when a record was \
+         sent — its producer timestamp, or an event's `sent_at` header — to its \
+         consumer taking it up; `submit`: the command API's append and its wait for \
+         the outcome; `transaction`: a command processor's transaction, begin to \
+         committed):\n",
         step.offered_per_sec
     );
     let _ = writeln!(md, "| stage | count | mean ms | p50 ms | p99 ms |");
