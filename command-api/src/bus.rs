@@ -119,11 +119,8 @@ impl CommandBus {
                                 break;
                             }
                         };
-                        platform::telemetry::metrics().record_waits(
-                            "command-api/outcomes",
-                            std::slice::from_ref(&record),
-                            platform::telemetry::metrics::unix_now_ms(),
-                        );
+                        platform::telemetry::metrics()
+                            .record_waits("command-api/outcomes", std::slice::from_ref(&record));
                         let Some(bytes) = record.value.as_deref() else {
                             continue;
                         };

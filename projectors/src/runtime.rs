@@ -75,7 +75,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use platform::eventlog::{
     Cleanup, EventLog, GroupConfig, GroupEvent, GroupMember, LogError, LogRecord, OffsetCommit,
@@ -185,12 +185,7 @@ pub struct ProjectorStats {
     pub positions: HashMap<(String, i32), i64>,
 }
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+pub(crate) use platform::eventlog::unix_now_ms as now_ms;
 
 fn stopping(shutdown: &watch::Receiver<bool>) -> bool {
     *shutdown.borrow() || shutdown.has_changed().is_err()
@@ -427,11 +422,8 @@ impl Projector {
                         // A rebuild reads history: its waits say nothing
                         // about the live hop.
                         if self.config.role == Role::Live {
-                            platform::telemetry::metrics().record_waits(
-                                &format!("projector/{}", self.projection.name()),
-                                &r,
-                                platform::telemetry::metrics::unix_now_ms(),
-                            );
+                            platform::telemetry::metrics()
+                                .record_waits(&format!("projector/{}", self.projection.name()), &r);
                         }
                         records.extend(r);
                     }

@@ -57,11 +57,7 @@ impl CourierFleet {
             let mut records = Vec::new();
             for e in polled {
                 if let GroupEvent::Records(r) = e {
-                    platform::telemetry::metrics().record_waits(
-                        "simulated-courier",
-                        &r,
-                        platform::telemetry::metrics::unix_now_ms(),
-                    );
+                    platform::telemetry::metrics().record_waits("simulated-courier", &r);
                     records.extend(r);
                 }
             }

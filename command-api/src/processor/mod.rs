@@ -343,7 +343,6 @@ impl<A: Aggregate> CommandProcessor<A> {
                     platform::telemetry::metrics().record_waits(
                         &format!("command-processor/{}", self.topology.context),
                         &records,
-                        platform::telemetry::metrics::unix_now_ms(),
                     );
                     commands.extend(records);
                 }

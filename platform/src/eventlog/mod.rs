@@ -49,6 +49,15 @@ pub use types::{
     TopicPartition, TopicSpec,
 };
 
+/// Now as Unix milliseconds, the clock of record timestamps (a record sent
+/// without one is stamped with it; consumers measure waits against it). 0
+/// for a clock before 1970.
+pub fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// The log: topic administration, range reads, producers and group members.
 #[async_trait]
 pub trait EventLog: Send + Sync + Debug + 'static {

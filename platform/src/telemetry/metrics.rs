@@ -157,12 +157,16 @@ impl Metrics {
     }
 
     /// Observes, for each of `records`, how long it waited between being
-    /// sent ([`sent_at_ms`]) and `consumer` taking it up, as of `now_ms`
-    /// (Unix ms). Each hop of a command or an event is one consumer, so
-    /// the series says where time goes between hops. Producer and consumer
-    /// clocks differ across hosts: the figure carries their skew (a
-    /// negative wait counts as 0).
-    pub fn record_waits(&self, consumer: &str, records: &[LogRecord], now_ms: i64) {
+    /// sent ([`sent_at_ms`]) and `consumer` taking it up now. Each hop of a
+    /// command or an event is one consumer, so the series says where time
+    /// goes between hops. Producer and consumer clocks differ across hosts:
+    /// the figure carries their skew (a negative wait counts as 0).
+    pub fn record_waits(&self, consumer: &str, records: &[LogRecord]) {
+        self.record_waits_at(consumer, records, crate::eventlog::unix_now_ms());
+    }
+
+    /// [`Metrics::record_waits`] as of `now_ms` (Unix ms).
+    fn record_waits_at(&self, consumer: &str, records: &[LogRecord], now_ms: i64) {
         if records.is_empty() {
             return;
         }
@@ -253,7 +257,7 @@ pub const SENT_AT_HEADER: &str = "sent_at";
 pub fn sent_at_header() -> crate::eventlog::Header {
     crate::eventlog::Header {
         key: SENT_AT_HEADER.into(),
-        value: unix_now_ms().to_string().into_bytes(),
+        value: crate::eventlog::unix_now_ms().to_string().into_bytes(),
     }
 }
 
@@ -268,13 +272,6 @@ pub fn sent_at_ms(record: &LogRecord) -> Option<i64> {
     from_header
         .or(Some(record.timestamp_ms))
         .filter(|&ms| ms > 0)
-}
-
-/// Now as Unix milliseconds: the clock record timestamps are read against.
-pub fn unix_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The content type of [`Metrics::render`].
@@ -333,7 +330,7 @@ mod tests {
         let m = metrics();
         let h = m.record_wait.with_label_values(&["test/consumer"]);
         let before = h.get_sample_count();
-        m.record_waits(
+        m.record_waits_at(
             "test/consumer",
             &[
                 record(0, None),

@@ -366,11 +366,7 @@ impl FulfillmentWorker {
                     }
                 }
                 GroupEvent::Records(batch) => {
-                    platform::telemetry::metrics().record_waits(
-                        "saga/order-fulfillment",
-                        &batch,
-                        platform::telemetry::metrics::unix_now_ms(),
-                    );
+                    platform::telemetry::metrics().record_waits("saga/order-fulfillment", &batch);
                     records.extend(batch);
                 }
             }

@@ -91,7 +91,7 @@ mod tests;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
@@ -211,7 +211,7 @@ impl Inner {
             }
             None => partition_for_key(&record.key, topic.partition_count()),
         };
-        let timestamp_ms = record.timestamp_ms.unwrap_or_else(now_ms);
+        let timestamp_ms = record.timestamp_ms.unwrap_or_else(super::unix_now_ms);
         let payload = codec::encode(
             &record.key,
             record.value.as_deref(),
@@ -225,13 +225,6 @@ impl Inner {
             payload,
         })
     }
-}
-
-fn now_ms() -> i64 {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Runs blocking database work off the async workers.
