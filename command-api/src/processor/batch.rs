@@ -86,20 +86,18 @@ impl<A: Aggregate> Batch<A> {
                 } => {
                     if let Some(state) = partitions.get_mut(&partition) {
                         state.events_end = state.events_end.max(position.offset + 1);
-                        state
-                            .unsnapshotted
-                            .entry(aggregate_id)
-                            .or_insert(position.offset);
+                        state.unsnapshotted.mark(&aggregate_id, position.offset);
                     }
                 }
                 Sent::Snapshot {
                     partition,
                     aggregate_id,
                 } => {
-                    // Snapshots are sent after the aggregate's events in the
-                    // same batch, so this clears what those events marked.
+                    // A snapshot is sent after the aggregate's events in the
+                    // same batch (laggards: before any of them), so this
+                    // clears what the events before it marked.
                     if let Some(state) = partitions.get_mut(&partition) {
-                        state.unsnapshotted.remove(&aggregate_id);
+                        state.unsnapshotted.clear(&aggregate_id);
                     }
                 }
                 Sent::Outcome { partition, outcome } => {
@@ -429,15 +427,18 @@ impl<A: Aggregate> CommandProcessor<A> {
         // below `max_batch` would let it grow with the aggregate count).
         let cap = self.config.max_batch.saturating_mul(2).max(100);
         let mut due: Vec<(i32, String)> = Vec::new();
-        'partitions: for (partition, state) in &self.partitions {
-            for (id, first_offset) in &state.unsnapshotted {
-                if due.len() >= cap {
-                    break 'partitions;
-                }
-                if state.events_end - first_offset > lag {
-                    due.push((*partition, id.clone()));
-                }
+        for (partition, state) in &self.partitions {
+            let room = cap.saturating_sub(due.len());
+            if room == 0 {
+                break;
             }
+            due.extend(
+                state
+                    .unsnapshotted
+                    .lagging(state.events_end, lag, room)
+                    .into_iter()
+                    .map(|id| (*partition, id)),
+            );
         }
         for (partition, id) in due {
             if let Some(entry) = self.store.get(partition, &id)? {

@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use schemas::CommandOutcome;
 use serde::{Deserialize, Serialize};
 
+use super::unsnapshotted::Unsnapshotted;
 use crate::aggregate::Aggregate;
 
 /// One aggregate as the single writer knows it.
@@ -58,7 +59,7 @@ pub(crate) struct PartitionState<A> {
     _aggregate: std::marker::PhantomData<fn() -> A>,
     /// Aggregates whose latest events are not in a snapshot yet, with the
     /// offset of their first such event.
-    pub unsnapshotted: HashMap<String, i64>,
+    pub unsnapshotted: Unsnapshotted,
     /// The events partition's end as of the last commit.
     pub events_end: i64,
     /// Recent outcomes by command id, oldest first in `outcome_order` with
@@ -82,7 +83,7 @@ impl<A: Aggregate> PartitionState<A> {
     pub fn new() -> Self {
         Self {
             _aggregate: std::marker::PhantomData,
-            unsnapshotted: HashMap::new(),
+            unsnapshotted: Unsnapshotted::default(),
             events_end: 0,
             outcomes: HashMap::new(),
             outcome_order: VecDeque::new(),
@@ -109,9 +110,7 @@ impl<A: Aggregate> PartitionState<A> {
     pub fn checkpoint(&self) -> Checkpoint {
         let events_from = self
             .unsnapshotted
-            .values()
-            .copied()
-            .min()
+            .oldest()
             .unwrap_or(self.events_end)
             .min(self.events_end);
         let outcomes_from = self

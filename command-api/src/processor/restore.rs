@@ -141,8 +141,7 @@ impl<A: Aggregate> CommandProcessor<A> {
             entry.last_hash = envelope.hash;
             state
                 .unsnapshotted
-                .entry(envelope.aggregate_id)
-                .or_insert(record.offset);
+                .mark(&envelope.aggregate_id, record.offset);
             replayed += 1;
         }
         state.events_end = end;

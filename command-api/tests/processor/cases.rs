@@ -211,6 +211,70 @@ pub async fn restores_from_snapshots_and_events(adapter: TestAdapter) -> Result<
     Ok(())
 }
 
+/// Aggregates that change too rarely to reach `snapshot_every` (an order,
+/// a payment) are snapshotted once their first unsnapshotted event lags the
+/// partition end by `max_unsnapshotted_lag`: the restore checkpoint moves
+/// on instead of staying at offset 0, and a new instance restores them.
+pub async fn lagging_aggregates_are_snapshotted_so_restores_stay_bounded(
+    adapter: TestAdapter,
+) -> Result<()> {
+    let f = Fixture::new(adapter).await?;
+    let mut config = f.processor_config("a");
+    config.snapshot_every = 1_000;
+    config.max_unsnapshotted_lag = 3;
+    config.max_batch = 4;
+    let (stop, handle) = f.spawn_processor(config.clone());
+    let mut ids = HashSet::new();
+    // One version each of 60 aggregates, in waves so batches commit in turn.
+    for wave in 0..6 {
+        let mut sent = HashSet::new();
+        for i in 0..10 {
+            let id = format!("once-{wave}-{i}");
+            f.send(&id, &format!("c{wave}-{i}"), 1, None).await?;
+            sent.insert(id);
+        }
+        f.wait_for_outcomes(&sent, WAIT).await?;
+        ids.extend(sent);
+    }
+    stop.send(true)?;
+    handle.await??;
+    let checkpoints = f.checkpoints(&config.group_id).await?;
+    ensure!(
+        checkpoints
+            .iter()
+            .any(|c| c.contains("\"events_from\":") && !c.contains("\"events_from\":0,")),
+        "no aggregate reached snapshot_every, and no laggard was snapshotted either: the \
+         checkpoint stayed at offset 0: {checkpoints:?}"
+    );
+
+    config.transactional_id.push_str("-restarted");
+    let (stop, handle) = f.spawn_processor(config);
+    for wave in 0..6 {
+        for i in 0..10 {
+            let id = format!("again-{wave}-{i}");
+            f.send(&id, &format!("c{wave}-{i}"), 1, Some(1)).await?;
+            ids.insert(id);
+        }
+    }
+    let outcomes = f.wait_for_outcomes(&ids, WAIT).await?;
+    let bad: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.status != CommandStatus::Accepted)
+        .collect();
+    ensure!(
+        bad.is_empty(),
+        "restored state is wrong (expected version 1 refused): {bad:?}"
+    );
+    let totals = f.check_log().await?;
+    ensure!(
+        totals.len() == 60 && totals.values().all(|t| *t == 2),
+        "totals: {totals:?}"
+    );
+    stop.send(true)?;
+    handle.await??;
+    Ok(())
+}
+
 /// Two instances share the group; one is killed mid-stream (SIGKILL on
 /// Kafka; a dropped task on the single-process embedded log). The survivor
 /// takes over: no lost command, no duplicated event, no version gap.

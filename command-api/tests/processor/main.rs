@@ -27,6 +27,7 @@ fn main() {
         case!(refusals_and_conflicts_append_nothing),
         case!(duplicates_get_the_first_outcome),
         case!(restores_from_snapshots_and_events),
+        case!(lagging_aggregates_are_snapshotted_so_restores_stay_bounded),
         case!(survivor_takes_over_from_a_killed_instance),
         case!(catalog_product_runs_on_the_contract),
         case!(a_small_cache_decides_as_all_in_memory_would),

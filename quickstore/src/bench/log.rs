@@ -496,6 +496,9 @@ async fn processor_run(
         format!("{}.command-processor.bench", topology.commands),
     );
     config.max_batch = batch;
+    // A snapshot per command, as the raw loop writes one: the ratio
+    // compares the same output (the default snapshots far less often).
+    config.snapshot_every = 1;
     let (progress_tx, mut progress) = watch::channel(ProcessorStats::default());
     let (stop, stopped) = watch::channel(false);
     let processor = CommandProcessor::<Counter>::new(
