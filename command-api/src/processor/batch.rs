@@ -76,7 +76,7 @@ impl<A: Aggregate> Batch<A> {
             }
         }
         for (partition, entries) in by_partition {
-            store.put(partition, entries)?;
+            store.put_committed(partition, entries)?;
         }
         for (sent, position) in self.sent.into_iter().zip(positions) {
             match sent {

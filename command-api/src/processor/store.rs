@@ -141,7 +141,7 @@ impl<A: Aggregate> AggregateStore<A> {
         }
         let found = self.load(partition, id)?;
         if let Some(entry) = &found {
-            self.cache.put(key, entry.clone());
+            self.cache_entries(partition, vec![(key.1, entry.clone())], false)?;
         }
         Ok(found)
     }
@@ -178,7 +178,7 @@ impl<A: Aggregate> AggregateStore<A> {
         }
     }
 
-    /// Writes what a committed transaction decided (or a restore rebuilt).
+    /// Writes what a restore rebuilt: to disk now, and into the cache.
     pub fn put(
         &mut self,
         partition: i32,
@@ -187,21 +187,67 @@ impl<A: Aggregate> AggregateStore<A> {
         if entries.is_empty() {
             return Ok(());
         }
-        let encoded: Vec<(String, Vec<u8>)> = entries
+        self.write_entries(partition, &entries)?;
+        self.cache_entries(partition, entries, false)
+    }
+
+    /// Keeps what a committed transaction decided. *Write-back*: it goes
+    /// into the cache, and to disk only when the cache evicts it — so an
+    /// aggregate that changes several times while it is hot (an order
+    /// through its saga, a busy stock item) is written once, and a working
+    /// set that fits the cache is never written at all. Safe because the
+    /// file is scratch (module docs): what a crash loses the restore
+    /// rebuilds, and every read asks the cache first. Without a cache
+    /// (`cache_aggregates` 0) it is written at once.
+    pub fn put_committed(
+        &mut self,
+        partition: i32,
+        entries: Vec<(String, AggregateEntry<A>)>,
+    ) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        if self.cache.capacity == 0 {
+            return self.write_entries(partition, &entries);
+        }
+        self.cache_entries(partition, entries, true)
+    }
+
+    /// Caches `entries`, then writes the changed ones the cache evicted.
+    fn cache_entries(
+        &mut self,
+        partition: i32,
+        entries: Vec<(String, AggregateEntry<A>)>,
+        changed: bool,
+    ) -> Result<(), StoreError> {
+        let mut evicted: BTreeMap<i32, Vec<(String, AggregateEntry<A>)>> = BTreeMap::new();
+        for (id, entry) in entries {
+            for ((p, id), entry) in self.cache.put((partition, id), entry, changed) {
+                evicted.entry(p).or_default().push((id, entry));
+            }
+        }
+        for (p, entries) in evicted {
+            self.write_entries(p, &entries)?;
+        }
+        Ok(())
+    }
+
+    fn write_entries(
+        &mut self,
+        partition: i32,
+        entries: &[(String, AggregateEntry<A>)],
+    ) -> Result<(), StoreError> {
+        let encoded: Vec<(&str, Vec<u8>)> = entries
             .iter()
-            .map(|(id, e)| encode(e).map(|bytes| (id.clone(), bytes)))
+            .map(|(id, e)| encode(e).map(|bytes| (id.as_str(), bytes)))
             .collect::<Result<_, _>>()
             .map_err(|e| self.error(format!("state does not serialise: {e}")))?;
         self.write(partition, |table| {
             for (id, bytes) in &encoded {
-                table.insert(id.as_str(), bytes.as_slice())?;
+                table.insert(*id, bytes.as_slice())?;
             }
             Ok(())
-        })?;
-        for (id, entry) in entries {
-            self.cache.put((partition, id), entry);
-        }
-        Ok(())
+        })
     }
 
     /// Restore step 1: keeps, per aggregate, the highest snapshot version
@@ -419,12 +465,20 @@ fn decode<A: Aggregate>(bytes: &[u8]) -> Result<AggregateEntry<A>, String> {
 }
 
 /// Least-recently-used map: every read and write stamps the key with a new
-/// tick; over capacity, the oldest tick goes. O(log n) per access.
+/// tick; over capacity, the oldest tick goes. O(log n) per access. An entry
+/// marked *changed* is not on disk yet: evicting it hands it back to be
+/// written.
 struct Lru<A> {
     capacity: usize,
     tick: u64,
-    entries: HashMap<(i32, String), (AggregateEntry<A>, u64)>,
+    entries: HashMap<(i32, String), Cached<A>>,
     by_age: BTreeMap<u64, (i32, String)>,
+}
+
+struct Cached<A> {
+    entry: AggregateEntry<A>,
+    tick: u64,
+    changed: bool,
 }
 
 impl<A> Lru<A> {
@@ -444,29 +498,49 @@ impl<A> Lru<A> {
     fn get(&mut self, key: &(i32, String)) -> Option<&AggregateEntry<A>> {
         self.tick += 1;
         let tick = self.tick;
-        let (entry, stamp) = self.entries.get_mut(key)?;
-        self.by_age.remove(stamp);
-        *stamp = tick;
+        let cached = self.entries.get_mut(key)?;
+        self.by_age.remove(&cached.tick);
+        cached.tick = tick;
         self.by_age.insert(tick, key.clone());
-        Some(entry)
+        Some(&cached.entry)
     }
 
-    fn put(&mut self, key: (i32, String), entry: AggregateEntry<A>) {
+    /// Caches `entry` (`changed`: not on disk yet, or newer than what is)
+    /// and returns the changed entries evicted to make room.
+    fn put(
+        &mut self,
+        key: (i32, String),
+        entry: AggregateEntry<A>,
+        changed: bool,
+    ) -> Vec<((i32, String), AggregateEntry<A>)> {
+        let mut evicted = Vec::new();
         if self.capacity == 0 {
-            return;
+            return evicted;
         }
         self.tick += 1;
         let tick = self.tick;
-        if let Some((_, old)) = self.entries.insert(key.clone(), (entry, tick)) {
-            self.by_age.remove(&old);
+        let cached = Cached {
+            entry,
+            tick,
+            changed,
+        };
+        // A replaced value needs no write: the new one supersedes it (a
+        // clean new value was just read from or written to disk).
+        if let Some(old) = self.entries.insert(key.clone(), cached) {
+            self.by_age.remove(&old.tick);
         }
         self.by_age.insert(tick, key);
         while self.entries.len() > self.capacity {
             let Some((_, oldest)) = self.by_age.pop_first() else {
                 break;
             };
-            self.entries.remove(&oldest);
+            if let Some(gone) = self.entries.remove(&oldest) {
+                if gone.changed {
+                    evicted.push((oldest, gone.entry));
+                }
+            }
         }
+        evicted
     }
 
     fn retain(&mut self, keep: impl Fn(&(i32, String)) -> bool) {
@@ -516,6 +590,46 @@ mod tests {
         assert!(s.get(2, "missing").unwrap().is_none());
         assert!(s.get(3, "c1").unwrap().is_none(), "partitions are apart");
         assert_eq!(s.count(2).unwrap(), 10);
+    }
+
+    #[test]
+    fn committed_aggregates_reach_disk_when_evicted_and_come_back_as_last_put() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path(), 3);
+        s.put_committed(2, vec![("hot".into(), entry(1, 1))])
+            .unwrap();
+        assert_eq!(s.count(2).unwrap(), 0, "write-back: nothing on disk yet");
+        for i in 0..10 {
+            s.put_committed(2, vec![(format!("c{i}"), entry(i, i + 1))])
+                .unwrap();
+            // `hot` changes while it is cached: only its last value counts.
+            if i == 0 {
+                s.put_committed(2, vec![("hot".into(), entry(7, 2))])
+                    .unwrap();
+            }
+        }
+        assert_eq!(s.cache.len(), 3);
+        assert_eq!(s.count(2).unwrap(), 8, "evicted: hot and c0..c6");
+        for i in 0..10 {
+            let got = s.get(2, &format!("c{i}")).unwrap().unwrap();
+            assert_eq!((got.state.total, got.version), (i, i + 1));
+        }
+        let hot = s.get(2, "hot").unwrap().unwrap();
+        assert_eq!((hot.state.total, hot.version), (7, 2));
+        // Read back from disk (clean) and evicted again: nothing lost.
+        for i in 0..10 {
+            s.get(2, &format!("c{i}")).unwrap().unwrap();
+        }
+        assert_eq!(s.get(2, "hot").unwrap().unwrap().version, 2);
+    }
+
+    #[test]
+    fn without_a_cache_committed_aggregates_are_written_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path(), 0);
+        s.put_committed(1, vec![("a".into(), entry(4, 4))]).unwrap();
+        assert_eq!(s.count(1).unwrap(), 1);
+        assert_eq!(s.get(1, "a").unwrap().unwrap().version, 4);
     }
 
     #[test]
