@@ -228,6 +228,9 @@ struct Writes {
     plain: Vec<Mutation>,
     /// With a version column: written once `plain` is durable.
     versions: Vec<Mutation>,
+    /// The store writes atomically ([`ReadStore::writes_atomically`]):
+    /// one phase, everything in `plain`, in one write.
+    one_phase: bool,
 }
 
 /// One record's writes in [`Writes`].
@@ -242,7 +245,7 @@ impl Writes {
         let (plain, versions) = (self.plain.len(), self.versions.len());
         for mut m in mutations {
             m.generation = generation;
-            if carries_version(&m) {
+            if !self.one_phase && carries_version(&m) {
                 self.versions.push(m);
             } else {
                 self.plain.push(m);
@@ -557,7 +560,10 @@ impl Projector {
         // Decide every record first (nothing is written or dead-lettered
         // yet), keeping each record's writes apart: if the store refuses
         // the batch, it is written again record by record.
-        let mut writes = Writes::default();
+        let mut writes = Writes {
+            one_phase: self.store.writes_atomically(),
+            ..Writes::default()
+        };
         let mut steps = Vec::with_capacity(records.len());
         for record in records {
             let outcome = if self.parked.contains(&record.key) {
@@ -911,6 +917,11 @@ impl Projector {
     /// event, and a reader that saw the version would miss them. Written
     /// last, a version a reader sees vouches for every other row of its
     /// event (and of the events before it).
+    ///
+    /// A store whose write is atomic (the embedded one) gets one phase
+    /// ([`Writes::one_phase`]: `versions` is empty): no reader can see the
+    /// version before the rows, and a batch costs one commit (with its
+    /// fsync), not two.
     async fn write_phased(
         &mut self,
         shutdown: &watch::Receiver<bool>,
@@ -1091,7 +1102,10 @@ impl Projector {
             .collect();
         let mut retried: HashSet<Vec<u8>> = HashSet::new();
         let mut failed: HashSet<Vec<u8>> = HashSet::new();
-        let mut writes = Writes::default();
+        let mut writes = Writes {
+            one_phase: self.store.writes_atomically(),
+            ..Writes::default()
+        };
         let mut steps = Vec::with_capacity(originals.len());
         for (offset, original) in &originals {
             retried.insert(original.key.clone());
@@ -1252,6 +1266,20 @@ mod tests {
         assert_eq!(writes.versions[b.versions].len(), 1);
         assert_eq!(writes.plain[c.plain].len(), 1);
         assert!(c.versions.is_empty());
+    }
+
+    #[test]
+    fn a_store_that_writes_atomically_gets_one_phase_in_record_order() {
+        let mut writes = Writes {
+            one_phase: true,
+            ..Writes::default()
+        };
+        let a = writes.push(vec![by_id("a", 1), by_owner("a", 1)], 2);
+        let b = writes.push(vec![by_id("b", 1)], 2);
+        assert!(writes.versions.is_empty());
+        assert_eq!(writes.plain.len(), 3);
+        assert_eq!((a.plain, b.plain), (0..2, 2..3));
+        assert!(carries_version(&writes.plain[0]));
     }
 
     #[test]

@@ -269,11 +269,18 @@ fn drop_blocking(
 }
 
 fn write_blocking(db: &Database, mutations: &[Mutation]) -> Result<(), ReadStoreError> {
+    // One run per table. A projector's batch interleaves its tables record
+    // by record (by id, by customer, timeline, by id, …), and every run
+    // pays a definition check and an `open_table`: per row, that was most
+    // of a write. Mutations of different tables are independent, and the
+    // sort is stable, so each table still sees its own in order.
+    let mut by_table: Vec<&Mutation> = mutations.iter().collect();
+    by_table.sort_by_key(|m| (m.table.name, m.generation));
     let txn = db.begin_write().map_err(db_err)?;
     {
         let meta = txn.open_table(TABLES).map_err(db_err)?;
         // Consecutive mutations of one table share the open table.
-        let mut rest = mutations;
+        let mut rest = by_table.as_slice();
         while let Some(first) = rest.first() {
             let same = rest
                 .iter()
@@ -421,6 +428,11 @@ fn scan_blocking(
 
 #[async_trait]
 impl ReadStore for EmbeddedStore {
+    /// One redb write transaction per call: readers see all of it or none.
+    fn writes_atomically(&self) -> bool {
+        true
+    }
+
     async fn ensure_tables(
         &self,
         tables: &[TableDef],

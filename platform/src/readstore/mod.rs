@@ -395,8 +395,18 @@ pub trait ReadStore: Send + Sync + Debug + 'static {
     async fn drop_tables(&self, tables: &[TableDef], generation: u32)
         -> Result<(), ReadStoreError>;
 
-    /// Applies `mutations` (not atomically as a whole; each is idempotent).
+    /// Applies `mutations` (not atomically as a whole unless
+    /// [`Self::writes_atomically`]; each is idempotent).
     async fn write(&self, mutations: &[Mutation]) -> Result<(), ReadStoreError>;
+
+    /// Whether one [`Self::write`] becomes visible all at once, so a reader
+    /// that sees any of its mutations sees every one. The embedded store's
+    /// does (one redb transaction); the CQL adapter's does not (it runs a
+    /// write's mutations concurrently), so the projectors write version
+    /// cells in a second write there and in the same one here.
+    fn writes_atomically(&self) -> bool {
+        false
+    }
 
     /// The row with the key columns of `key`, if any.
     async fn get(
