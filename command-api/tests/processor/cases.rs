@@ -195,15 +195,7 @@ pub async fn restores_from_snapshots_and_events(adapter: TestAdapter) -> Result<
             .await?;
         ids.insert(id);
     }
-    let outcomes = f.wait_for_outcomes(&ids, WAIT).await?;
-    let bad: Vec<_> = outcomes
-        .iter()
-        .filter(|o| o.status != CommandStatus::Accepted)
-        .collect();
-    ensure!(
-        bad.is_empty(),
-        "restored state is wrong (expected versions refused): {bad:?}"
-    );
+    expect_all_accepted(&f, &ids, "expected versions refused").await?;
     let totals = f.check_log().await?;
     ensure!(totals.values().all(|t| *t == 10), "totals: {totals:?}");
     stop.send(true)?;
@@ -256,15 +248,7 @@ pub async fn lagging_aggregates_are_snapshotted_so_restores_stay_bounded(
             ids.insert(id);
         }
     }
-    let outcomes = f.wait_for_outcomes(&ids, WAIT).await?;
-    let bad: Vec<_> = outcomes
-        .iter()
-        .filter(|o| o.status != CommandStatus::Accepted)
-        .collect();
-    ensure!(
-        bad.is_empty(),
-        "restored state is wrong (expected version 1 refused): {bad:?}"
-    );
+    expect_all_accepted(&f, &ids, "expected version 1 refused").await?;
     let totals = f.check_log().await?;
     ensure!(
         totals.len() == 60 && totals.values().all(|t| *t == 2),
@@ -272,6 +256,21 @@ pub async fn lagging_aggregates_are_snapshotted_so_restores_stay_bounded(
     );
     stop.send(true)?;
     handle.await??;
+    Ok(())
+}
+
+/// After a restart: every command of `ids` was accepted, so the restored
+/// versions were the ones the commands expected.
+async fn expect_all_accepted(f: &Fixture, ids: &HashSet<String>, refused: &str) -> Result<()> {
+    let outcomes = f.wait_for_outcomes(ids, WAIT).await?;
+    let bad: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.status != CommandStatus::Accepted)
+        .collect();
+    ensure!(
+        bad.is_empty(),
+        "restored state is wrong ({refused}): {bad:?}"
+    );
     Ok(())
 }
 
