@@ -241,6 +241,14 @@ struct Share {
 }
 
 impl Writes {
+    /// Empty, in one phase if `store` writes atomically.
+    fn for_store(store: &dyn ReadStore) -> Self {
+        Self {
+            one_phase: store.writes_atomically(),
+            ..Self::default()
+        }
+    }
+
     fn push(&mut self, mutations: Vec<Mutation>, generation: u32) -> Share {
         let (plain, versions) = (self.plain.len(), self.versions.len());
         for mut m in mutations {
@@ -560,10 +568,7 @@ impl Projector {
         // Decide every record first (nothing is written or dead-lettered
         // yet), keeping each record's writes apart: if the store refuses
         // the batch, it is written again record by record.
-        let mut writes = Writes {
-            one_phase: self.store.writes_atomically(),
-            ..Writes::default()
-        };
+        let mut writes = Writes::for_store(self.store.as_ref());
         let mut steps = Vec::with_capacity(records.len());
         for record in records {
             let outcome = if self.parked.contains(&record.key) {
@@ -1102,10 +1107,7 @@ impl Projector {
             .collect();
         let mut retried: HashSet<Vec<u8>> = HashSet::new();
         let mut failed: HashSet<Vec<u8>> = HashSet::new();
-        let mut writes = Writes {
-            one_phase: self.store.writes_atomically(),
-            ..Writes::default()
-        };
+        let mut writes = Writes::for_store(self.store.as_ref());
         let mut steps = Vec::with_capacity(originals.len());
         for (offset, original) in &originals {
             retried.insert(original.key.clone());

@@ -198,7 +198,7 @@ impl<A: Aggregate> AggregateStore<A> {
     /// set that fits the cache is never written at all. Safe because the
     /// file is scratch (module docs): what a crash loses the restore
     /// rebuilds, and every read asks the cache first. Without a cache
-    /// (`cache_aggregates` 0) it is written at once.
+    /// (`cache_aggregates` 0) it is evicted, so written, at once.
     pub fn put_committed(
         &mut self,
         partition: i32,
@@ -206,9 +206,6 @@ impl<A: Aggregate> AggregateStore<A> {
     ) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());
-        }
-        if self.cache.capacity == 0 {
-            return self.write_entries(partition, &entries);
         }
         self.cache_entries(partition, entries, true)
     }
@@ -515,6 +512,10 @@ impl<A> Lru<A> {
     ) -> Vec<((i32, String), AggregateEntry<A>)> {
         let mut evicted = Vec::new();
         if self.capacity == 0 {
+            // Evicted as soon as cached.
+            if changed {
+                evicted.push((key, entry));
+            }
             return evicted;
         }
         self.tick += 1;
