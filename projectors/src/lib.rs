@@ -6,6 +6,8 @@
 //! - [`projections`] — the read models: [`projections::orders`] (order by
 //!   id with payment and shipment status, orders by customer, timeline)…
 //!
+//! - `decode` — the pure half of a batch: decoding and projecting
+//!   records, run for the next poll while a batch is written.
 //! - [`runtime`] — the projector: a consumer group per projection and
 //!   table generation, at-least-once, offsets committed after the writes
 //!   are durable, the store retried while it is down, poison events
@@ -20,6 +22,7 @@
 //! - [`testkit`] — given/when/then for projections over an in-memory read
 //!   store, and a check that redelivery and interleaving change no row.
 
+mod decode;
 pub mod dlq;
 pub mod generations;
 pub mod projection;

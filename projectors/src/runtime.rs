@@ -10,6 +10,20 @@
 //! timestamps (a record dead-lettered before the crash may be
 //! dead-lettered twice).
 //!
+//! **Pipelined.** Decoding and projecting a batch (the pure half,
+//! [`crate::decode`]) costs about as much CPU as writing it, so while a
+//! batch is written the next poll — only what the consumer has fetched
+//! already, it does not wait — is decoded on a task of its own, on the
+//! other core (ADR 0026). Nothing else moves ahead: which records are
+//! parked is decided once the batch before is written, with the parked
+//! keys as they are then; the next batch's rebalance events are handled
+//! after this batch's offsets are committed (without the partitions they
+//! revoke); and its offsets are committed only after its own writes. While
+//! a batch is ahead the consumer's position is past it, so a batch commits
+//! the consumer's position only in the partitions nothing was polled from
+//! since; and no batch looks ahead when the control row is due, because a
+//! hand-off acknowledges the consumer's positions as durable.
+//!
 //! **Version rows last.** A batch is written in two phases: first every
 //! row without a `*_version` column (and every delete), then — once those
 //! are durable — the rows with one (`orders_by_id.order_version`, …).
@@ -82,14 +96,13 @@ use platform::eventlog::{
     OutgoingRecord, Producer, TopicPartition, TopicSpec,
 };
 use platform::readstore::{ColumnType, Mutation, MutationKind, ReadStore, ReadStoreError, Value};
-use schemas::registry::RegistryError;
-use schemas::{AnyEvent, AvroCodec, CodecError, OrderFulfillmentStep, TopicNames};
+use schemas::{AvroCodec, TopicNames};
 use tokio::sync::watch;
-use tracing::Instrument;
 
+use crate::decode::{stopping, Decoded, Decoder};
 use crate::dlq::{self, control_write};
 use crate::generations;
-use crate::projection::{Input, Projected, Projection};
+use crate::projection::Projection;
 
 /// Why the later events of a parked key are dead-lettered.
 pub const PARKED_REASON: &str = "parked: an earlier event of this key is in the dead-letter topic";
@@ -186,20 +199,6 @@ pub struct ProjectorStats {
 }
 
 pub(crate) use platform::eventlog::unix_now_ms as now_ms;
-
-fn stopping(shutdown: &watch::Receiver<bool>) -> bool {
-    *shutdown.borrow() || shutdown.has_changed().is_err()
-}
-
-/// A decode failure that says the registry is down, not that the record is
-/// bad: retried like a store outage, never dead-lettered.
-fn is_outage(e: &CodecError) -> bool {
-    match e {
-        CodecError::Registry(RegistryError::Transport(_) | RegistryError::Storage(_)) => true,
-        CodecError::Registry(RegistryError::Server { status, .. }) => *status >= 500,
-        _ => false,
-    }
-}
 
 /// Whether `m` writes a version cell (a column named `*_version`), which
 /// read-your-writes waits on: such rows are written last.
@@ -298,9 +297,45 @@ struct Settled {
     written: usize,
 }
 
+/// A poll's records, decoded ([`Decoder::project_all`]) but not decided.
+#[derive(Debug)]
+struct Polled {
+    records: Vec<LogRecord>,
+    decoded: Vec<Option<Decoded>>,
+}
+
+/// A poll made while a batch was written: its records, their decoding
+/// (which may have failed: asked to stop during a registry outage), and
+/// its rebalance events, handled once that batch is committed.
+#[derive(Debug)]
+struct Ahead {
+    records: Vec<LogRecord>,
+    decoded: Result<Vec<Option<Decoded>>, ProjectorError>,
+    rebalances: Vec<GroupEvent>,
+}
+
+/// A poll's records, apart from its rebalance events; records the poll
+/// waits in `waits` (a metric name) if given.
+fn split(events: Vec<GroupEvent>, waits: Option<&str>) -> (Vec<LogRecord>, Vec<GroupEvent>) {
+    let mut records = Vec::new();
+    let mut rebalances = Vec::new();
+    for event in events {
+        match event {
+            GroupEvent::Records(r) => {
+                if let Some(metric) = waits {
+                    platform::telemetry::metrics().record_waits(metric, &r);
+                }
+                records.extend(r);
+            }
+            other => rebalances.push(other),
+        }
+    }
+    (records, rebalances)
+}
+
 pub struct Projector {
     log: Arc<dyn EventLog>,
-    codec: Arc<AvroCodec>,
+    decoder: Decoder,
     store: Arc<dyn ReadStore>,
     projection: Arc<dyn Projection>,
     topics: TopicNames,
@@ -340,9 +375,16 @@ impl Projector {
         topics: TopicNames,
         config: ProjectorConfig,
     ) -> Self {
+        let decoder = Decoder::new(
+            codec,
+            Arc::clone(&projection),
+            topics.saga_events(schemas::ORDER_FULFILLMENT),
+            config.attempts,
+            config.backoff,
+        );
         Self {
             log,
-            codec,
+            decoder,
             store,
             projection,
             topics,
@@ -415,46 +457,73 @@ impl Projector {
         member: &mut Box<dyn GroupMember>,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<(), ProjectorError> {
+        // Polled and decoded while the batch before it was written.
+        let mut ahead: Option<Polled> = None;
         while !stopping(shutdown) {
-            if self.config.role == Role::Live && Instant::now() >= self.next_control {
+            // The control row needs nothing in flight (a hand-off acks the
+            // consumer's positions as durable): a batch does not look
+            // ahead when it is due.
+            if ahead.is_none() && self.control_due() {
                 self.control(member, shutdown).await?;
                 self.next_control = Instant::now() + self.config.control_interval;
                 if stopping(shutdown) {
                     break;
                 }
             }
-            let polled = member
-                .poll(self.config.max_batch, self.config.poll_timeout)
-                .await?;
-            let mut records = Vec::new();
-            for event in polled {
-                match event {
-                    GroupEvent::Records(r) => {
-                        // A rebuild reads history: its waits say nothing
-                        // about the live hop.
-                        if self.config.role == Role::Live {
-                            platform::telemetry::metrics()
-                                .record_waits(&format!("projector/{}", self.projection.name()), &r);
-                        }
-                        records.extend(r);
+            let polled = match ahead.take() {
+                Some(polled) => polled,
+                None => {
+                    let events = member
+                        .poll(self.config.max_batch, self.config.poll_timeout)
+                        .await?;
+                    let (records, rebalances) = split(events, self.waits_metric().as_deref());
+                    self.rebalanced(rebalances, shutdown).await?;
+                    if records.is_empty() {
+                        self.idle(member).await?;
+                        continue;
                     }
-                    GroupEvent::Revoked(tps) => {
-                        for tp in tps {
-                            self.stats
-                                .positions
-                                .remove(&(tp.topic.clone(), tp.partition));
-                            self.committed.remove(&tp);
-                        }
-                        self.publish();
-                    }
-                    GroupEvent::Assigned(tps) => self.assigned(&tps, shutdown).await?,
+                    let decoded = self
+                        .decoder
+                        .project_all(&records, &self.parked, shutdown)
+                        .await?;
+                    Polled { records, decoded }
                 }
+            };
+            ahead = self.batch(member, polled, shutdown).await?;
+        }
+        Ok(())
+    }
+
+    fn control_due(&self) -> bool {
+        self.config.role == Role::Live && Instant::now() >= self.next_control
+    }
+
+    /// Where a live projector's poll waits are recorded (a rebuild reads
+    /// history: its waits say nothing about the live hop).
+    fn waits_metric(&self) -> Option<String> {
+        (self.config.role == Role::Live).then(|| format!("projector/{}", self.projection.name()))
+    }
+
+    /// A poll's rebalance events, in order.
+    async fn rebalanced(
+        &mut self,
+        events: Vec<GroupEvent>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<(), ProjectorError> {
+        for event in events {
+            match event {
+                GroupEvent::Records(_) => {}
+                GroupEvent::Revoked(tps) => {
+                    for tp in tps {
+                        self.stats
+                            .positions
+                            .remove(&(tp.topic.clone(), tp.partition));
+                        self.committed.remove(&tp);
+                    }
+                    self.publish();
+                }
+                GroupEvent::Assigned(tps) => self.assigned(&tps, shutdown).await?,
             }
-            if records.is_empty() {
-                self.idle(member).await?;
-                continue;
-            }
-            self.batch(member, &records, shutdown).await?;
         }
         Ok(())
     }
@@ -558,35 +627,34 @@ impl Projector {
         }
     }
 
+    /// Projects `polled` (decoded already; which records are parked is
+    /// decided now), writes it, and commits its offsets. Meanwhile — unless
+    /// the control row is due — it polls the next batch and decodes it on
+    /// another task: returned, for the next call.
     async fn batch(
         &mut self,
         member: &mut Box<dyn GroupMember>,
-        records: &[LogRecord],
+        polled: Polled,
         shutdown: &watch::Receiver<bool>,
-    ) -> Result<(), ProjectorError> {
+    ) -> Result<Option<Polled>, ProjectorError> {
         let generation = self.config.generation;
+        let Polled { records, decoded } = polled;
         // Decide every record first (nothing is written or dead-lettered
         // yet), keeping each record's writes apart: if the store refuses
         // the batch, it is written again record by record.
         let mut writes = Writes::for_store(self.store.as_ref());
         let mut steps = Vec::with_capacity(records.len());
-        for record in records {
+        for (record, decoded) in records.iter().zip(decoded) {
             let outcome = if self.parked.contains(&record.key) {
                 Outcome::Parked
             } else {
-                // The projection of a record continues the trace of the
-                // command (or saga step) that appended it.
-                let span = tracing::info_span!(
-                    "projection",
-                    otel.name = %format!("project {}", self.projection.name()),
-                    otel.kind = "consumer",
-                    projection = self.projection.name(),
-                    messaging.destination.name = %record.topic,
-                    messaging.kafka.partition = record.partition,
-                    messaging.kafka.offset = record.offset,
-                );
-                platform::telemetry::continue_from(&span, &record.headers);
-                match self.project(record, shutdown).instrument(span).await? {
+                // Not decoded if its key was parked then (and a reload of
+                // the parked keys has unparked it since).
+                let decoded = match decoded {
+                    Some(d) => d,
+                    None => self.decoder.project_traced(record, shutdown).await?,
+                };
+                match decoded {
                     Ok(m) => Outcome::Apply(writes.push(m, generation)),
                     Err(why) => {
                         self.parked.insert(record.key.clone());
@@ -600,26 +668,56 @@ impl Projector {
                 outcome,
             });
         }
-        let settled = self.settle(&steps, &writes, shutdown).await?;
-        self.parked.extend(settled.refused);
-        // The park rows are durable before the offsets move, so a restart
-        // (or another instance, after a rebalance) finds the keys parked.
-        self.write(shutdown, &settled.parks).await?;
-        // Durable: now the offsets may move. The consumer's position is at
-        // or past the batch's last record (past transaction markers it
-        // consumed too), and everything before it is in this batch or
-        // committed before.
-        let mut next: HashMap<TopicPartition, i64> = HashMap::new();
-        for r in records {
-            let e = next.entry(r.topic_partition()).or_insert(0);
+        let look_ahead = !self.control_due() && !stopping(shutdown);
+        let next = self.look_ahead(member, look_ahead, shutdown);
+        let written = self.settle_batch(&steps, &writes, shutdown);
+        let (written, next) = tokio::join!(written, next);
+        let written = written?;
+        // Durable: now the offsets may move. Everything before the batch's
+        // records is in this batch or committed before. So is everything
+        // before the consumer's position in a partition nothing was polled
+        // from since: that position is at or past the batch's last record
+        // there (past transaction markers it consumed too, which would
+        // otherwise keep the partition's committed offset and lag short of
+        // its end until an idle poll — never, under load).
+        let mut next_offsets: HashMap<TopicPartition, i64> = HashMap::new();
+        for r in &records {
+            let e = next_offsets.entry(r.topic_partition()).or_insert(0);
             *e = (*e).max(r.offset + 1);
         }
-        for (tp, position) in member.positions() {
-            if let (Some(n), Some(p)) = (next.get_mut(&tp), position) {
-                *n = (*n).max(p);
+        let polled_since: Option<HashSet<TopicPartition>> = match &next {
+            Ok(None) => Some(HashSet::new()),
+            Ok(Some(ahead)) => Some(
+                ahead
+                    .records
+                    .iter()
+                    .map(LogRecord::topic_partition)
+                    .collect(),
+            ),
+            Err(_) => None,
+        };
+        if let Some(polled_since) = polled_since {
+            for (tp, position) in member.positions() {
+                if polled_since.contains(&tp) {
+                    continue;
+                }
+                if let (Some(n), Some(p)) = (next_offsets.get_mut(&tp), position) {
+                    *n = (*n).max(p);
+                }
             }
         }
-        let offsets: Vec<OffsetCommit> = next
+        // A partition revoked since can no longer be committed by this
+        // member; its next owner reads it again from the last commit.
+        if let Ok(Some(ahead)) = &next {
+            for event in &ahead.rebalances {
+                if let GroupEvent::Revoked(tps) = event {
+                    for tp in tps {
+                        next_offsets.remove(tp);
+                    }
+                }
+            }
+        }
+        let offsets: Vec<OffsetCommit> = next_offsets
             .iter()
             .map(|(tp, offset)| OffsetCommit {
                 tp: tp.clone(),
@@ -627,19 +725,90 @@ impl Projector {
                 metadata: String::new(),
             })
             .collect();
-        member.commit_offsets(&offsets).await?;
+        if !offsets.is_empty() {
+            member.commit_offsets(&offsets).await?;
+        }
         self.stats.events += records.len() as u64;
-        self.stats.mutations += settled.written as u64;
+        self.stats.mutations += written as u64;
         self.stats.batches += 1;
         self.stats.parked = self.parked.len();
-        for (tp, offset) in next {
+        for (tp, offset) in next_offsets {
             self.stats
                 .positions
                 .insert((tp.topic.clone(), tp.partition), offset);
             self.committed.insert(tp, offset);
         }
         self.publish();
-        Ok(())
+        let Some(ahead) = next? else {
+            return Ok(None);
+        };
+        self.rebalanced(ahead.rebalances, shutdown).await?;
+        if ahead.records.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Polled {
+            records: ahead.records,
+            decoded: ahead.decoded?,
+        }))
+    }
+
+    /// The next poll, if `wanted` and it finds records already there (it
+    /// does not wait), decoded on a task of its own so that the decoding
+    /// runs beside the write in hand, on another core.
+    fn look_ahead<'a>(
+        &self,
+        member: &'a mut Box<dyn GroupMember>,
+        wanted: bool,
+        shutdown: &'a watch::Receiver<bool>,
+    ) -> impl Future<Output = Result<Option<Ahead>, ProjectorError>> + 'a {
+        let decoder = self.decoder.clone();
+        // Decoding skips the keys parked now; the decision that uses it
+        // checks the parked keys again.
+        let parked = if wanted {
+            self.parked.clone()
+        } else {
+            HashSet::new()
+        };
+        let waits = self.waits_metric();
+        let max_batch = self.config.max_batch;
+        async move {
+            if !wanted {
+                return Ok(None);
+            }
+            let events = member.poll(max_batch, Duration::ZERO).await?;
+            if events.is_empty() {
+                return Ok(None);
+            }
+            let (records, rebalances) = split(events, waits.as_deref());
+            let stop = shutdown.clone();
+            let (records, decoded) = tokio::spawn(async move {
+                let decoded = decoder.project_all(&records, &parked, &stop).await;
+                (records, decoded)
+            })
+            .await
+            .map_err(|e| ProjectorError::Invalid(format!("decoding the next batch: {e}")))?;
+            Ok(Some(Ahead {
+                records,
+                decoded,
+                rebalances,
+            }))
+        }
+    }
+
+    /// Settles `steps` ([`Self::settle`]) and writes the park rows of what
+    /// it dead-lettered; returns the mutations written.
+    async fn settle_batch(
+        &mut self,
+        steps: &[Step<'_>],
+        writes: &Writes,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<usize, ProjectorError> {
+        let settled = self.settle(steps, writes, shutdown).await?;
+        self.parked.extend(settled.refused);
+        // The park rows are durable before the offsets move, so a restart
+        // (or another instance, after a rebalance) finds the keys parked.
+        self.write(shutdown, &settled.parks).await?;
+        Ok(settled.written)
     }
 
     /// Writes what `steps` apply and dead-letters the others, in record
@@ -790,65 +959,6 @@ impl Projector {
             }
         }
         Ok(())
-    }
-
-    /// Decodes and projects one record: `Ok(Err(why))` for a poison event
-    /// (after the attempts). A decode that fails because the registry is
-    /// down is not poison: it waits for the registry like the store.
-    async fn project(
-        &mut self,
-        record: &LogRecord,
-        shutdown: &watch::Receiver<bool>,
-    ) -> Result<Result<Vec<Mutation>, String>, ProjectorError> {
-        let Some(bytes) = record.value.as_deref() else {
-            return Ok(Ok(Vec::new()));
-        };
-        let mut last = String::new();
-        let attempts = self.config.attempts.max(1);
-        let mut attempt = 0;
-        let mut outage_backoff = self.config.backoff;
-        while attempt < attempts {
-            let input = if record.topic == self.topics.saga_events(schemas::ORDER_FULFILLMENT) {
-                self.codec
-                    .decode_named::<OrderFulfillmentStep>(bytes)
-                    .await
-                    .map(Input::SagaStep)
-            } else {
-                self.codec
-                    .decode_event::<AnyEvent>(bytes)
-                    .await
-                    .map(|(envelope, event)| Input::Event { envelope, event })
-            };
-            match input {
-                Ok(input) => {
-                    let projected = Projected {
-                        topic: record.topic.clone(),
-                        partition: record.partition,
-                        offset: record.offset,
-                        input,
-                    };
-                    match self.projection.project(&projected) {
-                        Ok(m) => return Ok(Ok(m)),
-                        Err(e) => last = format!("projection: {e}"),
-                    }
-                }
-                Err(e) if is_outage(&e) => {
-                    if stopping(shutdown) {
-                        return Err(ProjectorError::Interrupted(e.to_string()));
-                    }
-                    tracing::warn!(projection = self.projection.name(), error = %e, "schema registry unavailable; retrying");
-                    tokio::time::sleep(outage_backoff).await;
-                    outage_backoff = (outage_backoff * 2).min(Duration::from_secs(5));
-                    continue;
-                }
-                Err(e) => last = format!("decoding: {e}"),
-            }
-            attempt += 1;
-            if attempt < attempts {
-                tokio::time::sleep(self.config.backoff * attempt).await;
-            }
-        }
-        Ok(Err(last))
     }
 
     /// Appends `record` to the dead-letter topic; returns its offset there.
@@ -1116,7 +1226,7 @@ impl Projector {
             let outcome = if failed.contains(&original.key) {
                 Outcome::Parked
             } else {
-                match self.project(original, shutdown).await? {
+                match self.decoder.project(original, shutdown).await? {
                     Ok(mutations) => Outcome::Apply(writes.push(mutations, generation)),
                     Err(why) => {
                         failed.insert(original.key.clone());

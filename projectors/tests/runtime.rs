@@ -212,9 +212,20 @@ impl Env {
     }
 
     fn projector(&self, projection: Arc<dyn Projection>, generation: u32) -> Started {
+        self.projector_with(projection, generation, |_| {})
+    }
+
+    /// [`Self::projector`] with `tune` applied to its configuration.
+    fn projector_with(
+        &self,
+        projection: Arc<dyn Projection>,
+        generation: u32,
+        tune: impl FnOnce(&mut ProjectorConfig),
+    ) -> Started {
         let mut config = ProjectorConfig::new(&self.topics, projection.as_ref(), generation);
         config.control_interval = Duration::from_millis(100);
         config.backoff = Duration::from_millis(10);
+        tune(&mut config);
         let (tx, stats) = watch::channel(ProjectorStats::default());
         let (stop, stopped) = watch::channel(false);
         let projector = Projector::new(
@@ -953,6 +964,51 @@ async fn a_write_the_store_refuses_is_dead_lettered_and_the_rest_written() -> Re
     ensure!(
         letters.len() == 4 && letters[3].reason == PARKED_REASON,
         "{letters:?}"
+    );
+    Ok(())
+}
+
+/// ADR 0026: the next batch is decoded while this one is written, but
+/// whether its records are parked is decided after this one's writes — so
+/// a key the store refuses in this batch parks its events of the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_refused_while_the_next_batch_was_decoded_ahead_is_parked_in_it() -> Result<()> {
+    let env = env().await?;
+    let prices = Arc::new(Prices {
+        refused: Some("REFUSED-1".into()),
+        ..Prices::default()
+    });
+    for v in 1..=3 {
+        env.reprice("REFUSED-1", v).await?;
+    }
+    // A batch per record, and the control row out of the way (no batch
+    // looks ahead when it is due).
+    let mut projector = env.projector_with(prices.clone(), 1, |c| {
+        c.max_batch = 1;
+        c.control_interval = Duration::from_secs(3600);
+    });
+    projector.until(&env.ends().await?).await?;
+    let stats = projector.stop().await?;
+    // Version 2 was decoded during version 1's (refused) write; version 3
+    // was not decoded at all: its key was parked by then.
+    ensure!(
+        prices.seen_for("REFUSED-1") == vec![1, 2],
+        "{:?}",
+        prices.seen_for("REFUSED-1")
+    );
+    ensure!(env.price_row(1, "REFUSED-1").await?.is_none());
+    let letters = env.dead_letters().await?;
+    ensure!(letters.len() == 3, "{letters:?}");
+    ensure!(
+        letters[0].reason.starts_with("store refused: ")
+            && letters[1..].iter().all(|d| d.reason == PARKED_REASON),
+        "{letters:?}"
+    );
+    let offsets: Vec<i64> = letters.iter().filter_map(|d| d.source_offset).collect();
+    ensure!(offsets == vec![0, 1, 2], "{offsets:?}");
+    ensure!(
+        stats.events == 3 && stats.batches == 3 && stats.parked == 1,
+        "{stats:?}"
     );
     Ok(())
 }
