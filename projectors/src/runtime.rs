@@ -12,9 +12,9 @@
 //!
 //! **Pipelined.** Decoding and projecting a batch (the pure half,
 //! [`crate::decode`]) costs about as much CPU as writing it, so while a
-//! batch is written the next poll — only what the consumer has fetched
-//! already, it does not wait — is decoded on a task of its own, on the
-//! other core (ADR 0026). Nothing else moves ahead: which records are
+//! full batch is written (the projector is behind: a rebuild, a catch-up)
+//! the next poll — only what the consumer has fetched already, it does not
+//! wait — is decoded on a task of its own, on the other core (ADR 0026). Nothing else moves ahead: which records are
 //! parked is decided once the batch before is written, with the parked
 //! keys as they are then; the next batch's rebalance events are handled
 //! after this batch's offsets are committed (without the partitions they
@@ -331,6 +331,66 @@ fn split(events: Vec<GroupEvent>, waits: Option<&str>) -> (Vec<LogRecord>, Vec<G
         }
     }
     (records, rebalances)
+}
+
+/// What the consumer polled after a batch, while the batch was written.
+#[derive(Debug)]
+enum PolledSince<'a> {
+    Nothing,
+    Batch(&'a Ahead),
+    /// The poll failed: what it consumed is unknown.
+    Unknown,
+}
+
+/// The offsets a batch of `records` may commit once its output is durable,
+/// given the consumer's `positions` and what it polled since.
+///
+/// Everything before a batch's records is in the batch or committed
+/// before, so each partition's last record + 1 is durable. So is the
+/// consumer's position in a partition nothing was polled from since: it is
+/// at or past the batch's last record there, and past transaction markers
+/// (or compaction holes) it stepped over, which would otherwise keep the
+/// partition's committed offset and lag short of its end until an idle
+/// poll — never, under load. A partition the later poll revoked is left
+/// out: this member can no longer commit it, and its next owner reads it
+/// again from the last commit.
+fn durable_offsets(
+    records: &[LogRecord],
+    positions: &[(TopicPartition, Option<i64>)],
+    polled_since: &PolledSince<'_>,
+) -> HashMap<TopicPartition, i64> {
+    let mut offsets: HashMap<TopicPartition, i64> = HashMap::new();
+    for r in records {
+        let e = offsets.entry(r.topic_partition()).or_insert(0);
+        *e = (*e).max(r.offset + 1);
+    }
+    let polled: HashSet<TopicPartition> = match polled_since {
+        PolledSince::Nothing => HashSet::new(),
+        PolledSince::Batch(ahead) => ahead
+            .records
+            .iter()
+            .map(LogRecord::topic_partition)
+            .collect(),
+        PolledSince::Unknown => return offsets,
+    };
+    for (tp, position) in positions {
+        if polled.contains(tp) {
+            continue;
+        }
+        if let (Some(n), Some(p)) = (offsets.get_mut(tp), position) {
+            *n = (*n).max(*p);
+        }
+    }
+    if let PolledSince::Batch(ahead) = polled_since {
+        for event in &ahead.rebalances {
+            if let GroupEvent::Revoked(tps) = event {
+                for tp in tps {
+                    offsets.remove(tp);
+                }
+            }
+        }
+    }
+    offsets
 }
 
 pub struct Projector {
@@ -668,55 +728,24 @@ impl Projector {
                 outcome,
             });
         }
-        let look_ahead = !self.control_due() && !stopping(shutdown);
+        // Only a projector that is behind looks ahead: a full poll means
+        // more is waiting. One that keeps up gains little from it (small
+        // batches), and its committed offsets would always be a batch
+        // behind the log's end: a rebuild waiting for lag 0 to hand off
+        // (`max_lag` 0) would wait while appends keep coming.
+        let behind = records.len() >= self.config.max_batch;
+        let look_ahead = behind && !self.control_due() && !stopping(shutdown);
         let next = self.look_ahead(member, look_ahead, shutdown);
         let written = self.settle_batch(&steps, &writes, shutdown);
         let (written, next) = tokio::join!(written, next);
         let written = written?;
-        // Durable: now the offsets may move. Everything before the batch's
-        // records is in this batch or committed before. So is everything
-        // before the consumer's position in a partition nothing was polled
-        // from since: that position is at or past the batch's last record
-        // there (past transaction markers it consumed too, which would
-        // otherwise keep the partition's committed offset and lag short of
-        // its end until an idle poll — never, under load).
-        let mut next_offsets: HashMap<TopicPartition, i64> = HashMap::new();
-        for r in &records {
-            let e = next_offsets.entry(r.topic_partition()).or_insert(0);
-            *e = (*e).max(r.offset + 1);
-        }
-        let polled_since: Option<HashSet<TopicPartition>> = match &next {
-            Ok(None) => Some(HashSet::new()),
-            Ok(Some(ahead)) => Some(
-                ahead
-                    .records
-                    .iter()
-                    .map(LogRecord::topic_partition)
-                    .collect(),
-            ),
-            Err(_) => None,
+        // Durable: now the offsets may move.
+        let polled_since = match &next {
+            Ok(None) => PolledSince::Nothing,
+            Ok(Some(ahead)) => PolledSince::Batch(ahead),
+            Err(_) => PolledSince::Unknown,
         };
-        if let Some(polled_since) = polled_since {
-            for (tp, position) in member.positions() {
-                if polled_since.contains(&tp) {
-                    continue;
-                }
-                if let (Some(n), Some(p)) = (next_offsets.get_mut(&tp), position) {
-                    *n = (*n).max(p);
-                }
-            }
-        }
-        // A partition revoked since can no longer be committed by this
-        // member; its next owner reads it again from the last commit.
-        if let Ok(Some(ahead)) = &next {
-            for event in &ahead.rebalances {
-                if let GroupEvent::Revoked(tps) = event {
-                    for tp in tps {
-                        next_offsets.remove(tp);
-                    }
-                }
-            }
-        }
+        let next_offsets = durable_offsets(&records, &member.positions(), &polled_since);
         let offsets: Vec<OffsetCommit> = next_offsets
             .iter()
             .map(|(tp, offset)| OffsetCommit {
@@ -1345,6 +1374,71 @@ mod tests {
             kind: MutationKind::Delete(row([("owner", text("o")), ("id", text(id))])),
             timestamp: version,
         }
+    }
+
+    fn record(partition: i32, offset: i64) -> LogRecord {
+        LogRecord {
+            topic: "t".into(),
+            partition,
+            offset,
+            key: b"k".to_vec(),
+            value: None,
+            headers: Vec::new(),
+            timestamp_ms: 0,
+        }
+    }
+
+    fn tp(partition: i32) -> TopicPartition {
+        TopicPartition::new("t", partition)
+    }
+
+    fn ahead(records: Vec<LogRecord>, rebalances: Vec<GroupEvent>) -> Ahead {
+        Ahead {
+            decoded: Ok(vec![None; records.len()]),
+            records,
+            rebalances,
+        }
+    }
+
+    /// Partitions 0 and 1 in the batch; the consumer stepped past markers
+    /// in both (positions 12 and 22) and holds partition 2 too.
+    fn batch_and_positions() -> (Vec<LogRecord>, Vec<(TopicPartition, Option<i64>)>) {
+        let records = vec![record(0, 9), record(1, 19), record(0, 10)];
+        let positions = vec![(tp(0), Some(12)), (tp(1), Some(22)), (tp(2), Some(5))];
+        (records, positions)
+    }
+
+    #[test]
+    fn with_nothing_polled_since_a_batch_commits_the_consumer_positions() {
+        let (records, positions) = batch_and_positions();
+        let offsets = durable_offsets(&records, &positions, &PolledSince::Nothing);
+        // Partition 2 had no record in the batch: left to the idle commit.
+        assert_eq!(offsets, HashMap::from([(tp(0), 12), (tp(1), 22)]));
+    }
+
+    #[test]
+    fn a_partition_polled_since_commits_only_its_last_record() {
+        let (records, positions) = batch_and_positions();
+        let next = ahead(vec![record(1, 22)], Vec::new());
+        let offsets = durable_offsets(&records, &positions, &PolledSince::Batch(&next));
+        // Partition 0 was not polled since: its position (past the
+        // markers) is durable, even under load.
+        assert_eq!(offsets, HashMap::from([(tp(0), 12), (tp(1), 20)]));
+    }
+
+    #[test]
+    fn a_partition_revoked_since_is_not_committed() {
+        let (records, positions) = batch_and_positions();
+        let next = ahead(Vec::new(), vec![GroupEvent::Revoked(vec![tp(1)])]);
+        let offsets = durable_offsets(&records, &positions, &PolledSince::Batch(&next));
+        assert_eq!(offsets, HashMap::from([(tp(0), 12)]));
+    }
+
+    #[test]
+    fn after_a_failed_poll_only_the_records_count() {
+        let (records, positions) = batch_and_positions();
+        let offsets = durable_offsets(&records, &positions, &PolledSince::Unknown);
+        assert_eq!(offsets, HashMap::from([(tp(0), 11), (tp(1), 20)]));
     }
 
     #[test]
