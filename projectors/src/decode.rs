@@ -1,9 +1,9 @@
 //! The pure half of a projector batch: decoding records and projecting
 //! them into row writes.
 //!
-//! It needs neither the read store nor the parked keys' latest state, so
-//! the runtime runs it for the next poll while the previous batch is being
-//! written ([`crate::runtime`], "Pipelined"). Which of a batch's records
+//! It needs neither the read store nor the parked keys' latest state, so a
+//! projector that is behind runs it for the next poll while the previous
+//! batch is being written ([`crate::runtime`], "Pipelined"). Which of a batch's records
 //! are parked is decided afterwards, in record order, with the parked keys
 //! as they are then; a record decoded here whose key turns out parked is
 //! simply not used.
