@@ -688,9 +688,10 @@ impl Projector {
     }
 
     /// Projects `polled` (decoded already; which records are parked is
-    /// decided now), writes it, and commits its offsets. Meanwhile — unless
-    /// the control row is due — it polls the next batch and decodes it on
-    /// another task: returned, for the next call.
+    /// decided now), writes it, and commits its offsets. Meanwhile — if
+    /// `polled` was a full poll and the control row is not due — it polls
+    /// the next batch and decodes it on another task: returned, for the
+    /// next call.
     async fn batch(
         &mut self,
         member: &mut Box<dyn GroupMember>,
