@@ -622,11 +622,12 @@ impl Generator {
         let fast = self.fast_def(&def.full_name, 0)?;
         if fast {
             code.push_str(&self.writer_code(def)?);
+            code.push_str(&self.reader_code(def)?);
         }
         // Named/Record types are whole records, so `encode_named` can write
         // them directly; event/command structs are payloads (no envelope).
         let write_record = if fast && matches!(def.kind, Kind::Named | Kind::Record) {
-            "\n\n    fn write_record(&self, out: &mut Vec<u8>) -> bool {\n        crate::codec::fast::AvroWrite::write_avro(self, out);\n        true\n    }"
+            "\n\n    fn write_record(&self, out: &mut Vec<u8>) -> bool {\n        crate::codec::fast::AvroWrite::write_avro(self, out);\n        true\n    }\n\n    fn read_record(input: &mut &[u8]) -> Option<Result<Self, crate::codec::fast::ReadError>> {\n        Some(crate::codec::fast::AvroRead::read_avro(input))\n    }"
         } else {
             ""
         };
@@ -696,17 +697,151 @@ impl Generator {
                 Ok(true)
             }
             Value::Object(obj) => match obj.get("type").and_then(Value::as_str) {
-                Some("array") => self.fast_type(
-                    obj.get("items").unwrap_or(&Value::Null),
-                    namespace,
-                    depth + 1,
-                ),
+                Some("array") => {
+                    let items = obj.get("items").unwrap_or(&Value::Null);
+                    // The fast reader bounds an array's count by the bytes
+                    // left, which holds only if every item takes a byte.
+                    Ok(!self.may_be_empty(items, namespace, depth + 1)?
+                        && self.fast_type(items, namespace, depth + 1)?)
+                }
                 Some("map") => Ok(false),
                 // A primitive with a logical type (`rust_type` refuses the rest).
                 _ => Ok(true),
             },
             _ => Ok(false),
         }
+    }
+
+    /// Whether a value of `ty` can be encoded in zero bytes (`null`, or a
+    /// record all of whose fields can).
+    fn may_be_empty(&self, ty: &Value, namespace: &str, depth: usize) -> Result<bool> {
+        if depth > 64 {
+            return Err(format!("types nest deeper than 64 levels at {ty}").into());
+        }
+        match ty {
+            Value::String(s) if s == "null" => Ok(true),
+            Value::String(s) if PRIMITIVES.contains(&s.as_str()) => Ok(false),
+            Value::String(s) => {
+                let full = full_name_of(s, namespace);
+                let def = self
+                    .defs
+                    .get(&full)
+                    .ok_or_else(|| format!("unknown type {full}"))?;
+                if def.json.get("type").and_then(Value::as_str) != Some("record") {
+                    return Ok(false);
+                }
+                for field in self.fields(def)? {
+                    let ty = field.get("type").cloned().unwrap_or(Value::Null);
+                    if !self.may_be_empty(&ty, &def.namespace, depth + 1)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            // Unions and arrays write at least a branch index or a count.
+            _ => Ok(false),
+        }
+    }
+
+    /// `impl AvroRead` for a record or enum: the mirror of
+    /// [`Self::writer_code`], reading the fields in schema order into the
+    /// struct (a struct expression evaluates its fields in the order
+    /// written).
+    fn reader_code(&self, def: &Def) -> Result<String> {
+        const F: &str = "crate::codec::fast";
+        let mut code = String::new();
+        if def.json.get("type").and_then(Value::as_str) == Some("enum") {
+            let symbols = def
+                .json
+                .get("symbols")
+                .and_then(Value::as_array)
+                .ok_or_else(|| format!("avro/{}: an enum needs \"symbols\"", def.source))?;
+            let _ = writeln!(
+                code,
+                "impl {F}::AvroRead for {} {{\n    fn read_avro(input: &mut &[u8]) -> Result<Self, {F}::ReadError> {{\n        Ok(match {F}::read_symbol(input, {})? {{",
+                def.name,
+                symbols.len()
+            );
+            for (index, symbol) in symbols.iter().enumerate() {
+                let symbol = symbol.as_str().ok_or("enum symbols must be strings")?;
+                let _ = writeln!(code, "            {index} => Self::{},", pascal(symbol));
+            }
+            let _ = writeln!(
+                code,
+                "            _ => return Err({F}::ReadError(\"an enum index the schema does not have\")),\n        }})\n    }}\n}}\n"
+            );
+            return Ok(code);
+        }
+        let mut body = String::new();
+        for field in self.fields(def)? {
+            let name = field
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("avro/{}: a field needs a name", def.source))?;
+            if name == "envelope" && matches!(def.kind, Kind::Event | Kind::Command) {
+                continue;
+            }
+            let ty = field.get("type").cloned().unwrap_or(Value::Null);
+            let expr = self.read_expr(&ty, &def.source)?;
+            let _ = writeln!(body, "            {}: {expr}?,", rust_ident(name));
+        }
+        let input = if body.is_empty() { "_input" } else { "input" };
+        let _ = writeln!(
+            code,
+            "impl {F}::AvroRead for {} {{\n    fn read_avro({input}: &mut &[u8]) -> Result<Self, {F}::ReadError> {{\n        Ok(Self {{\n{body}        }})\n    }}\n}}\n",
+            def.name
+        );
+        Ok(code)
+    }
+
+    /// An expression reading a value of `ty` from `input` (a `Result`).
+    fn read_expr(&self, ty: &Value, source: &str) -> Result<String> {
+        const F: &str = "crate::codec::fast";
+        Ok(match ty {
+            Value::Array(variants) if variants.len() == 2 && variants[0] == "null" => {
+                let inner = self.read_fn(&variants[1], source)?;
+                format!("{F}::read_optional(input, {inner})")
+            }
+            Value::Object(obj) if obj.get("type").and_then(Value::as_str) == Some("array") => {
+                let inner = self.read_fn(obj.get("items").unwrap_or(&Value::Null), source)?;
+                format!("{F}::read_array(input, {inner})")
+            }
+            _ => format!("{}(input)", self.read_fn(ty, source)?),
+        })
+    }
+
+    /// A function (path or closure) from `&mut &[u8]` to a `Result` of a
+    /// value of `ty`.
+    fn read_fn(&self, ty: &Value, source: &str) -> Result<String> {
+        const F: &str = "crate::codec::fast";
+        Ok(match ty {
+            Value::String(s) => match s.as_str() {
+                "boolean" => format!("{F}::read_bool"),
+                "int" => format!("{F}::read_int"),
+                "long" => format!("{F}::read_long"),
+                "float" => format!("{F}::read_float"),
+                "double" => format!("{F}::read_double"),
+                "string" => format!("{F}::read_string"),
+                "bytes" => format!("{F}::read_bytes"),
+                "null" => {
+                    return Err(
+                        format!("avro/{source}: null is only supported in [\"null\", T]").into(),
+                    )
+                }
+                // A named type: its own reader (the Rust type is inferred
+                // from the field).
+                _ => format!("{F}::AvroRead::read_avro"),
+            },
+            Value::Array(_) => format!("|input: &mut &[u8]| {}", self.read_expr(ty, source)?),
+            Value::Object(obj) => match obj.get("type").and_then(Value::as_str) {
+                Some("array") => format!("|input: &mut &[u8]| {}", self.read_expr(ty, source)?),
+                Some(base) if PRIMITIVES.contains(&base) => {
+                    self.read_fn(&Value::from(base), source)?
+                }
+                _ => return Err(format!("avro/{source}: no fast reader for {ty}").into()),
+            },
+            _ => return Err(format!("avro/{source}: no fast reader for {ty}").into()),
+        })
     }
 
     /// `impl AvroWrite` for a record or enum: the fields in schema order

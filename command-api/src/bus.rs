@@ -124,7 +124,7 @@ impl CommandBus {
                         let Some(bytes) = record.value.as_deref() else {
                             continue;
                         };
-                        match codec.decode_record::<CommandOutcome>(bytes).await {
+                        match codec.decode_named::<CommandOutcome>(bytes).await {
                             Ok(outcome) => {
                                 if let Ok(mut o) = outcomes.lock() {
                                     o.arrived(outcome);

@@ -26,6 +26,18 @@ pub trait NamedRecord {
         let _ = out;
         false
     }
+
+    /// The fast path of [`crate::AvroCodec::decode_named`]: reads the
+    /// record from the front of `input` (written with the contract's schema
+    /// of [`Self::FULL_NAME`]), or `None` when the type has no direct
+    /// reader (apache-avro is used). Generated beside `write_record`.
+    fn read_record(input: &mut &[u8]) -> Option<Result<Self, crate::codec::fast::ReadError>>
+    where
+        Self: Sized,
+    {
+        let _ = input;
+        None
+    }
 }
 
 /// What a schema is for.

@@ -41,6 +41,19 @@ pub trait EventPayload: Sized + Send + Sync {
         let _ = out;
         false
     }
+
+    /// The fast path of decoding: reads the payload fields of the record
+    /// named `record_full_name` from the front of `input`, written with
+    /// exactly [`Self::schema`] (the codec checks that). `None` when the
+    /// type has no direct reader for that record, and the codec uses
+    /// apache-avro. Generated types implement it.
+    fn read_fields(
+        record_full_name: &str,
+        input: &mut &[u8],
+    ) -> Option<Result<Self, crate::codec::fast::ReadError>> {
+        let _ = (record_full_name, input);
+        None
+    }
 }
 
 /// The payload (every field after `envelope`) of one or more command records.
@@ -63,6 +76,19 @@ pub trait CommandPayload: Sized + Send + Sync {
     fn write_fields(&self, out: &mut Vec<u8>) -> bool {
         let _ = out;
         false
+    }
+
+    /// The fast path of decoding: reads the payload fields of the record
+    /// named `record_full_name` from the front of `input`, written with
+    /// exactly [`Self::schema`] (the codec checks that). `None` when the
+    /// type has no direct reader for that record, and the codec uses
+    /// apache-avro. Generated types implement it.
+    fn read_fields(
+        record_full_name: &str,
+        input: &mut &[u8],
+    ) -> Option<Result<Self, crate::codec::fast::ReadError>> {
+        let _ = (record_full_name, input);
+        None
     }
 }
 
@@ -117,6 +143,14 @@ macro_rules! impl_payload {
             fn write_fields(&self, out: &mut Vec<u8>) -> bool {
                 crate::codec::fast::AvroWrite::write_avro(self, out);
                 true
+            }
+
+            fn read_fields(
+                record_full_name: &str,
+                input: &mut &[u8],
+            ) -> Option<Result<Self, crate::codec::fast::ReadError>> {
+                (record_full_name == $full)
+                    .then(|| crate::codec::fast::AvroRead::read_avro(input))
             }
         );
     };
@@ -212,6 +246,17 @@ macro_rules! payload_enum {
                 }
             }
 
+            fn read_fields(
+                record_full_name: &str,
+                input: &mut &[u8],
+            ) -> Option<Result<Self, crate::codec::fast::ReadError>> {
+                match record_full_name {
+                    $($full => <$variant as crate::payload::$trait>::read_fields(record_full_name, input)
+                        .map(|r| r.map(Self::$variant)),)*
+                    _ => None,
+                }
+            }
+
             fn from_fields(
                 record_full_name: &str,
                 fields: apache_avro::types::Value,
@@ -291,6 +336,19 @@ macro_rules! any_enum {
                 match self {
                     $(Self::$variant(p) => crate::payload::$trait::write_fields(p, out),)*
                 }
+            }
+
+            fn read_fields(
+                record_full_name: &str,
+                input: &mut &[u8],
+            ) -> Option<Result<Self, crate::codec::fast::ReadError>> {
+                $(
+                    if <$inner>::RECORD_NAMES.contains(&record_full_name) {
+                        return <$inner as crate::payload::$trait>::read_fields(record_full_name, input)
+                            .map(|r| r.map(Self::$variant));
+                    }
+                )*
+                None
             }
 
             fn from_fields(

@@ -1,6 +1,8 @@
 //! No input panics the decoder or makes it allocate without bound: random
 //! bytes, random bodies behind valid headers, and random mutations and
-//! truncations of valid records all give `Ok` or a typed `Err`.
+//! truncations of valid records all give `Ok` or a typed `Err`. And on every
+//! such input the generated readers (the codec's fast path) decide as
+//! apache-avro does: the same value, or an error from both.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -12,12 +14,15 @@ use proptest::prelude::*;
 use schemas::contract;
 use schemas::registry::EmbeddedRegistry;
 use schemas::{
-    AggregateSnapshot, AnyCommand, AnyEvent, AvroCodec, CodecError, CommandOutcome, TopicNames,
+    AggregateSnapshot, AnyCommand, AnyEvent, AvroCodec, CodecError, CommandOutcome,
+    OrderFulfillmentStep, TopicNames,
 };
 
 struct Fixture {
     runtime: tokio::runtime::Runtime,
     codec: AvroCodec,
+    /// The same registry, decoding through apache-avro only.
+    slow: AvroCodec,
     /// Valid records of every subject of the contract.
     valid: Vec<Vec<u8>>,
     ids: Vec<u32>,
@@ -27,9 +32,12 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let codec = AvroCodec::new(Arc::new(EmbeddedRegistry::in_memory()));
+    let registry = Arc::new(EmbeddedRegistry::in_memory());
+    let codec = AvroCodec::new(registry.clone());
+    let slow = AvroCodec::new(registry).without_fast_path();
     let topics = TopicNames::new("f.");
     runtime.block_on(codec.register_contract(&topics)).unwrap();
+    runtime.block_on(slow.register_contract(&topics)).unwrap();
     let mut valid = Vec::new();
     let mut ids = Vec::new();
     for def in contract::subject_defs() {
@@ -47,6 +55,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     Fixture {
         runtime,
         codec,
+        slow,
         valid,
         ids,
     }
@@ -69,6 +78,53 @@ fn decode_everything(bytes: &[u8]) -> Vec<Result<(), CodecError>> {
     })
 }
 
+/// The fast path and apache-avro decide alike on `bytes`: equal values, or
+/// an error from both.
+fn paths_agree(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let f = &*FIXTURE;
+    f.runtime.block_on(async {
+        let (fast, slow) = (&f.codec, &f.slow);
+        same(
+            "event",
+            fast.decode_event::<AnyEvent>(bytes).await,
+            slow.decode_event::<AnyEvent>(bytes).await,
+        )?;
+        same(
+            "command",
+            fast.decode_command::<AnyCommand>(bytes).await,
+            slow.decode_command::<AnyCommand>(bytes).await,
+        )?;
+        same(
+            "outcome",
+            fast.decode_named::<CommandOutcome>(bytes).await,
+            slow.decode_named::<CommandOutcome>(bytes).await,
+        )?;
+        same(
+            "snapshot",
+            fast.decode_named::<AggregateSnapshot>(bytes).await,
+            slow.decode_named::<AggregateSnapshot>(bytes).await,
+        )?;
+        same(
+            "saga step",
+            fast.decode_named::<OrderFulfillmentStep>(bytes).await,
+            slow.decode_named::<OrderFulfillmentStep>(bytes).await,
+        )
+    })
+}
+
+fn same<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    fast: Result<T, CodecError>,
+    slow: Result<T, CodecError>,
+) -> Result<(), TestCaseError> {
+    match (&fast, &slow) {
+        (Ok(a), Ok(b)) => prop_assert_eq!(a, b, "{} decoded differently", what),
+        (Err(_), Err(_)) => {}
+        _ => prop_assert!(false, "{what}: fast path {fast:?}, apache-avro {slow:?}"),
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone)]
 enum Mutation {
     Flip {
@@ -76,6 +132,12 @@ enum Mutation {
         bits: u8,
     },
     Set {
+        at: usize,
+        byte: u8,
+    },
+    /// Sets a byte to a small value: Avro's union branches, enum indexes,
+    /// booleans and counts are small numbers.
+    Small {
         at: usize,
         byte: u8,
     },
@@ -100,6 +162,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<usize>(), 1u8..=255).prop_map(|(at, bits)| Mutation::Flip { at, bits }),
         (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Mutation::Set { at, byte }),
+        (any::<usize>(), 0u8..8).prop_map(|(at, byte)| Mutation::Small { at, byte }),
         any::<usize>().prop_map(|at| Mutation::Truncate { at }),
         (any::<usize>(), vec(any::<u8>(), 1..16))
             .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
@@ -118,7 +181,7 @@ fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
             let i = pos(*at, bytes.len());
             bytes[i] ^= bits;
         }
-        Mutation::Set { at, byte } => {
+        Mutation::Set { at, byte } | Mutation::Small { at, byte } => {
             let i = pos(*at, bytes.len());
             bytes[i] = *byte;
         }
@@ -158,7 +221,9 @@ proptest! {
     fn random_bodies_behind_valid_headers_never_panic(which in any::<usize>(), body in vec(any::<u8>(), 0..300)) {
         let f = &*FIXTURE;
         let id = f.ids[which % f.ids.len()];
-        decode_everything(&common::sample::framed(id, &body));
+        let bytes = common::sample::framed(id, &body);
+        decode_everything(&bytes);
+        paths_agree(&bytes)?;
     }
 
     #[test]
@@ -169,6 +234,7 @@ proptest! {
             apply(&mut bytes, m);
         }
         decode_everything(&bytes);
+        paths_agree(&bytes)?;
     }
 }
 
@@ -176,6 +242,7 @@ proptest! {
 fn valid_records_decode() {
     let f = &*FIXTURE;
     for bytes in &f.valid {
+        paths_agree(bytes).unwrap();
         let results = decode_everything(bytes);
         // record_name and chain_link-or-typed-error; at least the name works.
         assert!(results[5].is_ok());
@@ -226,4 +293,25 @@ fn a_huge_length_prefix_is_refused_before_any_allocation() {
         matches!(err, CodecError::BodyDoesNotDecode { .. }),
         "{err:?}"
     );
+}
+
+/// Exhaustive where random mutations are thin: every byte of every valid
+/// record set to each small value (where branch indexes, enum indexes and
+/// counts live), and every truncation; the two paths must agree on each.
+#[test]
+fn every_small_byte_and_every_truncation_decodes_alike_on_both_paths() {
+    let f = &*FIXTURE;
+    let mut checked = 0;
+    for valid in &f.valid {
+        for at in 5..valid.len() {
+            for byte in 0u8..8 {
+                let mut bytes = valid.clone();
+                bytes[at] = byte;
+                paths_agree(&bytes).unwrap_or_else(|e| panic!("byte {at} = {byte}: {e}"));
+                checked += 1;
+            }
+            paths_agree(&valid[..at]).unwrap_or_else(|e| panic!("cut at {at}: {e}"));
+        }
+    }
+    assert!(checked > 10_000, "{checked}");
 }

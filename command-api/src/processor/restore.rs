@@ -53,7 +53,7 @@ impl<A: Aggregate> CommandProcessor<A> {
             let Some(bytes) = record.value.as_deref() else {
                 continue;
             };
-            let snapshot: AggregateSnapshot = self.codec.decode_record(bytes).await?;
+            let snapshot: AggregateSnapshot = self.codec.decode_named(bytes).await?;
             // Parsed here so a snapshot this code cannot read fails the
             // restore loudly, not the first command that needs it.
             serde_json::from_str::<A>(&snapshot.state_json).map_err(|e| {
@@ -166,7 +166,7 @@ impl<A: Aggregate> CommandProcessor<A> {
             let Some(bytes) = record.value.as_deref() else {
                 continue;
             };
-            let outcome: CommandOutcome = self.codec.decode_record(bytes).await?;
+            let outcome: CommandOutcome = self.codec.decode_named(bytes).await?;
             // The outcomes topic is shared by every context's processors.
             if A::handles(&outcome.aggregate_type) {
                 state.remember_outcome(outcome, record.offset, self.config.dedup_window);

@@ -96,7 +96,7 @@ pub async fn route(
         return Ok(Routed::Ignored);
     };
     if record.topic == topics.replies {
-        let outcome: CommandOutcome = codec.decode_record(bytes).await?;
+        let outcome: CommandOutcome = codec.decode_named(bytes).await?;
         let command_type = match outcome.aggregate_type.as_str() {
             "StockItem" => ReplyOf::Stock,
             "Payment" => ReplyOf::Payment,

@@ -16,8 +16,17 @@
 //! anything else (older schema versions, types without a writer, maps) goes
 //! through apache-avro as before.
 //!
-//! Only encoding is covered: decoding has to resolve whatever writer schema
-//! the bytes were written with, which apache-avro does.
+//! Decoding has a fast path too ([`AvroRead`]), generated beside the
+//! writers for the same types. It applies only when the record's writer
+//! schema (from its header's id) *is* the reader schema the type was
+//! generated for: then there is nothing to resolve, and the fields can be
+//! read straight into the Rust type instead of through a `Value` tree,
+//! `Value::resolve` and serde. A record written with any other schema
+//! version is resolved by apache-avro as before. The readers must decode
+//! exactly what apache-avro decodes and refuse what it refuses
+//! (`tests/fast_encoding.rs`, `tests/fuzz_decoder.rs`), and they bound
+//! every length and count by the bytes left, so no input makes them
+//! allocate more than the record's own size.
 
 /// A value that can append its own Avro binary encoding (for the contract's
 /// current schema of its type) to a buffer. Implemented by `build.rs` for
@@ -107,6 +116,160 @@ pub fn write_array<T>(out: &mut Vec<u8>, items: &[T], mut item: impl FnMut(&mut 
     out.push(0);
 }
 
+/// A value that can read itself from the Avro binary encoding of the
+/// contract's current schema of its type (what [`AvroWrite`] writes). For
+/// an event/command payload struct it reads the payload fields only.
+pub trait AvroRead: Sized {
+    /// Reads one value from the front of `input` and advances it past it.
+    fn read_avro(input: &mut &[u8]) -> Result<Self, ReadError>;
+}
+
+/// Why bytes are not a value of the schema. The codec reports it as
+/// `CodecError::BodyDoesNotDecode`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ReadError(pub &'static str);
+
+const END: ReadError = ReadError("the body ends inside a value");
+
+/// Avro `long`: at most 10 bytes of base-128 varint, then zig-zag (what
+/// apache-avro accepts, overlong encodings included).
+#[inline]
+pub fn read_long(input: &mut &[u8]) -> Result<i64, ReadError> {
+    let mut value: u64 = 0;
+    for (i, byte) in input.iter().take(10).enumerate() {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            *input = input.get(i + 1..).unwrap_or_default();
+            return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    Err(if input.len() >= 10 {
+        ReadError("a varint longer than 10 bytes")
+    } else {
+        END
+    })
+}
+
+/// Avro `int`: a `long` that must fit 32 bits.
+#[inline]
+pub fn read_int(input: &mut &[u8]) -> Result<i32, ReadError> {
+    i32::try_from(read_long(input)?).map_err(|_| ReadError("an int out of range"))
+}
+
+/// Avro `boolean`: the byte 0 or 1, nothing else.
+#[inline]
+pub fn read_bool(input: &mut &[u8]) -> Result<bool, ReadError> {
+    let value = match input.first() {
+        Some(0) => false,
+        Some(1) => true,
+        Some(_) => return Err(ReadError("a boolean that is neither 0 nor 1")),
+        None => return Err(END),
+    };
+    *input = input.get(1..).unwrap_or_default();
+    Ok(value)
+}
+
+fn take<'a>(input: &mut &'a [u8], len: usize) -> Result<&'a [u8], ReadError> {
+    if input.len() < len {
+        return Err(END);
+    }
+    let (head, tail) = input.split_at(len);
+    *input = tail;
+    Ok(head)
+}
+
+/// Avro `float`: 4 bytes little-endian.
+#[inline]
+pub fn read_float(input: &mut &[u8]) -> Result<f32, ReadError> {
+    let bytes = take(input, 4)?;
+    Ok(f32::from_le_bytes(bytes.try_into().map_err(|_| END)?))
+}
+
+/// Avro `double`: 8 bytes little-endian.
+#[inline]
+pub fn read_double(input: &mut &[u8]) -> Result<f64, ReadError> {
+    let bytes = take(input, 8)?;
+    Ok(f64::from_le_bytes(bytes.try_into().map_err(|_| END)?))
+}
+
+/// A length: a non-negative `long` no larger than the bytes left.
+fn read_len(input: &mut &[u8]) -> Result<usize, ReadError> {
+    let len = usize::try_from(read_long(input)?).map_err(|_| ReadError("a negative length"))?;
+    if len > input.len() {
+        return Err(END);
+    }
+    Ok(len)
+}
+
+/// Avro `bytes`.
+#[inline]
+pub fn read_bytes(input: &mut &[u8]) -> Result<Vec<u8>, ReadError> {
+    let len = read_len(input)?;
+    Ok(take(input, len)?.to_vec())
+}
+
+/// Avro `string`: valid UTF-8 only.
+#[inline]
+pub fn read_string(input: &mut &[u8]) -> Result<String, ReadError> {
+    let len = read_len(input)?;
+    let bytes = take(input, len)?;
+    std::str::from_utf8(bytes)
+        .map(str::to_owned)
+        .map_err(|_| ReadError("a string that is not UTF-8"))
+}
+
+/// Avro `["null", T]`: branch 0 is `None`, branch 1 is `T`.
+#[inline]
+pub fn read_optional<T>(
+    input: &mut &[u8],
+    item: impl FnOnce(&mut &[u8]) -> Result<T, ReadError>,
+) -> Result<Option<T>, ReadError> {
+    match read_long(input)? {
+        0 => Ok(None),
+        1 => item(input).map(Some),
+        _ => Err(ReadError("a union branch the schema does not have")),
+    }
+}
+
+/// An enum's symbol index, below `symbols`.
+#[inline]
+pub fn read_symbol(input: &mut &[u8], symbols: usize) -> Result<usize, ReadError> {
+    usize::try_from(read_long(input)?)
+        .ok()
+        .filter(|i| *i < symbols)
+        .ok_or(ReadError("an enum index the schema does not have"))
+}
+
+/// Avro `array`: blocks of items until a zero count. A negative count is
+/// followed by the block's size in bytes (which is skipped, as apache-avro
+/// does). Every item of the contract's arrays takes at least one byte, so a
+/// count larger than the bytes left is refused before anything is
+/// allocated.
+pub fn read_array<T>(
+    input: &mut &[u8],
+    mut item: impl FnMut(&mut &[u8]) -> Result<T, ReadError>,
+) -> Result<Vec<T>, ReadError> {
+    let mut items = Vec::new();
+    loop {
+        let count = read_long(input)?;
+        if count == 0 {
+            return Ok(items);
+        }
+        if count < 0 {
+            read_long(input)?;
+        }
+        let count = usize::try_from(count.unsigned_abs()).map_err(|_| END)?;
+        if count > input.len() {
+            return Err(END);
+        }
+        items.reserve(count);
+        for _ in 0..count {
+            items.push(item(input)?);
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -183,6 +346,86 @@ mod tests {
                 apache(&Schema::Bytes, Value::Bytes(b.into()))
             );
         }
+    }
+
+    fn apache_read(schema: &Schema, bytes: &[u8]) -> Option<Value> {
+        let mut input = bytes;
+        let value = apache_avro::from_avro_datum(schema, &mut input, None).ok()?;
+        input.is_empty().then_some(value)
+    }
+
+    #[test]
+    fn readers_read_what_the_writers_write() {
+        for v in [0, 1, -1, 64, -65, i64::MAX, i64::MIN] {
+            let bytes = fast(|o| write_long(o, v));
+            let mut input = &bytes[..];
+            assert_eq!(read_long(&mut input), Ok(v));
+            assert!(input.is_empty());
+        }
+        for text in ["", "Grüße, 世界 ✓"] {
+            let bytes = fast(|o| write_str(o, text));
+            assert_eq!(read_string(&mut &bytes[..]).unwrap(), text);
+        }
+        let items: Vec<i64> = (-5..300).collect();
+        let bytes = fast(|o| write_array(o, &items, |o, v| write_long(o, *v)));
+        assert_eq!(read_array(&mut &bytes[..], read_long).unwrap(), items);
+        for x in [1.5f64, f64::MIN] {
+            let bytes = fast(|o| write_double(o, x));
+            assert_eq!(read_double(&mut &bytes[..]), Ok(x));
+        }
+        for b in [true, false] {
+            assert_eq!(read_bool(&mut &fast(|o| write_bool(o, b))[..]), Ok(b));
+        }
+    }
+
+    /// Where apache-avro accepts or refuses odd encodings, so do the readers.
+    #[test]
+    fn readers_accept_and_refuse_what_apache_avro_does() {
+        let long = |bytes: &[u8]| read_long(&mut &bytes[..]).ok();
+        // Overlong: 0 in two bytes; ten bytes; eleven bytes.
+        assert_eq!(long(&[0x80, 0x00]), Some(0));
+        assert_eq!(
+            apache_read(&Schema::Long, &[0x80, 0x00]),
+            Some(Value::Long(0))
+        );
+        let ten = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+        assert_eq!(
+            long(&ten).map(Value::Long),
+            apache_read(&Schema::Long, &ten)
+        );
+        let eleven = [0x80; 11];
+        assert_eq!(long(&eleven), None);
+        assert_eq!(apache_read(&Schema::Long, &eleven), None);
+        // An int beyond 32 bits.
+        let wide = fast(|o| write_long(o, 1 << 40));
+        assert!(read_int(&mut &wide[..]).is_err());
+        assert_eq!(apache_read(&Schema::Int, &wide), None);
+        // A boolean byte other than 0 and 1.
+        assert!(read_bool(&mut &[2][..]).is_err());
+        assert_eq!(apache_read(&Schema::Boolean, &[2]), None);
+        // A string that is not UTF-8.
+        assert!(read_string(&mut &[2, 0xff, 0xfe][..]).is_err());
+        assert_eq!(apache_read(&Schema::String, &[2, 0xff, 0xfe]), None);
+        // A negative block count, followed by the block's size in bytes.
+        let array = Schema::Array(ArraySchema {
+            items: Box::new(Schema::Long),
+            attributes: Default::default(),
+        });
+        let blocked = [3, 4, 2, 4, 0]; // count -2, size 2, items 1 and 2, end
+        assert_eq!(
+            read_array(&mut &blocked[..], read_long).unwrap(),
+            vec![1, 2]
+        );
+        assert_eq!(
+            apache_read(&array, &blocked),
+            Some(Value::Array(vec![Value::Long(1), Value::Long(2)]))
+        );
+        // A count (or length) beyond the bytes left allocates nothing.
+        let huge = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+        assert!(read_array(&mut &huge[..], read_long).is_err());
+        assert!(read_bytes(&mut &huge[..]).is_err());
+        // A union branch the schema does not have.
+        assert!(read_optional(&mut &[4, 0][..], read_long).is_err());
     }
 
     #[test]

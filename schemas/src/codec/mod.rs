@@ -14,6 +14,9 @@
 //!   generated direct writer and the topic's writer schema is the one it was
 //!   generated for: the same bytes as apache-avro, without building and
 //!   resolving a `Value` tree. Everything else goes through apache-avro.
+//! * **So does decoding**, when the record's writer schema is the type's own
+//!   (nothing to resolve): generated readers fill the Rust type directly.
+//!   They bound every length by the bytes left, so they need no guard.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -31,7 +34,19 @@ pub mod fast;
 mod guard;
 pub mod wire;
 
-use fast::AvroWrite;
+use fast::{AvroRead, AvroWrite};
+
+/// A payload type's generated reader (`EventPayload::read_fields`).
+type ReadFields<P> = fn(&str, &mut &[u8]) -> Option<Result<P, fast::ReadError>>;
+
+/// What apache-avro's path says of bytes left after the record.
+fn fail_trailing(schema_id: u32, record: &str, left: usize) -> CodecError {
+    CodecError::BodyDoesNotDecode {
+        schema_id,
+        record: record.to_owned(),
+        reason: format!("{left} trailing bytes"),
+    }
+}
 
 use crate::contract::{self, NamedRecord};
 pub use crate::hash_chain::{canonical_event_bytes, ChainLink};
@@ -417,17 +432,26 @@ impl AvroCodec {
         &self,
         bytes: &[u8],
     ) -> Result<(EventEnvelope, E), CodecError> {
-        self.decode_enveloped(bytes, std::any::type_name::<E>(), E::schema, E::from_fields)
-            .await
+        self.decode_enveloped(
+            bytes,
+            std::any::type_name::<E>(),
+            E::schema,
+            E::read_fields,
+            E::from_fields,
+        )
+        .await
     }
 
     /// Decodes an envelope-first record (event or command) whose payload
-    /// type offers `schema`/`from_fields`.
-    async fn decode_enveloped<Env: DeserializeOwned, P>(
+    /// type offers `schema`/`from_fields`: with the generated readers
+    /// (`read_fields`) when the record was written with the type's own
+    /// schema, else with apache-avro, resolving to that schema.
+    async fn decode_enveloped<Env: DeserializeOwned + AvroRead, P>(
         &self,
         bytes: &[u8],
         payload_type: &str,
         schema: fn(&str) -> Option<&'static Schema>,
+        read_fields: ReadFields<P>,
         from_fields: fn(&str, apache_avro::types::Value) -> Result<P, CodecError>,
     ) -> Result<(Env, P), CodecError> {
         let writer = self.writer(wire::schema_id(bytes)?).await?;
@@ -436,6 +460,23 @@ impl AvroCodec {
             expected: payload_type.to_owned(),
             found: name.to_owned(),
         })?;
+        if self.writes_as(&writer, Some(reader)) {
+            let (_, body) = wire::split(bytes)?;
+            let mut input = body;
+            let fail = |e: fast::ReadError| CodecError::BodyDoesNotDecode {
+                schema_id: writer.id,
+                record: name.to_owned(),
+                reason: e.to_string(),
+            };
+            let envelope = Env::read_avro(&mut input).map_err(fail)?;
+            if let Some(payload) = read_fields(name, &mut input) {
+                let payload = payload.map_err(fail)?;
+                return match input.len() {
+                    0 => Ok((envelope, payload)),
+                    n => Err(fail_trailing(writer.id, name, n)),
+                };
+            }
+        }
         let value = self.decode_body(&writer, self.resolution_target(&writer, reader), bytes)?;
         let (envelope, fields) = body::split_envelope(name, value)?;
         let envelope = apache_avro::from_value(&envelope).map_err(|e| CodecError::Payload {
@@ -468,8 +509,14 @@ impl AvroCodec {
         &self,
         bytes: &[u8],
     ) -> Result<(CommandEnvelope, C), CodecError> {
-        self.decode_enveloped(bytes, std::any::type_name::<C>(), C::schema, C::from_fields)
-            .await
+        self.decode_enveloped(
+            bytes,
+            std::any::type_name::<C>(),
+            C::schema,
+            C::read_fields,
+            C::from_fields,
+        )
+        .await
     }
 
     /// Encodes any other record (a [`crate::CommandOutcome`], an
@@ -552,12 +599,27 @@ impl AvroCodec {
         &self,
         bytes: &[u8],
     ) -> Result<T, CodecError> {
-        let name = self.record_name(bytes).await?;
-        if name != T::FULL_NAME {
+        let writer = self.writer(wire::schema_id(bytes)?).await?;
+        if writer.full_name != T::FULL_NAME {
             return Err(CodecError::SchemaMismatch {
                 expected: T::FULL_NAME.to_owned(),
-                found: name,
+                found: writer.full_name.clone(),
             });
+        }
+        if self.writes_as(&writer, contract::schema(T::FULL_NAME)) {
+            let (_, body) = wire::split(bytes)?;
+            let mut input = body;
+            if let Some(record) = T::read_record(&mut input) {
+                let record = record.map_err(|e| CodecError::BodyDoesNotDecode {
+                    schema_id: writer.id,
+                    record: T::FULL_NAME.to_owned(),
+                    reason: e.to_string(),
+                })?;
+                return match input.len() {
+                    0 => Ok(record),
+                    n => Err(fail_trailing(writer.id, T::FULL_NAME, n)),
+                };
+            }
         }
         self.decode_record(bytes).await
     }
