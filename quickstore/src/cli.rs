@@ -465,6 +465,10 @@ pub struct BenchLogArgs {
     /// Also write the report as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// `kafka` (the real broker: QS_KAFKA_BOOTSTRAP) or `embedded` (the
+    /// embedded log in a temporary directory, no server).
+    #[arg(long, default_value = "kafka")]
+    pub backend: String,
 }
 
 #[derive(Debug, Args)]

@@ -117,6 +117,9 @@ fn bad_settings_are_refused_with_the_variable_to_fix() {
         err.contains("QS_KAFKA_BOOTSTRAP"),
         "bench without a broker must say what to set: {err}"
     );
+    let (ok, _, err) = run(quickstore(dir.path()).args(["bench", "log", "--backend", "redis"]));
+    assert!(!ok);
+    assert!(err.contains("expected kafka or embedded"), "{err}");
 }
 
 #[test]

@@ -83,19 +83,25 @@ pub enum LogTarget {
 }
 
 pub async fn run(settings: Settings, args: BenchLogArgs) -> Result<()> {
-    if std::env::var("QS_KAFKA_BOOTSTRAP").is_err()
+    let target = match args.backend.as_str() {
+        "kafka" => LogTarget::Kafka,
+        "embedded" => LogTarget::Embedded,
+        other => bail!("--backend {other}: expected kafka or embedded"),
+    };
+    if target == LogTarget::Kafka
+        && std::env::var("QS_KAFKA_BOOTSTRAP").is_err()
         && settings.event_log != platform::config::EventLogBackend::Kafka
     {
         bail!(
             "bench log measures a real broker: set QS_KAFKA_BOOTSTRAP=host:port (deploy/kafka/start.sh \
-             starts one and prints it)"
+             starts one and prints it), or pass --backend embedded"
         );
     }
     let mut plan = LogPlan::new(args.quick);
     plan.commands = args.records.unwrap_or(plan.commands);
     plan.batch = args.batch;
     plan.aggregates = args.aggregates;
-    let report = measure(&settings, LogTarget::Kafka, plan).await?;
+    let report = measure(&settings, target, plan).await?;
     print_report(&report);
     if args.quick || cfg!(debug_assertions) {
         println!(
@@ -263,8 +269,14 @@ fn print_report(r: &LogBenchReport) {
     println!("| measurement | commands/s | records/s |");
     println!("| --- | ---: | ---: |");
     println!(
-        "| (a) raw rdkafka transactional produce | {:.0} | {:.0} |",
-        r.raw_commands_per_sec, r.raw_records_per_sec
+        "| (a) {} | {:.0} | {:.0} |",
+        if r.log == "kafka" {
+            "raw rdkafka transactional produce"
+        } else {
+            "raw embedded-log transactions"
+        },
+        r.raw_commands_per_sec,
+        r.raw_records_per_sec
     );
     println!(
         "| (b) command processor | {:.0} | {:.0} |",
