@@ -15,7 +15,7 @@
 //! | [`contract`] | the table of all schemas (kind, context, aggregate, inlined JSON), the parsed schemas, and which topics each record is registered for |
 //! | [`payload`] | the [`EventPayload`]/[`CommandPayload`] traits the codec is generic over |
 //! | [`topics`] | [`Context`] and [`TopicNames`]: every topic name in one place |
-//! | [`codec`] | [`AvroCodec`]: Confluent wire format (magic byte, schema id, Avro body), subject naming, caches, the input guard; [`codec::fast`]: the generated direct Avro writers the encoder uses |
+//! | [`codec`] | [`AvroCodec`]: Confluent wire format (magic byte, schema id, Avro body), subject naming, caches, the input guard; [`codec::fast`]: the generated direct Avro writers and readers the codec uses when a record's schema is its type's own (ADR 0027) |
 //! | [`hash_chain`] | the tamper-evident chain: canonical event bytes and `hash = SHA-256(prev_hash ‖ canonical)` |
 //! | [`registry`] | the [`SchemaRegistry`](registry::SchemaRegistry) port with Confluent semantics, its embedded and Confluent-HTTP adapters, compatibility rules, and (feature `http-server`) the embedded registry served over the Confluent REST subset |
 //! | [`error`] | [`CodecError`] and small error types |
