@@ -78,11 +78,7 @@ pub trait CommandPayload: Sized + Send + Sync {
         false
     }
 
-    /// The fast path of decoding: reads the payload fields of the record
-    /// named `record_full_name` from the front of `input`, written with
-    /// exactly [`Self::schema`] (the codec checks that). `None` when the
-    /// type has no direct reader for that record, and the codec uses
-    /// apache-avro. Generated types implement it.
+    /// The fast path of decoding, as [`EventPayload::read_fields`].
     fn read_fields(
         record_full_name: &str,
         input: &mut &[u8],

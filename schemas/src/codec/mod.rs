@@ -39,13 +39,29 @@ use fast::{AvroRead, AvroWrite};
 /// A payload type's generated reader (`EventPayload::read_fields`).
 type ReadFields<P> = fn(&str, &mut &[u8]) -> Option<Result<P, fast::ReadError>>;
 
-/// What apache-avro's path says of bytes left after the record.
-fn fail_trailing(schema_id: u32, record: &str, left: usize) -> CodecError {
-    CodecError::BodyDoesNotDecode {
-        schema_id,
-        record: record.to_owned(),
-        reason: format!("{left} trailing bytes"),
-    }
+/// Reads the body of `bytes` (written with `writer`) with a generated
+/// reader, which must take all of it; `None` when `read` has no reader for
+/// the record (the caller uses apache-avro). Errors as apache-avro's path
+/// reports them.
+fn read_body<T>(
+    writer: &WriterSchema,
+    bytes: &[u8],
+    read: impl FnOnce(&mut &[u8]) -> Option<Result<T, fast::ReadError>>,
+) -> Option<Result<T, CodecError>> {
+    let mut input = match wire::split(bytes) {
+        Ok((_, body)) => body,
+        Err(e) => return Some(Err(e)),
+    };
+    let fail = |reason: String| CodecError::BodyDoesNotDecode {
+        schema_id: writer.id,
+        record: writer.full_name.clone(),
+        reason,
+    };
+    Some(match read(&mut input)? {
+        Ok(value) if input.is_empty() => Ok(value),
+        Ok(_) => Err(fail(format!("{} trailing bytes", input.len()))),
+        Err(e) => Err(fail(e.to_string())),
+    })
 }
 
 use crate::contract::{self, NamedRecord};
@@ -461,20 +477,15 @@ impl AvroCodec {
             found: name.to_owned(),
         })?;
         if self.writes_as(&writer, Some(reader)) {
-            let (_, body) = wire::split(bytes)?;
-            let mut input = body;
-            let fail = |e: fast::ReadError| CodecError::BodyDoesNotDecode {
-                schema_id: writer.id,
-                record: name.to_owned(),
-                reason: e.to_string(),
-            };
-            let envelope = Env::read_avro(&mut input).map_err(fail)?;
-            if let Some(payload) = read_fields(name, &mut input) {
-                let payload = payload.map_err(fail)?;
-                return match input.len() {
-                    0 => Ok((envelope, payload)),
-                    n => Err(fail_trailing(writer.id, name, n)),
+            let read = read_body(&writer, bytes, |input| {
+                let envelope = match Env::read_avro(input) {
+                    Ok(envelope) => envelope,
+                    Err(e) => return Some(Err(e)),
                 };
+                read_fields(name, input).map(|payload| payload.map(|p| (envelope, p)))
+            });
+            if let Some(read) = read {
+                return read;
             }
         }
         let value = self.decode_body(&writer, self.resolution_target(&writer, reader), bytes)?;
@@ -607,18 +618,8 @@ impl AvroCodec {
             });
         }
         if self.writes_as(&writer, contract::schema(T::FULL_NAME)) {
-            let (_, body) = wire::split(bytes)?;
-            let mut input = body;
-            if let Some(record) = T::read_record(&mut input) {
-                let record = record.map_err(|e| CodecError::BodyDoesNotDecode {
-                    schema_id: writer.id,
-                    record: T::FULL_NAME.to_owned(),
-                    reason: e.to_string(),
-                })?;
-                return match input.len() {
-                    0 => Ok(record),
-                    n => Err(fail_trailing(writer.id, T::FULL_NAME, n)),
-                };
+            if let Some(read) = read_body(&writer, bytes, T::read_record) {
+                return read;
             }
         }
         self.decode_record(bytes).await
