@@ -311,11 +311,12 @@ impl AvroCodec {
         (!same).then_some(reader)
     }
 
-    /// Whether a direct writer generated for `reader` (the schema the value's
-    /// type knows) may write for `writer`: only when the two are the same
-    /// schema, since the writer bakes in the field layout. A topic registered
-    /// with another version (tests of schema evolution do that) keeps the
-    /// apache-avro path, which resolves the value to the writer's schema.
+    /// Whether a direct writer or reader generated for `reader` (the schema
+    /// the value's type knows) may write or read records of `writer`: only
+    /// when the two are the same schema, since the generated code bakes in
+    /// the field layout. A topic registered with another version (tests of
+    /// schema evolution do that), or a record written with one, keeps the
+    /// apache-avro path, which resolves between the two schemas.
     fn writes_as(&self, writer: &WriterSchema, reader: Option<&'static Schema>) -> bool {
         let Some(reader) = reader else {
             return false;
