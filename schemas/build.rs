@@ -384,6 +384,24 @@ impl Generator {
             .ok_or_else(|| format!("avro/{}: a record needs \"fields\"", def.source).into())
     }
 
+    /// The fields the generated struct of `def` holds, by name, in schema
+    /// order: every field but an event's or command's `envelope` (the codec
+    /// handles that one).
+    fn struct_fields<'a>(&self, def: &'a Def) -> Result<Vec<(&'a str, &'a Value)>> {
+        let mut fields = Vec::new();
+        for field in self.fields(def)? {
+            let name = field
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("avro/{}: a field needs a name", def.source))?;
+            if name == "envelope" && matches!(def.kind, Kind::Event | Kind::Command) {
+                continue;
+            }
+            fields.push((name, field));
+        }
+        Ok(fields)
+    }
+
     /// Every referenced name exists, no type is defined inline, no cycles.
     fn check_references(&self) -> Result<()> {
         for def in self.defs.values() {
@@ -797,14 +815,7 @@ impl Generator {
             return Ok(code);
         }
         let mut body = String::new();
-        for field in self.fields(def)? {
-            let name = field
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| format!("avro/{}: a field needs a name", def.source))?;
-            if name == "envelope" && matches!(def.kind, Kind::Event | Kind::Command) {
-                continue;
-            }
+        for (name, field) in self.struct_fields(def)? {
             let ty = field.get("type").cloned().unwrap_or(Value::Null);
             let expr = self.read_expr(&ty, &def.source)?;
             let _ = writeln!(body, "            {}: {expr}?,", rust_ident(name));
@@ -879,14 +890,7 @@ impl Generator {
         let is_envelope = def.full_name == EVENT_ENVELOPE;
         let mut body = String::new();
         let mut saw_hash = false;
-        for field in self.fields(def)? {
-            let name = field
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| format!("avro/{}: a field needs a name", def.source))?;
-            if name == "envelope" && matches!(def.kind, Kind::Event | Kind::Command) {
-                continue;
-            }
+        for (name, field) in self.struct_fields(def)? {
             let ty = field.get("type").cloned().unwrap_or(Value::Null);
             if is_envelope && name == HASH_FIELD {
                 if ty != "bytes" {
@@ -1044,14 +1048,7 @@ impl Generator {
             "#[derive(Debug, Clone, PartialEq{eq}, serde::Serialize, serde::Deserialize)]"
         );
         let _ = writeln!(code, "pub struct {} {{", def.name);
-        for field in self.fields(def)? {
-            let name = field
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| format!("avro/{}: a field needs a name", def.source))?;
-            if name == "envelope" && matches!(def.kind, Kind::Event | Kind::Command) {
-                continue;
-            }
+        for (name, field) in self.struct_fields(def)? {
             let ty = field.get("type").cloned().unwrap_or(Value::Null);
             let rt = self.rust_type(&ty, &def.namespace, &mut Vec::new(), &def.source)?;
             code.push_str(&doc_lines("    ", field.get("doc").and_then(Value::as_str)));
