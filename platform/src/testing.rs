@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::eventlog::embedded::{EmbeddedLog, EmbeddedOptions};
 use crate::eventlog::kafka::{KafkaConfig, KafkaLog};
 use crate::eventlog::{EventLog, LogError};
-use crate::readstore::ReadStoreError;
+use crate::readstore::{Consistency, CqlConfig, ReadStoreError};
 
 /// The variable the test command sets to the real broker's address.
 pub const KAFKA_ENV: &str = "QS_KAFKA_BOOTSTRAP";
@@ -70,6 +70,17 @@ pub fn cql_contact_points() -> Result<Vec<String>, ReadStoreError> {
         )));
     }
     Ok(points)
+}
+
+/// The configuration of a test's own `keyspace` on the real CQL node(s)
+/// ([`cql_contact_points`]): one replica, quorum reads and writes, and a
+/// timeout that tolerates a node busy with the rest of the suite.
+pub fn cql_test_config(keyspace: impl Into<String>) -> Result<CqlConfig, ReadStoreError> {
+    let mut config = CqlConfig::new(cql_contact_points()?, keyspace);
+    config.replication_factor = 1;
+    config.consistency = Consistency::LocalQuorum;
+    config.request_timeout = std::time::Duration::from_secs(30);
+    Ok(config)
 }
 
 /// A fresh, unique name prefix (`t-<12 hex>.`) for topics and groups.

@@ -24,8 +24,8 @@ use platform::eventlog::{
     TopicPartition, TopicSpec,
 };
 use platform::readstore::{
-    column, ColumnType as T, Consistency, CqlConfig, CqlStore, EmbeddedStore, Mutation, Order,
-    ReadStore, ReadStoreError, Row, TableDef, Value,
+    column, ColumnType as T, CqlStore, EmbeddedStore, Mutation, Order, ReadStore, ReadStoreError,
+    Row, TableDef, Value,
 };
 use platform::testing::{self, TestAdapter};
 use projectors::dlq;
@@ -219,12 +219,8 @@ async fn real_servers() -> Result<Servers> {
         })?;
     let prefix = testing::unique_prefix("rt");
     let keyspace = format!("qs_rt_{}", &prefix[3..15]);
-    let mut config = CqlConfig::new(testing::cql_contact_points()?, keyspace);
-    config.replication_factor = 1;
-    config.consistency = Consistency::LocalQuorum;
-    config.request_timeout = Duration::from_secs(30);
     let cql = Arc::new(
-        CqlStore::connect(config)
+        CqlStore::connect(testing::cql_test_config(keyspace)?)
             .await
             .context("connecting to the CQL node")?,
     );

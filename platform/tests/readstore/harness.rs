@@ -4,12 +4,10 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use platform::readstore::{
-    Consistency, CqlConfig, CqlStore, EmbeddedStore, Mutation, MutationKind, PageToken, ReadStore,
-    Row, TableDef, Value,
+    CqlStore, EmbeddedStore, Mutation, MutationKind, PageToken, ReadStore, Row, TableDef, Value,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,15 +46,11 @@ impl Harness {
                 })
             }
             Adapter::Cql => {
-                let points = platform::testing::cql_contact_points()?;
                 let keyspace = format!(
                     "qs_test_{}",
                     &uuid::Uuid::new_v4().simple().to_string()[..12]
                 );
-                let mut config = CqlConfig::new(points, keyspace);
-                config.replication_factor = 1;
-                config.consistency = Consistency::LocalQuorum;
-                config.request_timeout = Duration::from_secs(30);
+                let config = platform::testing::cql_test_config(keyspace)?;
                 let store = Arc::new(
                     CqlStore::connect(config)
                         .await
