@@ -10,7 +10,11 @@
 //!
 //! Delivery guarantee of the follower: at-most-once and that is enough — a
 //! request whose outcome is missed gets 202 and its status URL, which the
-//! bus answers from the outcomes it has seen.
+//! bus answers from the outcomes it has seen; and a retry under the same
+//! Idempotency-Key sends the same command again, which the processor
+//! answers with its first outcome (ADR 0028). Misses are rare: the tail
+//! rides out a broker restart in place, so it follows again from the end
+//! (a gap) only after an error it cannot go on from.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -134,7 +138,8 @@ impl CommandBus {
                         }
                     }
                     // Follow again from the end: requests waiting in the gap
-                    // get 202 and their status URL.
+                    // get 202 and their status URL, and a retry of theirs
+                    // is answered (see the module doc).
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     match log.follow(&topic).await {
                         Ok(s) => stream = s,

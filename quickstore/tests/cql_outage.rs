@@ -20,9 +20,10 @@
     reason = "the write-side suite's helpers; this test uses some"
 )]
 mod app;
+#[path = "support/own_server.rs"]
+#[allow(dead_code, reason = "shared by the outage tests; each starts one kind")]
+mod own_server;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,77 +35,7 @@ use reqwest::StatusCode;
 use schemas::Context;
 
 use app::{spawn_app_with, APPROVE};
-
-fn deploy(script: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../deploy/cql")
-        .join(script)
-}
-
-/// A CQL node of this test's own, stopped (and its run dir removed) on drop.
-struct Node {
-    run_dir: PathBuf,
-    contact_point: String,
-}
-
-impl Node {
-    fn start() -> Result<Self> {
-        let name = format!("outage-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let out = Command::new(deploy("start.sh"))
-            .arg(&name)
-            .output()
-            .context(
-                "running deploy/cql/start.sh (needs Java 17+ and the cached Cassandra jars)",
-            )?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        ensure!(
-            out.status.success(),
-            "deploy/cql/start.sh failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let contact_point = stdout
-            .lines()
-            .rev()
-            .find_map(|l| l.strip_prefix("QS_CQL_CONTACT_POINTS="))
-            .context("start.sh printed no QS_CQL_CONTACT_POINTS")?
-            .to_owned();
-        let root = std::env::var("QS_RUN_DIR").unwrap_or_else(|_| "/tmp/quickstore-run".into());
-        Ok(Self {
-            run_dir: PathBuf::from(root).join(format!("cql-{name}")),
-            contact_point,
-        })
-    }
-
-    /// Stops the node, keeping its data and ports for [`Node::resume`].
-    fn stop(&self) -> Result<()> {
-        let status = Command::new(deploy("stop.sh"))
-            .arg(&self.run_dir)
-            .env("KEEP", "1")
-            .status()?;
-        ensure!(status.success(), "deploy/cql/stop.sh failed");
-        Ok(())
-    }
-
-    fn resume(&self) -> Result<()> {
-        let out = Command::new(deploy("start.sh"))
-            .arg("--resume")
-            .arg(&self.run_dir)
-            .output()?;
-        ensure!(
-            out.status.success(),
-            "deploy/cql/start.sh --resume failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(())
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = Command::new(deploy("stop.sh")).arg(&self.run_dir).status();
-    }
-}
+use own_server::{Kind, OwnServer};
 
 async fn order_status(
     http: &reqwest::Client,
@@ -128,7 +59,7 @@ async fn outage(adapter: TestAdapter) -> Result<()> {
             .and_then(|s| s.parse().ok())
             .unwrap_or(30),
     );
-    let node = Node::start()?;
+    let node = OwnServer::start(Kind::Cql, "outage")?;
     let mut app = spawn_app_with(adapter, |o| {
         o.simulated_couriers = vec!["courier-sim".into()]
     })
@@ -137,7 +68,7 @@ async fn outage(adapter: TestAdapter) -> Result<()> {
         "qs_outage_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..10]
     );
-    let mut config = CqlConfig::new(vec![node.contact_point.clone()], keyspace);
+    let mut config = CqlConfig::new(vec![node.address.clone()], keyspace);
     // Fail fast while the node is down, so the retries are visible.
     config.request_timeout = Duration::from_secs(2);
     let store: Arc<dyn ReadStore> = Arc::new(CqlStore::connect(config).await?);

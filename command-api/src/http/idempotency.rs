@@ -1,7 +1,9 @@
 //! `Idempotency-Key` on every state-changing request.
 //!
-//! Same key + same request (method, path, body) → the first response,
-//! byte for byte, and nothing is sent again; same key + a different request
+//! Same key + same request (method, path, body) → the first final
+//! response, byte for byte, and nothing is sent again (a 202 is not final:
+//! the retry asks again, see [`IdempotencyStore::finish`]); same key + a
+//! different request
 //! → 422; a request still running under the key → 409. Keys are scoped to
 //! the authenticated subject (or to anonymous callers as a group), so one
 //! client can't read another's stored answer by guessing keys.
@@ -177,7 +179,16 @@ impl IdempotencyStore {
         Ok(Begin::Run)
     }
 
-    /// Stores the first response (5xx are not stored: they may be retried).
+    /// Stores the first final response. Not stored, so a retry under the
+    /// key runs again:
+    /// - a 5xx: it may be retried;
+    /// - a 202: "not decided yet" is not an answer. Replaying it would keep
+    ///   a client polling a status URL that can stay silent for good — the
+    ///   instance that held the command restarted, or its outcome follower
+    ///   missed the outcome. Run again, the request carries the same
+    ///   command id: the bus answers from the outcomes it has seen, or sends
+    ///   the command again and the processor answers that repeat with its
+    ///   first outcome, appending nothing (ADR 0028).
     pub fn finish(
         &self,
         scope: &str,
@@ -191,7 +202,10 @@ impl IdempotencyStore {
         };
         let id = (scope.to_owned(), key.to_owned());
         match response {
-            Some(response) if !response.status.is_server_error() => {
+            Some(response)
+                if !response.status.is_server_error()
+                    && response.status != StatusCode::ACCEPTED =>
+            {
                 guard.0.insert(
                     id,
                     Entry::Done {

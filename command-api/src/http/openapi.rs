@@ -59,7 +59,7 @@ fn shared_answers(op: &mut Operation, method: &HttpMethod) {
                 .parameter_in(ParameterIn::Header)
                 .required(Required::False)
                 .description(Some(
-                    "Retry safely: the same key (1 to 255 visible ASCII characters) with the same request replays the first answer; with a different request it is refused (422).",
+                    "Retry safely: the same key (1 to 255 visible ASCII characters) with the same request replays the first final answer; with a different request it is refused (422). A 202 is not final: the same request again under its key asks for the outcome again (the same command, never a second one).",
                 ))
                 .schema(Some(ObjectBuilder::new().schema_type(Type::String).build()))
                 .build(),

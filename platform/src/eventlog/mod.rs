@@ -127,7 +127,11 @@ pub trait EventLog: Send + Sync + Debug + 'static {
     /// never see in `kafka-consumer-groups`, and it costs the group
     /// coordinator nothing. The stream ends only when dropped (which stops
     /// the reader within a poll interval) or after yielding an error (the
-    /// caller follows again, from the then current end).
+    /// caller follows again, from the then current end). An error is
+    /// yielded only when the tail cannot go on from where it is (a fatal
+    /// client, a truncated log, a deleted topic): a broker restart or a
+    /// dropped connection is not one, and the tail resumes from its own
+    /// position, missing nothing.
     async fn follow(
         &self,
         topic: &str,

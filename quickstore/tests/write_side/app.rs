@@ -123,6 +123,18 @@ impl TestApp {
         Ok(())
     }
 
+    /// Command processors of their own beside this app (which may run
+    /// without any): the same log, clock and instance, every other role off.
+    pub async fn start_processors(&self) -> Result<WriteSide> {
+        let mut options = self.options.clone();
+        options.roles = quickstore::write_side::WriteRoles {
+            command_api: false,
+            command_processors: true,
+            sagas: false,
+        };
+        WriteSide::start(&self.system, options).await
+    }
+
     /// The customers' data keys the command API seals with.
     pub fn keys(&self) -> Option<Arc<platform::pii::KeyStore>> {
         self.options.keys.clone()

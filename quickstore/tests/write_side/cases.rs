@@ -494,6 +494,77 @@ pub async fn a_repeated_post_appends_nothing(adapter: TestAdapter) -> Result<()>
     app.stop().await
 }
 
+/// A 202 is not an answer: a retry under the same key asks again, and
+/// once a processor decides the command the retry gets its outcome — the
+/// same command, decided once — instead of the 202 replayed for good
+/// (what left courier flows stuck after a broker restart, ADR 0028).
+pub async fn a_retry_after_a_202_gets_the_outcome(adapter: TestAdapter) -> Result<()> {
+    let app = spawn_app_with(adapter, |o| {
+        o.roles.command_processors = false;
+        o.roles.sagas = false;
+        o.api.outcome_wait = Duration::from_millis(300);
+    })
+    .await?;
+    let (customer_id, token) = app.customer("kim").await?;
+    let path = format!("/customers/{customer_id}/profile");
+    let profile = json!({"display_name": "Kim K."});
+    let put = || {
+        app.send(
+            Method::PUT,
+            &path,
+            Some(&token),
+            Some("profile-once"),
+            Some(profile.clone()),
+        )
+    };
+    let (s1, pending) = put().await?;
+    ensure!(
+        s1 == StatusCode::ACCEPTED,
+        "no processor yet: {s1} {pending}"
+    );
+    let command_id = pending["command_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    // Still undecided, asked again: a fresh 202 for the same command, not
+    // a replay of the stored one.
+    let (s2, again) = put().await?;
+    ensure!(
+        s2 == StatusCode::ACCEPTED && again["command_id"] == command_id.as_str(),
+        "{s2} {again}"
+    );
+    let processors = app.start_processors().await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let decided = loop {
+        let (status, body) = put().await?;
+        if status != StatusCode::ACCEPTED {
+            break (status, body);
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "still 202 a minute after the processors started: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    ensure!(
+        decided.0 == StatusCode::OK && decided.1["command_id"] == command_id.as_str(),
+        "{} {}",
+        decided.0,
+        decided.1
+    );
+    // Decided now: from here on the retry is the stored answer.
+    let (s4, replay) = put().await?;
+    ensure!(s4 == decided.0 && replay == decided.1, "{s4} {replay}");
+    // Sent three times, decided once.
+    let history = app.history(Context::Customers, &customer_id).await?;
+    ensure!(
+        history == ["CustomerRegistered", "CustomerProfileUpdated"],
+        "{history:?}"
+    );
+    processors.stop().await?;
+    app.stop().await
+}
+
 pub async fn bad_input_is_refused_and_appends_nothing(adapter: TestAdapter) -> Result<()> {
     let mut app = spawn_app(adapter).await?;
     let item = sku(&app, "SAFE");

@@ -45,6 +45,7 @@ fn main() {
         case!(cases::cancel_before_and_after_pickup),
         case!(cases::fifty_orders_race_for_ten_units),
         case!(cases::a_repeated_post_appends_nothing),
+        case!(cases::a_retry_after_a_202_gets_the_outcome),
         case!(cases::bad_input_is_refused_and_appends_nothing),
         case!(bad_input::bad_input_matrix_is_refused_with_problems_and_appends_nothing),
         case!(cases::the_api_documents_itself),

@@ -105,7 +105,8 @@ fn assign_at_end(
     Ok(consumer)
 }
 
-/// Polls until the stream is dropped (`Ok`) or the consumer fails (`Err`).
+/// Polls until the stream is dropped (`Ok`) or the tail cannot go on
+/// (`Err`, see [`ends_the_tail`]).
 /// A record is handed over as soon as nothing more is buffered, so a lone
 /// record is not held back waiting for a full chunk.
 fn tail(
@@ -134,12 +135,19 @@ fn tail(
             // Not enabled, but harmless: the end is not an end for a tail.
             Some(Err(KafkaError::PartitionEOF(_))) => {}
             Some(Err(e)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) => {}
-            Some(Err(e)) => {
+            Some(Err(e)) if ends_the_tail(&e) => {
                 // What was read before the error is still delivered first.
                 if !chunk.is_empty() {
                     let _ = tx.blocking_send(Ok(std::mem::take(&mut chunk)));
                 }
                 return Err(kafka_error("following", &e));
+            }
+            Some(Err(e)) => {
+                // librdkafka reconnects and refetches from this consumer's
+                // position by itself; ending the tail here would make the
+                // caller follow again from the then current end and miss
+                // whatever was committed in between (ADR 0028).
+                tracing::warn!(error = %e, "following: a transient error; the tail keeps its position");
             }
             None => {}
         }
@@ -149,4 +157,23 @@ fn tail(
             return Ok(());
         }
     }
+}
+
+/// Whether a consumer error means this tail cannot go on from where it
+/// is: a fatal client, or a position that no longer exists (the log was
+/// truncated under it, or the topic or partition is gone). Everything else
+/// — a dropped connection, every broker down during a restart, a leader
+/// moving — is reported by librdkafka and recovered by it, fetching on
+/// from the same offset.
+fn ends_the_tail(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::Fatal
+                | RDKafkaErrorCode::AutoOffsetReset
+                | RDKafkaErrorCode::OffsetOutOfRange
+                | RDKafkaErrorCode::UnknownTopic
+                | RDKafkaErrorCode::UnknownPartition
+        )
+    )
 }
