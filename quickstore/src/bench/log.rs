@@ -203,14 +203,27 @@ async fn measure_on(
     let baseline_topics: Vec<String> = (0..sample.len())
         .map(|i| format!("{prefix}baseline-{i}"))
         .collect();
+    // Each baseline topic is configured like the processor's topic its
+    // records go to (events kept, outcomes deleted after a week, snapshots
+    // compacted): the embedded log compacts as it writes, so a snapshot
+    // costs it more than an event, and the baseline must pay that too.
+    let processor_specs = topology.specs();
     let baseline_specs: Vec<_> = baseline_topics
         .iter()
-        .map(|t| {
-            let mut s = platform::eventlog::TopicSpec::new(
-                t.clone(),
-                settings.partitions,
-                platform::eventlog::Cleanup::KeepForever,
-            );
+        .zip(&sample)
+        .map(|(t, (processor_topic, _))| {
+            let mut s = processor_specs
+                .iter()
+                .find(|s| &s.name == processor_topic)
+                .cloned()
+                .unwrap_or_else(|| {
+                    platform::eventlog::TopicSpec::new(
+                        t.clone(),
+                        settings.partitions,
+                        platform::eventlog::Cleanup::KeepForever,
+                    )
+                });
+            s.name = t.clone();
             s.replication_factor = settings.replication_factor;
             s
         })
