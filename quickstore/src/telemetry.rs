@@ -1,14 +1,17 @@
 //! Tracing setup. Logs go to stderr so stdout stays for command output.
 //!
-//! Two layers on one subscriber:
+//! Up to two layers on one subscriber:
 //! - logs (`fmt`), filtered by `RUST_LOG` or `-v`;
-//! - spans to OpenTelemetry, always on for QuickStore's own crates at
-//!   INFO (whatever the log filter), so every span has a trace id and the
-//!   `traceparent` headers on records and requests are written even when
-//!   nothing is exported. Spans are exported over OTLP (HTTP/protobuf) only
-//!   when an endpoint is set (`QS_OTLP_ENDPOINT` or
-//!   `OTEL_EXPORTER_OTLP_ENDPOINT`); tests swap the exporter for an
-//!   in-memory one ([`init_with_exporter`]).
+//! - spans to OpenTelemetry for QuickStore's own crates at INFO (whatever
+//!   the log filter), exported over OTLP (HTTP/protobuf) — only when an
+//!   endpoint is set (`QS_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT`);
+//!   tests swap the exporter for an in-memory one ([`init_with_exporter`]).
+//!
+//! Without an endpoint there is no OpenTelemetry layer at all: building
+//! spans nobody exports cost a command processor more than half of its
+//! deciding time (ADR 0029). The trace id still crosses every hop: the
+//! HTTP layer and the record handlers fall back to the request's or the
+//! record's own trace (`platform::telemetry::propagation`).
 
 use std::path::Path;
 
@@ -60,16 +63,21 @@ pub fn init(verbose: u8, config: Option<&Path>) -> TelemetryGuard {
         .as_ref()
         .map_or_else(|| "quickstore".to_owned(), |s| s.service_name());
     let endpoint = settings.as_ref().and_then(|s| s.otlp_endpoint());
-    let mut builder = SdkTracerProvider::builder().with_resource(resource(&service));
-    if let Some(endpoint) = endpoint {
-        match otlp_exporter(&endpoint) {
-            // The batch processor exports from its own thread: a slow
-            // collector never blocks a request or a transaction.
-            Ok(exporter) => builder = builder.with_batch_exporter(exporter),
-            Err(e) => eprintln!("warning: no span export to {endpoint}: {e}"),
+    let provider = endpoint.and_then(|endpoint| match otlp_exporter(&endpoint) {
+        // The batch processor exports from its own thread: a slow
+        // collector never blocks a request or a transaction.
+        Ok(exporter) => Some(
+            SdkTracerProvider::builder()
+                .with_resource(resource(&service))
+                .with_batch_exporter(exporter)
+                .build(),
+        ),
+        Err(e) => {
+            eprintln!("warning: no span export to {endpoint}: {e}");
+            None
         }
-    }
-    install(log_level(verbose), builder.build())
+    });
+    install(log_level(verbose), provider)
 }
 
 /// Like [`init`] with every span handed to `exporter` as it ends (tests:
@@ -80,7 +88,7 @@ pub fn init_with_exporter<E: SpanExporter + 'static>(exporter: E) -> TelemetryGu
         .with_resource(resource("quickstore-test"))
         .with_simple_exporter(exporter)
         .build();
-    install("off", provider)
+    install("off", Some(provider))
 }
 
 fn log_level(verbose: u8) -> &'static str {
@@ -116,24 +124,30 @@ fn otlp_exporter(
         .build()
 }
 
-fn install(default: &str, provider: SdkTracerProvider) -> TelemetryGuard {
+fn install(default: &str, provider: Option<SdkTracerProvider>) -> TelemetryGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let traced = TRACED.iter().fold(Targets::new(), |t, target| {
-        t.with_target(*target, LevelFilter::INFO)
-    });
-    let otel = tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer("quickstore"))
-        .with_filter(traced);
     let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_filter(filter);
+    let otel = provider.as_ref().map(|provider| {
+        let traced = TRACED.iter().fold(Targets::new(), |t, target| {
+            t.with_target(*target, LevelFilter::INFO)
+        });
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("quickstore"))
+            .with_filter(traced)
+    });
+    let exporting = otel.is_some();
     // A second init (tests) is harmless: keep the first subscriber.
     let installed = tracing_subscriber::registry()
         .with(logs)
         .with(otel)
         .try_init()
         .is_ok();
+    if installed && exporting {
+        platform::telemetry::propagation::mark_tracer_installed();
+    }
     TelemetryGuard {
-        provider: installed.then_some(provider),
+        provider: provider.filter(|_| installed),
     }
 }

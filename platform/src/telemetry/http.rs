@@ -12,7 +12,7 @@ use axum::response::Response;
 use tracing::Instrument;
 
 use super::metrics::metrics;
-use super::propagation::{extract_http, set_parent};
+use super::propagation::{extract_http, in_request_trace, set_parent, tracer_installed};
 
 /// The label of requests no route matched (404s, probes of scanners).
 pub const UNMATCHED: &str = "unmatched";
@@ -40,7 +40,13 @@ pub async fn observe(
     );
     set_parent(&span, extract_http(request.headers()));
     let started = Instant::now();
-    let response = next.run(request).instrument(span.clone()).await;
+    let response = if tracer_installed() {
+        next.run(request).instrument(span.clone()).await
+    } else {
+        // No span to carry the trace: the request's own (ADR 0029).
+        let headers = request.headers().clone();
+        in_request_trace(&headers, next.run(request).instrument(span.clone())).await
+    };
     let status = response.status().as_u16();
     span.record("http.response.status_code", status);
     metrics()

@@ -5,14 +5,26 @@
 //! without decoding, and the contract's schemas stay free of transport
 //! concerns.
 //!
-//! Without an OpenTelemetry layer installed (library tests) spans carry no
-//! context: nothing is injected, and [`propagate`] copies the incoming
-//! record's headers so the trace still crosses the hop.
+//! Without an OpenTelemetry layer (no span exporter is configured, or a
+//! library test) spans carry no context, yet the trace id still crosses
+//! every hop (ADR 0029):
+//! - an HTTP request runs in [`in_request_trace`]: the caller's
+//!   `traceparent`, or a new trace minted for it;
+//! - a record's handler runs under [`handling`]: the record's own trace
+//!   headers;
+//! - [`inject_current`] writes whichever of those is current, and
+//!   [`propagate`] copies the incoming record's headers.
+//!
+//! A record then names the last hop that had a tracer as its parent —
+//! nothing else existed to name, since no span was recorded.
+
+use std::cell::RefCell;
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceState};
 use opentelemetry::Context;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::eventlog::Header;
@@ -76,9 +88,113 @@ pub fn inject_context(cx: &Context, headers: &mut Vec<Header>) -> bool {
     true
 }
 
-/// Writes the current span's context into `headers`.
+/// Writes the current span's context into `headers`; without one (no
+/// OpenTelemetry layer), the record or request being handled.
 pub fn inject_current(headers: &mut Vec<Header>) -> bool {
-    inject_context(&tracing::Span::current().context(), headers)
+    if inject_context(&tracing::Span::current().context(), headers) {
+        return true;
+    }
+    let handled = HANDLING.with(|h| h.borrow().as_ref().map(|cx| inject_context(cx, headers)));
+    if let Some(injected) = handled {
+        return injected;
+    }
+    REQUEST_TRACE
+        .try_with(|cx| inject_context(cx, headers))
+        .unwrap_or(false)
+}
+
+thread_local! {
+    /// The trace of the record whose handler runs on this thread now
+    /// ([`handling`]).
+    static HANDLING: RefCell<Option<Context>> = const { RefCell::new(None) };
+}
+
+tokio::task_local! {
+    /// The trace of the HTTP request this task serves ([`in_request_trace`]).
+    static REQUEST_TRACE: Context;
+}
+
+/// Until dropped, [`inject_current`] on this thread falls back to the
+/// trace in `headers` — or, for a record without one (a timer firing), a
+/// new trace. For synchronous handling only (a thread, not a task).
+pub fn handling(headers: &[Header]) -> HandlingGuard {
+    if tracer_installed() {
+        // The handler's span carries the trace.
+        return HandlingGuard {
+            previous: None,
+            restore: false,
+        };
+    }
+    let cx = extract(headers);
+    let cx = if cx.span().span_context().is_valid() {
+        cx
+    } else {
+        new_trace()
+    };
+    HandlingGuard {
+        previous: HANDLING.with(|h| h.replace(Some(cx))),
+        restore: true,
+    }
+}
+
+/// Restores the trace [`handling`] replaced.
+#[derive(Debug)]
+#[must_use = "the fallback trace lasts only while the guard lives"]
+pub struct HandlingGuard {
+    previous: Option<Context>,
+    restore: bool,
+}
+
+impl Drop for HandlingGuard {
+    fn drop(&mut self) {
+        if !self.restore {
+            return;
+        }
+        let previous = self.previous.take();
+        HANDLING.with(|h| *h.borrow_mut() = previous);
+    }
+}
+
+/// Runs `request` with the caller's trace (`traceparent`) or a new one as
+/// the fallback of [`inject_current`].
+pub async fn in_request_trace<F: std::future::Future>(
+    headers: &axum::http::HeaderMap,
+    request: F,
+) -> F::Output {
+    let cx = extract_http(headers);
+    let cx = if cx.span().span_context().is_valid() {
+        cx
+    } else {
+        new_trace()
+    };
+    REQUEST_TRACE.scope(cx, request).await
+}
+
+/// Set once the process installed an OpenTelemetry layer.
+static TRACER_INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Says the process installed an OpenTelemetry layer: its spans carry the
+/// trace from now on, and the fallbacks stand down.
+pub fn mark_tracer_installed() {
+    TRACER_INSTALLED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether [`mark_tracer_installed`] was called.
+pub fn tracer_installed() -> bool {
+    TRACER_INSTALLED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A new root: random trace and span ids, sampled (so a downstream
+/// process that does export records its part, as it would have before).
+fn new_trace() -> Context {
+    let ids = RandomIdGenerator::default();
+    Context::new().with_remote_span_context(SpanContext::new(
+        ids.new_trace_id(),
+        ids.new_span_id(),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    ))
 }
 
 /// The current span's context into `headers`, or else (no OpenTelemetry
@@ -139,8 +255,69 @@ pub fn trace_id_of(headers: &[Header]) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test")]
 mod tests {
     use super::*;
+
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    fn traced() -> Vec<Header> {
+        vec![Header {
+            key: TRACEPARENT.into(),
+            value: format!("00-{TRACE}-00f067aa0ba902b7-01").into_bytes(),
+        }]
+    }
+
+    #[test]
+    fn without_a_tracer_the_handled_record_s_trace_is_injected_while_the_guard_lives() {
+        let mut out = Vec::new();
+        assert!(!inject_current(&mut out), "nothing is being handled");
+        {
+            let _trace = handling(&traced());
+            assert!(inject_current(&mut out));
+            assert_eq!(trace_id_of(&out).as_deref(), Some(TRACE));
+            {
+                // A timer: a trace of its own, then the record's again.
+                let _timer = handling(&[]);
+                let mut own = Vec::new();
+                assert!(inject_current(&mut own));
+                let id = trace_id_of(&own).unwrap();
+                assert_ne!(id, TRACE);
+                assert_eq!(id.len(), 32);
+            }
+            let mut again = Vec::new();
+            assert!(inject_current(&mut again));
+            assert_eq!(trace_id_of(&again).as_deref(), Some(TRACE));
+        }
+        assert!(
+            !inject_current(&mut Vec::new()),
+            "the guard restored nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_tracer_a_request_carries_the_caller_s_trace_or_a_new_one() {
+        let mut http = axum::http::HeaderMap::new();
+        http.insert(
+            TRACEPARENT,
+            format!("00-{TRACE}-00f067aa0ba902b7-01").parse().unwrap(),
+        );
+        let carried = in_request_trace(&http, async {
+            tokio::task::yield_now().await;
+            let mut out = Vec::new();
+            inject_current(&mut out);
+            trace_id_of(&out)
+        })
+        .await;
+        assert_eq!(carried.as_deref(), Some(TRACE));
+        let minted = in_request_trace(&axum::http::HeaderMap::new(), async {
+            let mut out = Vec::new();
+            inject_current(&mut out);
+            trace_id_of(&out)
+        })
+        .await;
+        assert!(minted.is_some_and(|id| id != TRACE));
+    }
 
     #[test]
     fn a_traceparent_round_trips_through_record_headers() {

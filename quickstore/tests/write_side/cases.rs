@@ -778,3 +778,102 @@ pub async fn a_deadline_fires_after_a_restart(adapter: TestAdapter) -> Result<()
         .await?;
     app.stop().await
 }
+
+/// Without an OpenTelemetry layer (no span exporter configured — as in
+/// this suite) the trace id still crosses every hop in the records'
+/// `traceparent` headers: the caller's trace when it sent one, else one
+/// minted for the request (ADR 0029).
+pub async fn trace_ids_cross_every_hop_without_a_tracer(adapter: TestAdapter) -> Result<()> {
+    use platform::eventlog::{read_topic, LogRecord};
+    use platform::telemetry::trace_id_of;
+
+    let mut app = spawn_app(adapter).await?;
+    let item = sku(&app, "TRACE");
+    app.product(&item, 900, 10).await?;
+    let (_, customer) = app.customer("tia").await?;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let body = json!({"lines": [{"sku": item, "quantity": 1}], "shipping_address": app::address(), "payment": {"card_number": APPROVE}});
+    let traced = app
+        .http
+        .post(format!("{}/orders", app.url))
+        .bearer_auth(&customer)
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&body)
+        .send()
+        .await?;
+    ensure!(
+        traced.status() == StatusCode::CREATED,
+        "{}",
+        traced.status()
+    );
+    let order = order_id(&traced.json().await?);
+    app.wait_for(Context::Orders, &order, "OrderConfirmed")
+        .await?;
+
+    let log = app.system.log.as_ref();
+    let topics = &app.system.topics;
+    let header = |r: &LogRecord, key: &str| {
+        r.headers
+            .iter()
+            .find(|h| h.key == key)
+            .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+            .unwrap_or_default()
+    };
+    let of_order = |records: Vec<LogRecord>| -> Vec<LogRecord> {
+        records
+            .into_iter()
+            .filter(|r| {
+                r.key == order.as_bytes()
+                    || header(r, "correlation_id") == order
+                    || header(r, "aggregate_id") == order
+            })
+            .collect()
+    };
+    let carries = |what: &str, records: &[LogRecord]| -> Result<()> {
+        ensure!(!records.is_empty(), "no {what} record of {order}");
+        for r in records {
+            ensure!(
+                trace_id_of(&r.headers).as_deref() == Some(trace_id),
+                "{what} record at {}/{}: traceparent {:?}",
+                r.partition,
+                r.offset,
+                header(r, "traceparent")
+            );
+        }
+        Ok(())
+    };
+    // HTTP → command → events and outcome → saga step → the saga's commands.
+    carries(
+        "order command",
+        &of_order(read_topic(log, &topics.commands(Context::Orders)).await?),
+    )?;
+    carries(
+        "order event",
+        &of_order(read_topic(log, &topics.events(Context::Orders)).await?),
+    )?;
+    carries(
+        "saga step",
+        &of_order(read_topic(log, &topics.saga_events(schemas::ORDER_FULFILLMENT)).await?),
+    )?;
+    carries(
+        "inventory command",
+        &of_order(read_topic(log, &topics.commands(Context::Inventory)).await?),
+    )?;
+    let outcomes = of_order(read_topic(log, &topics.command_outcomes()).await?);
+    carries("command outcome", &outcomes)?;
+
+    // A request without `traceparent` gets a trace of its own.
+    let (status, other) = app.place_order(&customer, &[(&item, 1)], APPROVE).await?;
+    ensure!(status == StatusCode::CREATED, "{status} {other}");
+    let other = order_id(&other);
+    let commands = read_topic(log, &topics.commands(Context::Orders)).await?;
+    let own = commands
+        .iter()
+        .find(|r| r.key == other.as_bytes())
+        .and_then(|r| trace_id_of(&r.headers));
+    ensure!(
+        own.is_some() && own.as_deref() != Some(trace_id),
+        "a new trace for a request without traceparent: {own:?}"
+    );
+    app.stop().await
+}

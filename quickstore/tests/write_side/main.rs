@@ -46,6 +46,7 @@ fn main() {
         case!(cases::fifty_orders_race_for_ten_units),
         case!(cases::a_repeated_post_appends_nothing),
         case!(cases::a_retry_after_a_202_gets_the_outcome),
+        case!(cases::trace_ids_cross_every_hop_without_a_tracer),
         case!(cases::bad_input_is_refused_and_appends_nothing),
         case!(bad_input::bad_input_matrix_is_refused_with_problems_and_appends_nothing),
         case!(cases::the_api_documents_itself),

@@ -531,6 +531,7 @@ impl FulfillmentWorker {
                 .instrument(span.clone())
                 .await?;
             let _entered = span.enter();
+            let _trace = platform::telemetry::propagation::handling(&record.headers);
             match routed {
                 Routed::Ignored => {}
                 Routed::CartCheckedOut { envelope, event } => {
@@ -570,6 +571,7 @@ impl FulfillmentWorker {
                     order_id = %order_id,
                 );
                 let _entered = span.enter();
+                let _trace = platform::telemetry::propagation::handling(&[]);
                 batch.stats.timers_fired += 1;
                 let cause_ref = format!("deadline {}", deadline.unwrap_or_default());
                 self.advance(
