@@ -21,7 +21,6 @@
 )]
 mod app;
 #[path = "support/own_server.rs"]
-#[allow(dead_code, reason = "shared by the outage tests; each starts one kind")]
 mod own_server;
 
 use std::sync::Arc;
@@ -59,7 +58,7 @@ async fn outage(adapter: TestAdapter) -> Result<()> {
             .and_then(|s| s.parse().ok())
             .unwrap_or(30),
     );
-    let node = OwnServer::start(Kind::Cql, "outage")?;
+    let node = OwnServer::start(Kind::Cql, "outage").await?;
     let mut app = spawn_app_with(adapter, |o| {
         o.simulated_couriers = vec!["courier-sim".into()]
     })
@@ -96,7 +95,7 @@ async fn outage(adapter: TestAdapter) -> Result<()> {
     let retries_before: u64 = before.projections.values().map(|p| p.store_retries).sum();
 
     // The node goes away; orders keep coming.
-    node.stop()?;
+    node.stop().await?;
     let down_since = tokio::time::Instant::now();
     let mut saw_503 = false;
     while down_since.elapsed() < outage {
@@ -124,7 +123,7 @@ async fn outage(adapter: TestAdapter) -> Result<()> {
     );
 
     // Back: they catch up, nothing lost, nothing dead-lettered.
-    node.resume()?;
+    node.resume().await?;
     for id in &orders {
         app.wait_for(Context::Orders, id, "OrderCompleted").await?;
     }

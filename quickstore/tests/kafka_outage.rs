@@ -15,7 +15,6 @@
 )]
 
 #[path = "support/own_server.rs"]
-#[allow(dead_code, reason = "shared by the outage tests; each starts one kind")]
 mod own_server;
 
 use std::time::Duration;
@@ -43,7 +42,7 @@ async fn produce(log: &KafkaLog, topic: &str, values: &[String]) -> Result<()> {
 }
 
 async fn follower_keeps_its_place() -> Result<()> {
-    let broker = OwnServer::start(Kind::Kafka, "outage")?;
+    let broker = OwnServer::start(Kind::Kafka, "outage").await?;
     let log = KafkaLog::connect(KafkaConfig::new(broker.address.clone()))?;
     let topic = format!("outage.{}", uuid::Uuid::new_v4().simple());
     log.create_topics(&[TopicSpec::new(topic.clone(), 3, Cleanup::KeepForever)])
@@ -69,11 +68,11 @@ async fn follower_keeps_its_place() -> Result<()> {
     let mut got = Vec::new();
     receive(&mut seen, &mut got, before.len()).await?;
 
-    broker.stop()?;
+    broker.stop().await?;
     // Long enough for every client to notice: librdkafka reports the
     // broker gone within a second of the connection dropping.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    broker.resume()?;
+    broker.resume().await?;
     produce(&log, &topic, &after).await?;
     receive(&mut seen, &mut got, before.len() + after.len()).await?;
 

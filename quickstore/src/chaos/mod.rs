@@ -12,7 +12,7 @@ mod checker;
 mod client;
 mod faults;
 mod load;
-mod nodes;
+pub mod nodes;
 mod report;
 mod roles;
 

@@ -81,7 +81,8 @@ pub enum ServerKind {
 }
 
 impl ServerKind {
-    fn dir(self) -> &'static str {
+    /// Its folder under `deploy/` (and the prefix of its run dirs).
+    pub fn dir(self) -> &'static str {
         match self {
             Self::Kafka => "kafka",
             Self::Cql => "cql",
