@@ -38,14 +38,14 @@ pub async fn observe(
         http.response.status_code = tracing::field::Empty,
         service = service,
     );
-    set_parent(&span, extract_http(request.headers()));
+    let caller = extract_http(request.headers());
     let started = Instant::now();
     let response = if tracer_installed() {
+        set_parent(&span, caller);
         next.run(request).instrument(span.clone()).await
     } else {
         // No span to carry the trace: the request's own (ADR 0029).
-        let headers = request.headers().clone();
-        in_request_trace(&headers, next.run(request).instrument(span.clone())).await
+        in_request_trace(caller, next.run(request).instrument(span.clone())).await
     };
     let status = response.status().as_u16();
     span.record("http.response.status_code", status);

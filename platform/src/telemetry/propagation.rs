@@ -125,12 +125,7 @@ pub fn handling(headers: &[Header]) -> HandlingGuard {
             restore: false,
         };
     }
-    let cx = extract(headers);
-    let cx = if cx.span().span_context().is_valid() {
-        cx
-    } else {
-        new_trace()
-    };
+    let cx = or_new_trace(extract(headers));
     HandlingGuard {
         previous: HANDLING.with(|h| h.replace(Some(cx))),
         restore: true,
@@ -155,19 +150,10 @@ impl Drop for HandlingGuard {
     }
 }
 
-/// Runs `request` with the caller's trace (`traceparent`) or a new one as
-/// the fallback of [`inject_current`].
-pub async fn in_request_trace<F: std::future::Future>(
-    headers: &axum::http::HeaderMap,
-    request: F,
-) -> F::Output {
-    let cx = extract_http(headers);
-    let cx = if cx.span().span_context().is_valid() {
-        cx
-    } else {
-        new_trace()
-    };
-    REQUEST_TRACE.scope(cx, request).await
+/// Runs `request` with `caller` (its [`extract_http`]ed `traceparent`), or
+/// a new trace when it sent none, as the fallback of [`inject_current`].
+pub async fn in_request_trace<F: std::future::Future>(caller: Context, request: F) -> F::Output {
+    REQUEST_TRACE.scope(or_new_trace(caller), request).await
 }
 
 /// Set once the process installed an OpenTelemetry layer.
@@ -182,6 +168,15 @@ pub fn mark_tracer_installed() {
 /// Whether [`mark_tracer_installed`] was called.
 pub fn tracer_installed() -> bool {
     TRACER_INSTALLED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `cx` when it carries a valid span context, else [`new_trace`].
+fn or_new_trace(cx: Context) -> Context {
+    if cx.span().span_context().is_valid() {
+        cx
+    } else {
+        new_trace()
+    }
 }
 
 /// A new root: random trace and span ids, sampled (so a downstream
@@ -302,7 +297,7 @@ mod tests {
             TRACEPARENT,
             format!("00-{TRACE}-00f067aa0ba902b7-01").parse().unwrap(),
         );
-        let carried = in_request_trace(&http, async {
+        let carried = in_request_trace(extract_http(&http), async {
             tokio::task::yield_now().await;
             let mut out = Vec::new();
             inject_current(&mut out);
@@ -310,7 +305,7 @@ mod tests {
         })
         .await;
         assert_eq!(carried.as_deref(), Some(TRACE));
-        let minted = in_request_trace(&axum::http::HeaderMap::new(), async {
+        let minted = in_request_trace(extract_http(&axum::http::HeaderMap::new()), async {
             let mut out = Vec::new();
             inject_current(&mut out);
             trace_id_of(&out)

@@ -208,7 +208,7 @@ async fn measure_on(
     // compacted): the embedded log compacts as it writes, so a snapshot
     // costs it more than an event, and the baseline must pay that too.
     let processor_specs = topology.specs();
-    let baseline_specs: Vec<_> = baseline_topics
+    let baseline_specs = baseline_topics
         .iter()
         .zip(&sample)
         .map(|(t, (processor_topic, _))| {
@@ -216,18 +216,11 @@ async fn measure_on(
                 .iter()
                 .find(|s| &s.name == processor_topic)
                 .cloned()
-                .unwrap_or_else(|| {
-                    platform::eventlog::TopicSpec::new(
-                        t.clone(),
-                        settings.partitions,
-                        platform::eventlog::Cleanup::KeepForever,
-                    )
-                });
+                .with_context(|| format!("{processor_topic} is not a topic of the topology"))?;
             s.name = t.clone();
-            s.replication_factor = settings.replication_factor;
-            s
+            Ok(s)
         })
-        .collect();
+        .collect::<Result<Vec<_>>>()?;
     log.create_topics(&baseline_specs).await?;
     let raw = |n: u64| {
         let (log, topics, sample) = (Arc::clone(&log), baseline_topics.clone(), sample.clone());
