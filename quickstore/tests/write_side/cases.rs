@@ -812,55 +812,37 @@ pub async fn trace_ids_cross_every_hop_without_a_tracer(adapter: TestAdapter) ->
 
     let log = app.system.log.as_ref();
     let topics = &app.system.topics;
-    let header = |r: &LogRecord, key: &str| {
-        r.headers
-            .iter()
-            .find(|h| h.key == key)
-            .map(|h| String::from_utf8_lossy(&h.value).into_owned())
-            .unwrap_or_default()
-    };
     let of_order = |records: Vec<LogRecord>| -> Vec<LogRecord> {
+        let id = Some(order.as_bytes());
         records
             .into_iter()
             .filter(|r| {
                 r.key == order.as_bytes()
-                    || header(r, "correlation_id") == order
-                    || header(r, "aggregate_id") == order
+                    || r.header("correlation_id") == id
+                    || r.header("aggregate_id") == id
             })
             .collect()
     };
-    let carries = |what: &str, records: &[LogRecord]| -> Result<()> {
+    // HTTP → command → events and outcome → saga step → the saga's commands.
+    for (what, topic) in [
+        ("order command", topics.commands(Context::Orders)),
+        ("order event", topics.events(Context::Orders)),
+        ("saga step", topics.saga_events(schemas::ORDER_FULFILLMENT)),
+        ("inventory command", topics.commands(Context::Inventory)),
+        ("command outcome", topics.command_outcomes()),
+    ] {
+        let records = of_order(read_topic(log, &topic).await?);
         ensure!(!records.is_empty(), "no {what} record of {order}");
-        for r in records {
+        for r in &records {
             ensure!(
                 trace_id_of(&r.headers).as_deref() == Some(trace_id),
                 "{what} record at {}/{}: traceparent {:?}",
                 r.partition,
                 r.offset,
-                header(r, "traceparent")
+                r.header("traceparent").map(String::from_utf8_lossy)
             );
         }
-        Ok(())
-    };
-    // HTTP → command → events and outcome → saga step → the saga's commands.
-    carries(
-        "order command",
-        &of_order(read_topic(log, &topics.commands(Context::Orders)).await?),
-    )?;
-    carries(
-        "order event",
-        &of_order(read_topic(log, &topics.events(Context::Orders)).await?),
-    )?;
-    carries(
-        "saga step",
-        &of_order(read_topic(log, &topics.saga_events(schemas::ORDER_FULFILLMENT)).await?),
-    )?;
-    carries(
-        "inventory command",
-        &of_order(read_topic(log, &topics.commands(Context::Inventory)).await?),
-    )?;
-    let outcomes = of_order(read_topic(log, &topics.command_outcomes()).await?);
-    carries("command outcome", &outcomes)?;
+    }
 
     // A request without `traceparent` gets a trace of its own.
     let (status, other) = app.place_order(&customer, &[(&item, 1)], APPROVE).await?;
